@@ -1,0 +1,334 @@
+// File system calls. Each runs on the threadpool and resolves with >= 0 or
+// -errno; loops on EINTR and on short reads/writes live here, nothing else.
+#include <fcntl.h>
+#include <limits.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "common.h"
+
+namespace seglog {
+
+namespace {
+
+int64_t WriteAll(int fd, const uint8_t* data, size_t length, int64_t position) {
+  size_t done = 0;
+  while (done < length) {
+    counters.pwriteCalls++;
+    ssize_t n = pwrite(fd, data + done, length - done, position + static_cast<int64_t>(done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return NegErrno();
+    }
+    if (n == 0) return -EIO;  // no progress and no error: never spin
+    done += static_cast<size_t>(n);
+  }
+  return static_cast<int64_t>(done);
+}
+
+int64_t ReadUpTo(int fd, uint8_t* data, size_t length, int64_t position) {
+  size_t done = 0;
+  while (done < length) {
+    counters.preadCalls++;
+    ssize_t n = pread(fd, data + done, length - done, position + static_cast<int64_t>(done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return NegErrno();
+    }
+    if (n == 0) break;  // end of file
+    done += static_cast<size_t>(n);
+  }
+  return static_cast<int64_t>(done);
+}
+
+// Drops the first `bytes` bytes from an iovec list after a short transfer.
+void Advance(std::vector<iovec>* iov, size_t* first, size_t bytes) {
+  while (bytes > 0 && *first < iov->size()) {
+    iovec& v = (*iov)[*first];
+    if (bytes >= v.iov_len) {
+      bytes -= v.iov_len;
+      v.iov_len = 0;
+      (*first)++;
+    } else {
+      v.iov_base = static_cast<uint8_t*>(v.iov_base) + bytes;
+      v.iov_len -= bytes;
+      bytes = 0;
+    }
+  }
+  while (*first < iov->size() && (*iov)[*first].iov_len == 0) (*first)++;
+}
+
+// `write` selects pwritev (all bytes or an error) vs preadv (up to EOF).
+int64_t TransferV(int fd, std::vector<iovec> iov, int64_t position, bool write) {
+  size_t first = 0;
+  int64_t done = 0;
+  Advance(&iov, &first, 0);
+  while (first < iov.size()) {
+    int count = static_cast<int>(std::min<size_t>(iov.size() - first, IOV_MAX));
+    ssize_t n;
+    if (write) {
+      counters.pwriteCalls++;
+      n = pwritev(fd, &iov[first], count, position + done);
+    } else {
+      counters.preadCalls++;
+      n = preadv(fd, &iov[first], count, position + done);
+    }
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return NegErrno();
+    }
+    if (n == 0) {
+      if (write) return -EIO;
+      break;
+    }
+    done += n;
+    Advance(&iov, &first, static_cast<size_t>(n));
+  }
+  return done;
+}
+
+bool ArgIovecs(const Napi::CallbackInfo& info, size_t i, std::vector<iovec>* iov, std::vector<Napi::Object>* keep) {
+  if (i >= info.Length() || !info[i].IsArray()) return TypeFail(info.Env(), "expected an array of Uint8Array");
+  auto array = info[i].As<Napi::Array>();
+  uint32_t n = array.Length();
+  iov->reserve(n);
+  for (uint32_t k = 0; k < n; k++) {
+    Napi::Value v = array.Get(k);
+    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+      return TypeFail(info.Env(), "expected an array of Uint8Array");
+    }
+    auto bytes = v.As<Napi::Uint8Array>();
+    iov->push_back(iovec{bytes.ElementLength() == 0 ? nullptr : bytes.Data(), bytes.ElementLength()});
+    keep->push_back(bytes);
+  }
+  return true;
+}
+
+// open(path, flags, mode) -> fd. O_CLOEXEC always: child processes of the
+// host must never inherit log files.
+Napi::Value Open(const Napi::CallbackInfo& info) {
+  std::string path;
+  int64_t flags, mode;
+  if (!ArgString(info, 0, &path) || !ArgInt(info, 1, &flags) || !ArgInt(info, 2, &mode)) return info.Env().Undefined();
+  return RunIo(info.Env(), [path, flags, mode](std::vector<int64_t>*) -> int64_t {
+    int fd;
+    do fd = open(path.c_str(), static_cast<int>(flags) | O_CLOEXEC, static_cast<mode_t>(mode));
+    while (fd < 0 && errno == EINTR);
+    return fd < 0 ? NegErrno() : fd;
+  });
+}
+
+// close(fd). EINTR is not retried: on Linux the fd is released regardless.
+Napi::Value Close(const Napi::CallbackInfo& info) {
+  int64_t fd;
+  if (!ArgInt(info, 0, &fd)) return info.Env().Undefined();
+  return RunIo(info.Env(), [fd](std::vector<int64_t>*) -> int64_t {
+    if (close(static_cast<int>(fd)) < 0 && errno != EINTR) return NegErrno();
+    return 0;
+  });
+}
+
+Napi::Value FstatSize(const Napi::CallbackInfo& info) {
+  int64_t fd;
+  if (!ArgInt(info, 0, &fd)) return info.Env().Undefined();
+  return RunIo(info.Env(), [fd](std::vector<int64_t>*) -> int64_t {
+    struct stat st;
+    if (fstat(static_cast<int>(fd), &st) < 0) return NegErrno();
+    return st.st_size;
+  });
+}
+
+// pwrite(fd, bytes, position) -> bytes written (always all of them).
+Napi::Value Pwrite(const Napi::CallbackInfo& info) {
+  int64_t fd, position;
+  uint8_t* data;
+  size_t length;
+  if (!ArgInt(info, 0, &fd) || !ArgBytes(info, 1, &data, &length) || !ArgInt(info, 2, &position)) {
+    return info.Env().Undefined();
+  }
+  return RunIo(
+      info.Env(),
+      [fd, data, length, position](std::vector<int64_t>*) { return WriteAll(static_cast<int>(fd), data, length, position); },
+      {info[1].As<Napi::Object>()});
+}
+
+// pread(fd, into, position) -> bytes read (fewer only at end of file).
+Napi::Value Pread(const Napi::CallbackInfo& info) {
+  int64_t fd, position;
+  uint8_t* data;
+  size_t length;
+  if (!ArgInt(info, 0, &fd) || !ArgBytes(info, 1, &data, &length) || !ArgInt(info, 2, &position)) {
+    return info.Env().Undefined();
+  }
+  return RunIo(
+      info.Env(),
+      [fd, data, length, position](std::vector<int64_t>*) { return ReadUpTo(static_cast<int>(fd), data, length, position); },
+      {info[1].As<Napi::Object>()});
+}
+
+Napi::Value Pwritev(const Napi::CallbackInfo& info) {
+  int64_t fd, position;
+  std::vector<iovec> iov;
+  std::vector<Napi::Object> keep;
+  if (!ArgInt(info, 0, &fd) || !ArgIovecs(info, 1, &iov, &keep) || !ArgInt(info, 2, &position)) {
+    return info.Env().Undefined();
+  }
+  return RunIo(
+      info.Env(),
+      [fd, iov, position](std::vector<int64_t>*) { return TransferV(static_cast<int>(fd), iov, position, true); },
+      keep);
+}
+
+Napi::Value Preadv(const Napi::CallbackInfo& info) {
+  int64_t fd, position;
+  std::vector<iovec> iov;
+  std::vector<Napi::Object> keep;
+  if (!ArgInt(info, 0, &fd) || !ArgIovecs(info, 1, &iov, &keep) || !ArgInt(info, 2, &position)) {
+    return info.Env().Undefined();
+  }
+  return RunIo(
+      info.Env(),
+      [fd, iov, position](std::vector<int64_t>*) { return TransferV(static_cast<int>(fd), iov, position, false); },
+      keep);
+}
+
+Napi::Value Fsync(const Napi::CallbackInfo& info) {
+  int64_t fd;
+  if (!ArgInt(info, 0, &fd)) return info.Env().Undefined();
+  return RunIo(info.Env(), [fd](std::vector<int64_t>*) -> int64_t {
+    counters.fsyncCalls++;
+    return fsync(static_cast<int>(fd)) < 0 ? NegErrno() : 0;
+  });
+}
+
+Napi::Value Fdatasync(const Napi::CallbackInfo& info) {
+  int64_t fd;
+  if (!ArgInt(info, 0, &fd)) return info.Env().Undefined();
+  return RunIo(info.Env(), [fd](std::vector<int64_t>*) -> int64_t {
+    counters.fdatasyncCalls++;
+    return fdatasync(static_cast<int>(fd)) < 0 ? NegErrno() : 0;
+  });
+}
+
+// fsyncDir(path): makes creations, renames and unlinks in it durable.
+Napi::Value FsyncDir(const Napi::CallbackInfo& info) {
+  std::string path;
+  if (!ArgString(info, 0, &path)) return info.Env().Undefined();
+  return RunIo(info.Env(), [path](std::vector<int64_t>*) -> int64_t {
+    int fd;
+    do fd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0) return NegErrno();
+    counters.fsyncCalls++;
+    int64_t result = fsync(fd) < 0 ? NegErrno() : 0;
+    close(fd);
+    return result;
+  });
+}
+
+// fallocate(fd, mode, offset, length); mode 0 or FALLOC_FL_KEEP_SIZE.
+Napi::Value Fallocate(const Napi::CallbackInfo& info) {
+  int64_t fd, mode, offset, length;
+  if (!ArgInt(info, 0, &fd) || !ArgInt(info, 1, &mode) || !ArgInt(info, 2, &offset) || !ArgInt(info, 3, &length)) {
+    return info.Env().Undefined();
+  }
+  return RunIo(info.Env(), [fd, mode, offset, length](std::vector<int64_t>*) -> int64_t {
+    int r;
+    do r = fallocate(static_cast<int>(fd), static_cast<int>(mode), offset, length);
+    while (r < 0 && errno == EINTR);
+    return r < 0 ? NegErrno() : 0;
+  });
+}
+
+Napi::Value Ftruncate(const Napi::CallbackInfo& info) {
+  int64_t fd, length;
+  if (!ArgInt(info, 0, &fd) || !ArgInt(info, 1, &length)) return info.Env().Undefined();
+  return RunIo(info.Env(), [fd, length](std::vector<int64_t>*) -> int64_t {
+    int r;
+    do r = ftruncate(static_cast<int>(fd), length);
+    while (r < 0 && errno == EINTR);
+    return r < 0 ? NegErrno() : 0;
+  });
+}
+
+// posix_fadvise returns the error number instead of setting errno.
+Napi::Value Fadvise(const Napi::CallbackInfo& info) {
+  int64_t fd, offset, length, advice;
+  if (!ArgInt(info, 0, &fd) || !ArgInt(info, 1, &offset) || !ArgInt(info, 2, &length) || !ArgInt(info, 3, &advice)) {
+    return info.Env().Undefined();
+  }
+  return RunIo(info.Env(), [fd, offset, length, advice](std::vector<int64_t>*) -> int64_t {
+    int r = posix_fadvise(static_cast<int>(fd), offset, length, static_cast<int>(advice));
+    return r == 0 ? 0 : -static_cast<int64_t>(r);
+  });
+}
+
+Napi::Value SyncFileRange(const Napi::CallbackInfo& info) {
+  int64_t fd, offset, length, flags;
+  if (!ArgInt(info, 0, &fd) || !ArgInt(info, 1, &offset) || !ArgInt(info, 2, &length) || !ArgInt(info, 3, &flags)) {
+    return info.Env().Undefined();
+  }
+  return RunIo(info.Env(), [fd, offset, length, flags](std::vector<int64_t>*) -> int64_t {
+    int r;
+    do r = sync_file_range(static_cast<int>(fd), offset, length, static_cast<unsigned>(flags));
+    while (r < 0 && errno == EINTR);
+    return r < 0 ? NegErrno() : 0;
+  });
+}
+
+// statxDio(path) -> [0, memAlign, offsetAlign, devMajor, devMinor]; the
+// alignments are 0 when the kernel or filesystem does not report them.
+Napi::Value StatxDio(const Napi::CallbackInfo& info) {
+  std::string path;
+  if (!ArgString(info, 0, &path)) return info.Env().Undefined();
+  return RunIo(info.Env(), [path](std::vector<int64_t>* extra) -> int64_t {
+    struct statx stx;
+    if (statx(AT_FDCWD, path.c_str(), 0, STATX_BASIC_STATS | STATX_DIOALIGN, &stx) < 0) return NegErrno();
+    bool reported = (stx.stx_mask & STATX_DIOALIGN) != 0;
+    extra->push_back(reported ? stx.stx_dio_mem_align : 0);
+    extra->push_back(reported ? stx.stx_dio_offset_align : 0);
+    extra->push_back(stx.stx_dev_major);
+    extra->push_back(stx.stx_dev_minor);
+    return 0;
+  });
+}
+
+}  // namespace
+
+void InitFile(Napi::Env env, Napi::Object exports) {
+  exports.Set("open", Napi::Function::New(env, Open, "open"));
+  exports.Set("close", Napi::Function::New(env, Close, "close"));
+  exports.Set("fstatSize", Napi::Function::New(env, FstatSize, "fstatSize"));
+  exports.Set("pwrite", Napi::Function::New(env, Pwrite, "pwrite"));
+  exports.Set("pread", Napi::Function::New(env, Pread, "pread"));
+  exports.Set("pwritev", Napi::Function::New(env, Pwritev, "pwritev"));
+  exports.Set("preadv", Napi::Function::New(env, Preadv, "preadv"));
+  exports.Set("fsync", Napi::Function::New(env, Fsync, "fsync"));
+  exports.Set("fdatasync", Napi::Function::New(env, Fdatasync, "fdatasync"));
+  exports.Set("fsyncDir", Napi::Function::New(env, FsyncDir, "fsyncDir"));
+  exports.Set("fallocate", Napi::Function::New(env, Fallocate, "fallocate"));
+  exports.Set("ftruncate", Napi::Function::New(env, Ftruncate, "ftruncate"));
+  exports.Set("fadvise", Napi::Function::New(env, Fadvise, "fadvise"));
+  exports.Set("syncFileRange", Napi::Function::New(env, SyncFileRange, "syncFileRange"));
+  exports.Set("statxDio", Napi::Function::New(env, StatxDio, "statxDio"));
+
+  Napi::Object c = Napi::Object::New(env);
+  c.Set("FALLOC_FL_KEEP_SIZE", FALLOC_FL_KEEP_SIZE);
+  c.Set("POSIX_FADV_NORMAL", POSIX_FADV_NORMAL);
+  c.Set("POSIX_FADV_SEQUENTIAL", POSIX_FADV_SEQUENTIAL);
+  c.Set("POSIX_FADV_RANDOM", POSIX_FADV_RANDOM);
+  c.Set("POSIX_FADV_WILLNEED", POSIX_FADV_WILLNEED);
+  c.Set("POSIX_FADV_DONTNEED", POSIX_FADV_DONTNEED);
+  c.Set("POSIX_FADV_NOREUSE", POSIX_FADV_NOREUSE);
+  c.Set("SYNC_FILE_RANGE_WAIT_BEFORE", SYNC_FILE_RANGE_WAIT_BEFORE);
+  c.Set("SYNC_FILE_RANGE_WRITE", SYNC_FILE_RANGE_WRITE);
+  c.Set("SYNC_FILE_RANGE_WAIT_AFTER", SYNC_FILE_RANGE_WAIT_AFTER);
+  c.Set("O_DIRECT", O_DIRECT);
+  c.Set("O_DSYNC", O_DSYNC);
+  exports.Set("constants", c);
+}
+
+}  // namespace seglog

@@ -1,0 +1,207 @@
+// Native memory handed to JS: file mappings and aligned buffers. Each region
+// is exposed as one external ArrayBuffer. Releasing it explicitly frees the
+// memory and detaches that ArrayBuffer, so every Buffer viewing it reads as
+// length 0 instead of touching freed memory; otherwise its finalizer frees it.
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <unordered_map>
+
+#include "common.h"
+
+namespace seglog {
+
+namespace {
+
+enum class Kind { kMapping, kAligned };
+
+struct Region {
+  Kind kind;
+  uint8_t* base;
+  size_t length;
+  bool released = false;
+};
+
+// Live regions by base address; touched only on the JS thread.
+std::unordered_map<void*, Region*>& Regions() {
+  static std::unordered_map<void*, Region*> regions;
+  return regions;
+}
+
+int64_t ReleaseMemory(Region* r) {
+  if (r->released) return 0;
+  r->released = true;
+  Regions().erase(r->base);
+  if (r->kind == Kind::kMapping) {
+    counters.liveMappings--;
+    if (munmap(r->base, r->length) < 0) return NegErrno();
+  } else {
+    counters.liveAlignedBuffers--;
+    free(r->base);
+  }
+  return 0;
+}
+
+void Finalize(Napi::Env, void*, Region* r) {
+  ReleaseMemory(r);
+  delete r;
+}
+
+Napi::Value Expose(Napi::Env env, Region* r) {
+  Regions()[r->base] = r;
+  return Napi::ArrayBuffer::New(env, r->base, r->length, Finalize, r);
+}
+
+// Finds the live region an ArrayBuffer argument exposes, or fails with a TypeError.
+bool ArgRegion(const Napi::CallbackInfo& info, size_t i, Kind kind, Napi::ArrayBuffer* ab, Region** out) {
+  if (i >= info.Length() || !info[i].IsArrayBuffer()) return TypeFail(info.Env(), "expected an ArrayBuffer");
+  *ab = info[i].As<Napi::ArrayBuffer>();
+  auto it = Regions().find(ab->Data());
+  if (ab->Data() == nullptr || it == Regions().end() || it->second->kind != kind) {
+    return TypeFail(info.Env(), kind == Kind::kMapping ? "not a live mapping" : "not a live aligned buffer");
+  }
+  *out = it->second;
+  return true;
+}
+
+bool ArgRange(const Napi::CallbackInfo& info, size_t i, Region* r, int64_t* offset, int64_t* length) {
+  if (!ArgInt(info, i, offset) || !ArgInt(info, i + 1, length)) return false;
+  if (*offset < 0 || *length < 0 || static_cast<uint64_t>(*offset + *length) > r->length) {
+    return TypeFail(info.Env(), "range outside the mapping");
+  }
+  return true;
+}
+
+// mmap(fd, offset, length, writable) -> ArrayBuffer, or -errno.
+Napi::Value Mmap(const Napi::CallbackInfo& info) {
+  int64_t fd, offset, length;
+  if (!ArgInt(info, 0, &fd) || !ArgInt(info, 1, &offset) || !ArgInt(info, 2, &length)) return info.Env().Undefined();
+  if (info.Length() < 4 || !info[3].IsBoolean()) {
+    TypeFail(info.Env(), "expected a boolean");
+    return info.Env().Undefined();
+  }
+  bool writable = info[3].As<Napi::Boolean>().Value();
+  if (length <= 0) return Napi::Number::New(info.Env(), -EINVAL);
+  void* addr = mmap(nullptr, static_cast<size_t>(length), PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED,
+                    static_cast<int>(fd), offset);
+  if (addr == MAP_FAILED) return Napi::Number::New(info.Env(), static_cast<double>(NegErrno()));
+  counters.liveMappings++;
+  return Expose(info.Env(), new Region{Kind::kMapping, static_cast<uint8_t*>(addr), static_cast<size_t>(length)});
+}
+
+// Detaches first so no JS view can reach the memory once it is gone.
+Napi::Value ReleaseRegion(const Napi::CallbackInfo& info, Kind kind) {
+  Napi::ArrayBuffer ab;
+  Region* r;
+  if (!ArgRegion(info, 0, kind, &ab, &r)) return info.Env().Undefined();
+  if (napi_detach_arraybuffer(info.Env(), ab) != napi_ok) {
+    TypeFail(info.Env(), "ArrayBuffer cannot be detached");
+    return info.Env().Undefined();
+  }
+  return Napi::Number::New(info.Env(), static_cast<double>(ReleaseMemory(r)));
+}
+
+Napi::Value Munmap(const Napi::CallbackInfo& info) { return ReleaseRegion(info, Kind::kMapping); }
+Napi::Value FreeAligned(const Napi::CallbackInfo& info) { return ReleaseRegion(info, Kind::kAligned); }
+
+// msync(ab, offset, length) on the threadpool: it writes pages back to disk.
+// offset is rounded down to the page, as msync requires.
+Napi::Value Msync(const Napi::CallbackInfo& info) {
+  Napi::ArrayBuffer ab;
+  Region* r;
+  int64_t offset, length;
+  if (!ArgRegion(info, 0, Kind::kMapping, &ab, &r) || !ArgRange(info, 1, r, &offset, &length)) {
+    return info.Env().Undefined();
+  }
+  int64_t page = sysconf(_SC_PAGESIZE);
+  uint8_t* start = r->base + (offset / page) * page;
+  size_t span = static_cast<size_t>(r->base + offset + length - start);
+  return RunIo(
+      info.Env(), [start, span](std::vector<int64_t>*) -> int64_t { return msync(start, span, MS_SYNC) < 0 ? NegErrno() : 0; },
+      {ab});
+}
+
+Napi::Value Madvise(const Napi::CallbackInfo& info) {
+  Napi::ArrayBuffer ab;
+  Region* r;
+  int64_t offset, length, advice;
+  if (!ArgRegion(info, 0, Kind::kMapping, &ab, &r) || !ArgRange(info, 1, r, &offset, &length) ||
+      !ArgInt(info, 3, &advice)) {
+    return info.Env().Undefined();
+  }
+  int64_t page = sysconf(_SC_PAGESIZE);
+  uint8_t* start = r->base + (offset / page) * page;
+  size_t span = static_cast<size_t>(r->base + offset + length - start);
+  int rc = madvise(start, span, static_cast<int>(advice));
+  return Napi::Number::New(info.Env(), rc < 0 ? static_cast<double>(NegErrno()) : 0);
+}
+
+// residentPages(fd, offset, length) -> pages of the file range in the page
+// cache, or -errno. Maps the range without touching it: mincore faults
+// nothing in, so measuring does not change the answer.
+Napi::Value ResidentPages(const Napi::CallbackInfo& info) {
+  int64_t fd, offset, length;
+  if (!ArgInt(info, 0, &fd) || !ArgInt(info, 1, &offset) || !ArgInt(info, 2, &length)) return info.Env().Undefined();
+  Napi::Env env = info.Env();
+  if (length == 0) return Napi::Number::New(env, 0);
+  int64_t page = sysconf(_SC_PAGESIZE);
+  if (offset < 0 || length < 0 || offset % page != 0) return Napi::Number::New(env, -EINVAL);
+  void* addr = mmap(nullptr, static_cast<size_t>(length), PROT_READ, MAP_SHARED, static_cast<int>(fd), offset);
+  if (addr == MAP_FAILED) return Napi::Number::New(env, static_cast<double>(NegErrno()));
+  size_t pages = static_cast<size_t>((length + page - 1) / page);
+  std::vector<unsigned char> vec(pages);
+  int64_t result;
+  if (mincore(addr, static_cast<size_t>(length), vec.data()) < 0) {
+    result = NegErrno();
+  } else {
+    result = 0;
+    for (unsigned char v : vec) result += v & 1;
+  }
+  munmap(addr, static_cast<size_t>(length));
+  return Napi::Number::New(env, static_cast<double>(result));
+}
+
+// allocAligned(length, alignment) -> zeroed ArrayBuffer, or -errno.
+Napi::Value AllocAligned(const Napi::CallbackInfo& info) {
+  int64_t length, alignment;
+  if (!ArgInt(info, 0, &length) || !ArgInt(info, 1, &alignment)) return info.Env().Undefined();
+  if (length <= 0 || alignment <= 0 || (alignment & (alignment - 1)) != 0) return Napi::Number::New(info.Env(), -EINVAL);
+  void* p = nullptr;
+  int rc = posix_memalign(&p, static_cast<size_t>(std::max<int64_t>(alignment, sizeof(void*))), static_cast<size_t>(length));
+  if (rc != 0) return Napi::Number::New(info.Env(), -rc);
+  memset(p, 0, static_cast<size_t>(length));
+  counters.liveAlignedBuffers++;
+  return Expose(info.Env(), new Region{Kind::kAligned, static_cast<uint8_t*>(p), static_cast<size_t>(length)});
+}
+
+// Address of a typed array's first byte, for alignment checks in TS.
+Napi::Value AddressOf(const Napi::CallbackInfo& info) {
+  uint8_t* data;
+  size_t length;
+  if (!ArgBytes(info, 0, &data, &length)) return info.Env().Undefined();
+  return Napi::Number::New(info.Env(), static_cast<double>(reinterpret_cast<uintptr_t>(data)));
+}
+
+}  // namespace
+
+void InitMemory(Napi::Env env, Napi::Object exports) {
+  exports.Set("mmap", Napi::Function::New(env, Mmap, "mmap"));
+  exports.Set("munmap", Napi::Function::New(env, Munmap, "munmap"));
+  exports.Set("msync", Napi::Function::New(env, Msync, "msync"));
+  exports.Set("madvise", Napi::Function::New(env, Madvise, "madvise"));
+  exports.Set("residentPages", Napi::Function::New(env, ResidentPages, "residentPages"));
+  exports.Set("allocAligned", Napi::Function::New(env, AllocAligned, "allocAligned"));
+  exports.Set("freeAligned", Napi::Function::New(env, FreeAligned, "freeAligned"));
+  exports.Set("addressOf", Napi::Function::New(env, AddressOf, "addressOf"));
+  Napi::Object c = exports.Get("constants").As<Napi::Object>();
+  c.Set("PAGE_SIZE", static_cast<double>(sysconf(_SC_PAGESIZE)));
+  c.Set("MADV_NORMAL", MADV_NORMAL);
+  c.Set("MADV_RANDOM", MADV_RANDOM);
+  c.Set("MADV_SEQUENTIAL", MADV_SEQUENTIAL);
+  c.Set("MADV_WILLNEED", MADV_WILLNEED);
+  c.Set("MADV_DONTNEED", MADV_DONTNEED);
+}
+
+}  // namespace seglog

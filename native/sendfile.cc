@@ -1,0 +1,213 @@
+// sendfile(2) from a file to a connected non-blocking socket.
+//
+// The transfer alternates between two places: a threadpool job calls
+// sendfile until the range is sent, the socket would block, or an error; on
+// "would block" the event loop polls a dup() of the socket for writability
+// (polling the original fd fails: libuv already watches it) and queues the
+// next job. No thread ever waits on a slow receiver. The promise is settled
+// from the job's completion callback, where promise reactions run normally.
+#include <fcntl.h>
+#include <sys/sendfile.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <algorithm>
+#include <unordered_map>
+
+#include "common.h"
+
+namespace seglog {
+
+namespace {
+
+struct Transfer {
+  napi_env env;
+  napi_deferred deferred;
+  napi_async_work work = nullptr;
+  uv_poll_t poll;
+  int socketFd;  // our dup, closed when the poll handle closes
+  int fileFd;
+  int64_t position;
+  int64_t remaining;
+  int64_t chunk;
+  int64_t sent = 0;
+  int error = 0;
+  bool wouldBlock = false;
+  bool polling = false;
+  std::atomic<bool> cancelled{false};
+  int64_t id;
+};
+
+std::unordered_map<int64_t, Transfer*>& Live() {
+  static std::unordered_map<int64_t, Transfer*> live;
+  return live;
+}
+int64_t nextId = 1;
+
+void Execute(napi_env, void* data) {
+  auto* t = static_cast<Transfer*>(data);
+  t->wouldBlock = false;
+  while (t->error == 0 && t->remaining > 0 && !t->cancelled.load()) {
+    off_t offset = t->position;
+    counters.sendfileCalls++;
+    ssize_t n = sendfile(t->socketFd, t->fileFd, &offset, static_cast<size_t>(std::min(t->remaining, t->chunk)));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) {
+        t->wouldBlock = true;
+        return;
+      }
+      t->error = errno;
+      return;
+    }
+    if (n == 0) return;  // the file ended before the range did: a short transfer
+    counters.sendfileBytes += n;
+    t->position += n;
+    t->remaining -= n;
+    t->sent += n;
+  }
+}
+
+void Queue(Transfer* t);
+void Finish(napi_env env, Transfer* t);
+
+void OnWritable(uv_poll_t* handle, int status, int) {
+  auto* t = static_cast<Transfer*>(handle->data);
+  uv_poll_stop(handle);
+  t->polling = false;
+  if (status < 0) t->error = -status;
+  Queue(t);
+}
+
+void OnPollClosed(uv_handle_t* handle) {
+  auto* t = static_cast<Transfer*>(handle->data);
+  close(t->socketFd);
+  counters.liveSendfiles--;
+  delete t;
+}
+
+// Settles the promise with [0 | -errno, bytesSent] and releases the transfer.
+void Finish(napi_env env, Transfer* t) {
+  napi_handle_scope scope;
+  napi_open_handle_scope(env, &scope);
+  napi_value result, code, sent;
+  int settled = t->error != 0 ? -t->error : (t->cancelled.load() ? -ECANCELED : 0);
+  napi_create_array_with_length(env, 2, &result);
+  napi_create_int32(env, settled, &code);
+  napi_create_double(env, static_cast<double>(t->sent), &sent);
+  napi_set_element(env, result, 0, code);
+  napi_set_element(env, result, 1, sent);
+  napi_resolve_deferred(env, t->deferred, result);
+  napi_close_handle_scope(env, scope);
+  Live().erase(t->id);
+  uv_close(reinterpret_cast<uv_handle_t*>(&t->poll), OnPollClosed);
+}
+
+void Complete(napi_env env, napi_status status, void* data) {
+  auto* t = static_cast<Transfer*>(data);
+  napi_delete_async_work(env, t->work);
+  t->work = nullptr;
+  if (status == napi_cancelled) t->cancelled = true;
+  if (t->error == 0 && !t->cancelled.load() && t->wouldBlock && t->remaining > 0) {
+    counters.sendfileWaits++;
+    int rc = uv_poll_start(&t->poll, UV_WRITABLE, OnWritable);
+    if (rc == 0) {
+      t->polling = true;
+      return;
+    }
+    t->error = -rc;
+  }
+  Finish(env, t);
+}
+
+void Queue(Transfer* t) {
+  napi_value name;
+  napi_create_string_utf8(t->env, "seglog:sendfile", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_async_work(t->env, nullptr, name, Execute, Complete, t, &t->work) != napi_ok ||
+      napi_queue_async_work(t->env, t->work) != napi_ok) {
+    if (t->work != nullptr) napi_delete_async_work(t->env, t->work);
+    t->work = nullptr;
+    t->error = ENOMEM;
+    Finish(t->env, t);
+  }
+}
+
+// sendfile(socketFd, fileFd, position, length, chunk) -> Promise<[0 | -errno, bytesSent]>
+// with an `id` property for sendfileCancel.
+Napi::Value Sendfile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int64_t socketFd, fileFd, position, length, chunk;
+  if (!ArgInt(info, 0, &socketFd) || !ArgInt(info, 1, &fileFd) || !ArgInt(info, 2, &position) ||
+      !ArgInt(info, 3, &length) || !ArgInt(info, 4, &chunk)) {
+    return env.Undefined();
+  }
+  if (position < 0 || length < 0 || chunk <= 0) {
+    TypeFail(env, "invalid sendfile range");
+    return env.Undefined();
+  }
+  napi_value promise;
+  napi_deferred deferred;
+  if (napi_create_promise(env, &deferred, &promise) != napi_ok) return env.Undefined();
+  auto reject = [&](int err) {
+    napi_value result, code, sent;
+    napi_create_array_with_length(env, 2, &result);
+    napi_create_int32(env, -err, &code);
+    napi_create_double(env, 0, &sent);
+    napi_set_element(env, result, 0, code);
+    napi_set_element(env, result, 1, sent);
+    napi_resolve_deferred(env, deferred, result);
+    return Napi::Value(env, promise);
+  };
+  int dupFd = fcntl(static_cast<int>(socketFd), F_DUPFD_CLOEXEC, 0);
+  if (dupFd < 0) return reject(errno);
+  auto* t = new Transfer();
+  t->env = env;
+  t->deferred = deferred;
+  t->socketFd = dupFd;
+  t->fileFd = static_cast<int>(fileFd);
+  t->position = position;
+  t->remaining = length;
+  t->chunk = chunk;
+  uv_loop_t* loop;
+  int rc = napi_get_uv_event_loop(env, &loop) == napi_ok ? uv_poll_init(loop, &t->poll, dupFd) : -EINVAL;
+  if (rc < 0) {
+    close(dupFd);
+    delete t;
+    return reject(-rc);
+  }
+  t->poll.data = t;
+  int64_t id = nextId++;
+  t->id = id;
+  Live()[id] = t;
+  counters.liveSendfiles++;
+  Queue(t);
+  Napi::Object p(env, promise);
+  p.Set("id", Napi::Number::New(env, static_cast<double>(id)));
+  return p;
+}
+
+// sendfileCancel(id): stops a transfer; it resolves with -ECANCELED and the
+// bytes sent so far. A transfer inside sendfile stops after that call returns.
+Napi::Value SendfileCancel(const Napi::CallbackInfo& info) {
+  int64_t id;
+  if (!ArgInt(info, 0, &id)) return info.Env().Undefined();
+  auto it = Live().find(id);
+  if (it == Live().end()) return Napi::Boolean::New(info.Env(), false);
+  Transfer* t = it->second;
+  t->cancelled = true;
+  if (t->polling) {
+    uv_poll_stop(&t->poll);
+    t->polling = false;
+    Queue(t);
+  }
+  return Napi::Boolean::New(info.Env(), true);
+}
+
+}  // namespace
+
+void InitSendfile(Napi::Env env, Napi::Object exports) {
+  exports.Set("sendfile", Napi::Function::New(env, Sendfile, "sendfile"));
+  exports.Set("sendfileCancel", Napi::Function::New(env, SendfileCancel, "sendfileCancel"));
+}
+
+}  // namespace seglog

@@ -1,0 +1,58 @@
+import { getSystemErrorMap } from 'node:util';
+
+/** Codes seglog raises itself, beside the OS's errno names. */
+export type SeglogErrorCode =
+  | 'ECORRUPT'
+  | 'EOFFSETRANGE'
+  | 'ECLOSED'
+  | 'ELOCKED'
+  | 'EFAILED'
+  | 'ECANCELED'
+  | (string & {});
+
+export interface SeglogErrorDetails {
+  errno?: number;
+  syscall?: string;
+  path?: string;
+  /** For ECORRUPT: byte position in `path` where the damage starts. */
+  position?: number;
+  /** For failed transfers: bytes that reached the destination before the failure. */
+  bytesSent?: number;
+  cause?: unknown;
+}
+
+/**
+ * The one error class seglog throws for failures that are not argument
+ * errors (those are TypeError/RangeError). Shaped like Node's fs errors.
+ */
+export class SeglogError extends Error {
+  readonly code: SeglogErrorCode;
+  readonly errno?: number;
+  readonly syscall?: string;
+  readonly path?: string;
+  readonly position?: number;
+  readonly bytesSent?: number;
+
+  constructor(code: SeglogErrorCode, message: string, details: SeglogErrorDetails = {}) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.name = 'SeglogError';
+    this.code = code;
+    if (details.errno !== undefined) this.errno = details.errno;
+    if (details.syscall !== undefined) this.syscall = details.syscall;
+    if (details.path !== undefined) this.path = details.path;
+    if (details.position !== undefined) this.position = details.position;
+    if (details.bytesSent !== undefined) this.bytesSent = details.bytesSent;
+  }
+}
+
+/** Builds the error for a failed system call from its negative errno, as Node's fs does. */
+export function errnoError(negErrno: number, syscall: string, path?: string, details: SeglogErrorDetails = {}): SeglogError {
+  const [code, description] = getSystemErrorMap().get(negErrno) ?? ['UNKNOWN', 'unknown error'];
+  const where = path === undefined ? '' : ` '${path}'`;
+  return new SeglogError(code, `${code}: ${description}, ${syscall}${where}`, {
+    errno: negErrno,
+    syscall,
+    ...(path === undefined ? {} : { path }),
+    ...details,
+  });
+}
