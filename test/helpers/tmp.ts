@@ -1,0 +1,29 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { onTestFinished } from 'vitest';
+
+/** A fresh temp directory, removed when the current test finishes. */
+export async function tempDir(base: string = tmpdir()): Promise<string> {
+  const dir = await mkdtemp(join(base, 'seglog-test-'));
+  onTestFinished(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** Open file descriptors of this process, from /proc/self/fd. */
+export async function openFdCount(): Promise<number> {
+  const { readdir } = await import('node:fs/promises');
+  return (await readdir('/proc/self/fd')).length;
+}
+
+/** Runs a full garbage collection, exposing gc() on first use. */
+export async function collectGarbage(): Promise<void> {
+  const v8 = await import('node:v8');
+  const vm = await import('node:vm');
+  v8.setFlagsFromString('--expose-gc');
+  const gc = vm.runInNewContext('gc') as () => void;
+  for (let i = 0; i < 3; i++) {
+    gc();
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
