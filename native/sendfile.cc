@@ -8,6 +8,7 @@
 // from the job's completion callback, where promise reactions run normally.
 #include <fcntl.h>
 #include <sys/sendfile.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -25,13 +26,17 @@ struct Transfer {
   napi_deferred deferred;
   napi_async_work work = nullptr;
   uv_poll_t poll;
-  int socketFd;  // our dup, closed when the poll handle closes
+  int socketFd;  // our dup, closed as the transfer settles
   int fileFd;
   int64_t position;
   int64_t remaining;
   int64_t chunk;
   int64_t sent = 0;
   int error = 0;
+  // The poll reported an error (libuv says UV_EBADF on EPOLLERR, whatever the
+  // socket's real error is); the next sendfile call is made to learn it.
+  int pollError = 0;
+  bool done = false;  // the range was sent, or the file ended first
   bool wouldBlock = false;
   bool polling = false;
   std::atomic<bool> cancelled{false};
@@ -60,12 +65,16 @@ void Execute(napi_env, void* data) {
       t->error = errno;
       return;
     }
-    if (n == 0) return;  // the file ended before the range did: a short transfer
+    if (n == 0) {
+      t->done = true;  // the file ended before the range did: a short transfer
+      return;
+    }
     counters.sendfileBytes += n;
     t->position += n;
     t->remaining -= n;
     t->sent += n;
   }
+  if (t->remaining == 0) t->done = true;
 }
 
 void Queue(Transfer* t);
@@ -75,23 +84,19 @@ void OnWritable(uv_poll_t* handle, int status, int) {
   auto* t = static_cast<Transfer*>(handle->data);
   uv_poll_stop(handle);
   t->polling = false;
-  if (status < 0) t->error = -status;
+  if (status < 0) t->pollError = -status;
   Queue(t);
 }
 
-void OnPollClosed(uv_handle_t* handle) {
-  auto* t = static_cast<Transfer*>(handle->data);
-  close(t->socketFd);
-  counters.liveSendfiles--;
-  delete t;
-}
+void OnPollClosed(uv_handle_t* handle) { delete static_cast<Transfer*>(handle->data); }
 
 // Settles the promise with [0 | -errno, bytesSent] and releases the transfer.
 void Finish(napi_env env, Transfer* t) {
   napi_handle_scope scope;
   napi_open_handle_scope(env, &scope);
   napi_value result, code, sent;
-  int settled = t->error != 0 ? -t->error : (t->cancelled.load() ? -ECANCELED : 0);
+  // A cancel that comes after the last byte went out changes nothing.
+  int settled = t->error != 0 ? -t->error : (t->cancelled.load() && !t->done ? -ECANCELED : 0);
   napi_create_array_with_length(env, 2, &result);
   napi_create_int32(env, settled, &code);
   napi_create_double(env, static_cast<double>(t->sent), &sent);
@@ -100,7 +105,14 @@ void Finish(napi_env env, Transfer* t) {
   napi_resolve_deferred(env, t->deferred, result);
   napi_close_handle_scope(env, scope);
   Live().erase(t->id);
+  // uv_close takes the fd out of epoll at once, so the dup can be closed now:
+  // once the promise settles no extra reference to the socket remains (the
+  // peer sees the close when the caller closes its fd). EINTR is not retried:
+  // Linux releases the fd regardless.
   uv_close(reinterpret_cast<uv_handle_t*>(&t->poll), OnPollClosed);
+  close(t->socketFd);
+  t->socketFd = -1;
+  counters.liveSendfiles--;
 }
 
 void Complete(napi_env env, napi_status status, void* data) {
@@ -108,6 +120,10 @@ void Complete(napi_env env, napi_status status, void* data) {
   napi_delete_async_work(env, t->work);
   t->work = nullptr;
   if (status == napi_cancelled) t->cancelled = true;
+  // The socket still "would block" after the poll failed: report the poll's error
+  // rather than waiting on it again.
+  if (t->error == 0 && t->wouldBlock && t->pollError != 0) t->error = t->pollError;
+  t->pollError = 0;
   if (t->error == 0 && !t->cancelled.load() && t->wouldBlock && t->remaining > 0) {
     counters.sendfileWaits++;
     int rc = uv_poll_start(&t->poll, UV_WRITABLE, OnWritable);
@@ -120,16 +136,24 @@ void Complete(napi_env env, napi_status status, void* data) {
   Finish(env, t);
 }
 
+// Runs the next sendfile round on the threadpool. Also called from the poll
+// callback, where no JS is on the stack: hence the handle scope of its own.
+// (A work item may be queued only once, so every round gets a new one.)
 void Queue(Transfer* t) {
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(t->env, &scope) != napi_ok) scope = nullptr;
   napi_value name;
-  napi_create_string_utf8(t->env, "seglog:sendfile", NAPI_AUTO_LENGTH, &name);
-  if (napi_create_async_work(t->env, nullptr, name, Execute, Complete, t, &t->work) != napi_ok ||
+  if (napi_create_string_utf8(t->env, "seglog:sendfile", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_async_work(t->env, nullptr, name, Execute, Complete, t, &t->work) != napi_ok ||
       napi_queue_async_work(t->env, t->work) != napi_ok) {
     if (t->work != nullptr) napi_delete_async_work(t->env, t->work);
     t->work = nullptr;
     t->error = ENOMEM;
+    // Only out of memory gets here. From the poll callback the promise's
+    // reactions then run at the next microtask checkpoint, not at once.
     Finish(t->env, t);
   }
+  if (scope != nullptr) napi_close_handle_scope(t->env, scope);
 }
 
 // sendfile(socketFd, fileFd, position, length, chunk) -> Promise<[0 | -errno, bytesSent]>
@@ -156,8 +180,16 @@ Napi::Value Sendfile(const Napi::CallbackInfo& info) {
     napi_set_element(env, result, 0, code);
     napi_set_element(env, result, 1, sent);
     napi_resolve_deferred(env, deferred, result);
-    return Napi::Value(env, promise);
+    Napi::Object p(env, promise);
+    p.Set("id", Napi::Number::New(env, 0));  // matches no transfer: cancelling it is a no-op
+    return p;
   };
+  // Only sockets: uv_poll_init would refuse regular files with a puzzling
+  // EPERM, and would switch a shared pipe or tty to O_NONBLOCK.
+  struct stat st;
+  if (socketFd < 0 || socketFd > INT32_MAX) return reject(EBADF);
+  if (fstat(static_cast<int>(socketFd), &st) < 0) return reject(errno);
+  if (!S_ISSOCK(st.st_mode)) return reject(ENOTSOCK);
   int dupFd = fcntl(static_cast<int>(socketFd), F_DUPFD_CLOEXEC, 0);
   if (dupFd < 0) return reject(errno);
   auto* t = new Transfer();

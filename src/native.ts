@@ -4,6 +4,7 @@
 import { readFile, unlink } from 'node:fs/promises';
 import { constants as fsConstants } from 'node:fs';
 import { createRequire } from 'node:module';
+import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import { errnoError, SeglogError } from './errors.js';
 import { checkBoolean, checkBytes, checkInteger, checkOneOf, checkOptions, checkString } from './validate.js';
@@ -510,7 +511,8 @@ export async function sendfile(socketFd: number, file: File, position: number, l
   const chunk = o.chunkBytes === undefined ? 1 << 20 : checkInteger('options.chunkBytes', o.chunkBytes, 1, INT32_MAX);
   const signal = o.signal;
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError('options.signal must be an AbortSignal');
-  signal?.throwIfAborted();
+  // An early abort fails like a late one, so callers check one error code.
+  if (signal?.aborted) throw errnoError(-osConstants.errno.ECANCELED, 'sendfile', file.path, { bytesSent: 0 });
   return file.pin(async (fd) => {
     const transfer = addon.sendfile(socketFd, fd, position, length, chunk);
     const abort = () => addon.sendfileCancel(transfer.id);
