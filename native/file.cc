@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -296,6 +297,20 @@ Napi::Value StatxDio(const Napi::CallbackInfo& info) {
   });
 }
 
+// freeBytes(path) -> bytes available to unprivileged writers (f_bavail * f_frsize).
+Napi::Value FreeBytes(const Napi::CallbackInfo& info) {
+  std::string path;
+  if (!ArgString(info, 0, &path)) return info.Env().Undefined();
+  return RunIo(info.Env(), [path](std::vector<int64_t>*) -> int64_t {
+    struct statvfs st;
+    int r;
+    do r = statvfs(path.c_str(), &st);
+    while (r < 0 && errno == EINTR);
+    if (r < 0) return NegErrno();
+    return static_cast<int64_t>(st.f_bavail) * static_cast<int64_t>(st.f_frsize);
+  });
+}
+
 }  // namespace
 
 void InitFile(Napi::Env env, Napi::Object exports) {
@@ -314,6 +329,7 @@ void InitFile(Napi::Env env, Napi::Object exports) {
   exports.Set("fadvise", Napi::Function::New(env, Fadvise, "fadvise"));
   exports.Set("syncFileRange", Napi::Function::New(env, SyncFileRange, "syncFileRange"));
   exports.Set("statxDio", Napi::Function::New(env, StatxDio, "statxDio"));
+  exports.Set("freeBytes", Napi::Function::New(env, FreeBytes, "freeBytes"));
 
   Napi::Object c = Napi::Object::New(env);
   c.Set("FALLOC_FL_KEEP_SIZE", FALLOC_FL_KEEP_SIZE);

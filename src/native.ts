@@ -25,6 +25,7 @@ interface Addon {
   fadvise(fd: number, offset: number, length: number, advice: number): Promise<number>;
   syncFileRange(fd: number, offset: number, length: number, flags: number): Promise<number>;
   statxDio(path: string): Promise<number | [number, number, number, number, number]>;
+  freeBytes(path: string): Promise<number>;
   mmap(fd: number, offset: number, length: number, writable: boolean): ArrayBuffer | number;
   munmap(region: ArrayBuffer): number;
   msync(region: ArrayBuffer, offset: number, length: number): Promise<number>;
@@ -58,7 +59,12 @@ export interface NativeStats {
 }
 
 // src/native.ts and dist/native.js both sit one level below the package root.
-const addon = createRequire(import.meta.url)('../build/Release/seglog.node') as Addon;
+const require = createRequire(import.meta.url);
+const addon = require('../build/Release/seglog.node') as Addon;
+// fs-ext for flock, which node:fs lacks.
+const fsExt = require('fs-ext') as {
+  flock(fd: number, how: 'exnb', callback: (err: NodeJS.ErrnoException | null) => void): void;
+};
 const C = addon.constants;
 
 /** @internal The raw addon, for tests that must reach the OS without the checks above it. */
@@ -357,6 +363,30 @@ function checkChunks(name: string, chunks: unknown): number {
   let total = 0;
   chunks.forEach((c, i) => (total += checkBytes(`${name}[${i}]`, c).length));
   return total;
+}
+
+/**
+ * Takes an exclusive flock on `file` without waiting: false when another
+ * open file description (this process or another) holds it.
+ */
+export function tryLockExclusive(file: File): Promise<boolean> {
+  if (!(file instanceof File)) throw new TypeError('file must be a File');
+  return file.pin(
+    (fd) =>
+      new Promise((resolve, reject) =>
+        fsExt.flock(fd, 'exnb', (err) => {
+          if (err === null) resolve(true);
+          else if (err.code === 'EAGAIN' || err.code === 'EWOULDBLOCK') resolve(false);
+          else reject(errnoError(-Math.abs(err.errno ?? 5), 'flock', file.path));
+        }),
+      ),
+  );
+}
+
+/** Bytes available to unprivileged writers on the filesystem holding `path` (statvfs). */
+export async function freeBytes(path: string): Promise<number> {
+  checkString('path', path);
+  return check(await addon.freeBytes(path), 'statvfs', path);
 }
 
 /** fsync of a directory: makes entries created, renamed or removed in it durable. */

@@ -1,9 +1,11 @@
 // Log: one partition as a directory of segments. Assigns offsets, appends,
 // rolls, reads whole batches, recovers on open, truncates for followers.
-import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SeglogError } from '../errors.js';
-import { fsyncDir } from '../native.js';
+import { freeBytes, fsyncDir } from '../native.js';
+import { writeFileAtomic } from '../store/checkpoint.js';
+import { Scheduler } from '../store/scheduler.js';
 import { checkBatch, decodeBatch, encodeBatch, setBaseOffset, setLogAppendTime, type BatchHeader, type LogRecord, type RecordInput } from '../segment/batch.js';
 import { BatchReader } from '../segment/batch-reader.js';
 import { Segment, type SegmentConfig } from '../segment/segment.js';
@@ -11,8 +13,24 @@ import { checkBoolean, checkBytes, checkInteger, checkOptions, checkString } fro
 
 /** Present while a log is closed cleanly; its absence on open means recovery. */
 export const CLEAN_SHUTDOWN_FILE = '.clean-shutdown';
+/** A standalone log's start offset when deleteRecordsBefore moved it inside a segment. */
+export const LOG_START_OFFSET_FILE = '.log-start-offset';
+/** Suffix of segment files removed by retention, unlinked after fileDeleteDelayMs. */
+export const DELETED_SUFFIX = '.deleted';
 const SEGMENT_NAME = /^(\d{20})\.log$/;
 const INT32_MAX = 0x7fffffff;
+
+/**
+ * When appended data is forced to disk (fdatasync) and what an append's
+ * promise means:
+ * - 'none': the kernel writes back when it likes; the promise means "written".
+ * - { intervalMs, bytes, messages }: fdatasync in the background every
+ *   intervalMs and/or once that many bytes or records are unflushed; the
+ *   promise still means "written".
+ * - 'always': the promise resolves only after the data is durable. Appends
+ *   queued meanwhile are group-committed: one pwritev, one fdatasync.
+ */
+export type FlushPolicy = 'none' | 'always' | { intervalMs?: number; bytes?: number; messages?: number };
 
 export interface LogOptions {
   /** Roll to a new segment before a segment's .log would exceed this. Default 1 GiB. */
@@ -27,6 +45,24 @@ export interface LogOptions {
   repair?: boolean;
   /** Compression for append(). Default 'none'. */
   compression?: string;
+  /** Durability policy. Default 'none'. */
+  flush?: FlushPolicy;
+  /** Bytes of appends that may wait to be written; further appends wait for room. Default 64 MiB. */
+  maxPendingBytes?: number;
+  /** Refuse to create a segment when the filesystem has fewer free bytes than this. Default 0 (off). */
+  minFreeBytes?: number;
+  /** Delay before segment files removed by retention are unlinked. Default 60 s. */
+  fileDeleteDelayMs?: number;
+}
+
+/** @internal What a LogStore hands the logs it opens. */
+export interface LogContext {
+  scheduler: Scheduler;
+  /** Offsets below it were durable at the last checkpoint: recovery starts from its segment. */
+  recoveryPoint: number;
+  logStartOffset: number;
+  /** Makes a new log start offset durable before segment files go. */
+  persistStartOffset(offset: number): Promise<void>;
 }
 
 export interface AppendResult {
@@ -52,6 +88,15 @@ export interface ReadResult {
   nextOffset: number;
 }
 
+interface FlushConfig {
+  always: boolean;
+  intervalMs: number;
+  bytes: number;
+  messages: number;
+}
+
+const NEVER = Number.MAX_SAFE_INTEGER;
+
 const DEFAULTS = {
   segmentBytes: 1024 * 1024 * 1024,
   segmentMs: 7 * 24 * 3600 * 1000,
@@ -59,9 +104,29 @@ const DEFAULTS = {
   segmentIndexBytes: 10 * 1024 * 1024,
   repair: false,
   compression: 'none',
+  flush: { always: false, intervalMs: NEVER, bytes: NEVER, messages: NEVER } as FlushConfig,
+  maxPendingBytes: 64 * 1024 * 1024,
+  minFreeBytes: 0,
+  fileDeleteDelayMs: 60_000,
 };
 
 type Config = typeof DEFAULTS;
+
+function checkFlushPolicy(policy: unknown): FlushConfig {
+  if (policy === undefined || policy === 'none') return DEFAULTS.flush;
+  if (policy === 'always') return { ...DEFAULTS.flush, always: true };
+  if (typeof policy === 'string') throw new RangeError(`options.flush must be 'none', 'always' or an object, got '${policy}'`);
+  const o = checkOptions<{ intervalMs?: number; bytes?: number; messages?: number }>('options.flush', policy);
+  if (o.intervalMs === undefined && o.bytes === undefined && o.messages === undefined) {
+    throw new RangeError('options.flush needs at least one of intervalMs, bytes, messages');
+  }
+  return {
+    always: false,
+    intervalMs: o.intervalMs === undefined ? NEVER : checkInteger('options.flush.intervalMs', o.intervalMs, 1),
+    bytes: o.bytes === undefined ? NEVER : checkInteger('options.flush.bytes', o.bytes, 1),
+    messages: o.messages === undefined ? NEVER : checkInteger('options.flush.messages', o.messages, 1),
+  };
+}
 
 function checkLogOptions(options: unknown): Config {
   const o = checkOptions<LogOptions>('options', options);
@@ -74,41 +139,97 @@ function checkLogOptions(options: unknown): Config {
       o.segmentIndexBytes === undefined ? DEFAULTS.segmentIndexBytes : checkInteger('options.segmentIndexBytes', o.segmentIndexBytes, 64, INT32_MAX),
     repair: o.repair === undefined ? DEFAULTS.repair : checkBoolean('options.repair', o.repair),
     compression: o.compression === undefined ? DEFAULTS.compression : checkString('options.compression', o.compression),
+    flush: checkFlushPolicy(o.flush),
+    maxPendingBytes: o.maxPendingBytes === undefined ? DEFAULTS.maxPendingBytes : checkInteger('options.maxPendingBytes', o.maxPendingBytes, 1),
+    minFreeBytes: o.minFreeBytes === undefined ? DEFAULTS.minFreeBytes : checkInteger('options.minFreeBytes', o.minFreeBytes),
+    fileDeleteDelayMs:
+      o.fileDeleteDelayMs === undefined ? DEFAULTS.fileDeleteDelayMs : checkInteger('options.fileDeleteDelayMs', o.fileDeleteDelayMs),
   };
 }
+
+/** One append waiting for its turn; batches are checked and carry their headers. */
+interface PendingAppend {
+  data: Buffer;
+  checks: CheckedBatch[];
+  logAppendTime: number;
+  resolve(result: AppendResult): void;
+  reject(err: unknown): void;
+}
+
+/** Work that must run alone between append groups (truncation, roll, retention). */
+interface ExclusiveWork {
+  work(): Promise<unknown>;
+  resolve(value: unknown): void;
+  reject(err: unknown): void;
+}
+
+type CheckedBatch = Extract<ReturnType<typeof checkBatch>, { ok: true }>;
+
+/** Most bytes one group commit writes with one pwritev. */
+const MAX_GROUP_BYTES = 16 * 1024 * 1024;
 
 export class Log {
   readonly dir: string;
   readonly #config: Config;
   readonly #segmentConfig: SegmentConfig;
+  readonly #context: LogContext;
+  readonly #ownScheduler: boolean;
   /** Sorted by base offset; the last one is active. */
   #segments: Segment[];
+  /** End of the data readers may see (and, under 'always', durable). */
   #nextOffset: number;
-  /** Appends and truncations run one at a time, in call order. */
-  #queue: Promise<unknown> = Promise.resolve();
+  #logStartOffset: number;
+  /** Durable end: every offset below it survived an fdatasync. */
+  #flushedOffset: number;
+  /** Segments rolled away from but not yet fdatasync'd. */
+  #unflushed: Segment[] = [];
+  #unflushedBytes = 0;
+  #unflushedMessages = 0;
+  #flushing: Promise<void> | undefined;
+  #nextFlush: Promise<void> | undefined;
+  /** Set by a failed fdatasync (or a failed cleanup of a failed write): the log stops accepting appends. */
+  #failure: unknown;
+  /** Appends and exclusive work, run one at a time in call order. */
+  #queue: Array<PendingAppend | ExclusiveWork> = [];
+  #pendingBytes = 0;
+  #pumpRun: Promise<void> | undefined;
+  /** Appends waiting for room in the queue (backpressure), in call order. */
+  #roomWaiters: Array<() => void> = [];
+  #cancelInterval: (() => void) | undefined;
   #closing: Promise<void> | undefined;
   /** Wakes followers when the log grows or closes. */
   #waiters: Array<() => void> = [];
 
-  private constructor(dir: string, config: Config, segments: Segment[]) {
+  private constructor(dir: string, config: Config, segments: Segment[], context: LogContext, ownScheduler: boolean) {
     this.dir = dir;
     this.#config = config;
     this.#segmentConfig = { indexIntervalBytes: config.indexIntervalBytes, segmentIndexBytes: config.segmentIndexBytes };
     this.#segments = segments;
+    this.#context = context;
+    this.#ownScheduler = ownScheduler;
     this.#nextOffset = segments[segments.length - 1]!.nextOffset;
+    this.#flushedOffset = this.#nextOffset;
+    this.#logStartOffset = Math.max(context.logStartOffset, segments[0]!.baseOffset);
+    if (config.flush.intervalMs !== NEVER) {
+      this.#cancelInterval = context.scheduler.every(config.flush.intervalMs, () => this.#flushNow());
+    }
   }
 
   /**
-   * Opens the log in `dir`, creating it if needed. Without a clean-shutdown
-   * marker every segment is scanned: torn tails are cut, indexes rebuilt, and
-   * corruption followed by valid data is refused (ECORRUPT) unless `repair`.
+   * Opens the log in `dir`, creating it if needed. After an unclean shutdown
+   * (no clean-shutdown marker) every segment from the recovery point on is
+   * scanned: torn tails are cut, indexes rebuilt, and corruption followed by
+   * valid data is refused (ECORRUPT) unless `repair`.
    */
-  static async open(dir: string, options?: LogOptions): Promise<Log> {
+  static async open(dir: string, options?: LogOptions, context?: LogContext): Promise<Log> {
     checkString('dir', dir);
     const config = checkLogOptions(options);
     const segmentConfig = { indexIntervalBytes: config.indexIntervalBytes, segmentIndexBytes: config.segmentIndexBytes };
     await mkdir(dir, { recursive: true });
     const names = await readdir(dir);
+    // Leftovers of retention that the process did not live to unlink.
+    const leftovers = names.filter((n) => n.endsWith(DELETED_SUFFIX));
+    await Promise.all(leftovers.map((n) => rm(join(dir, n), { force: true })));
     const bases = names
       .map((n) => SEGMENT_NAME.exec(n))
       .filter((m): m is RegExpExecArray => m !== null)
@@ -117,15 +238,18 @@ export class Log {
     for (const b of bases) {
       if (!Number.isSafeInteger(b)) throw new SeglogError('ECORRUPT', `segment name beyond the safe offset range in ${dir}`, { path: dir });
     }
+    const ctx = context ?? (await standaloneContext(dir));
     const clean = names.includes(CLEAN_SHUTDOWN_FILE);
     const segments: Segment[] = [];
     try {
       for (let i = 0; i < bases.length; i++) {
         const last = i === bases.length - 1;
-        // Recovery rewrites indexes, so every segment opens writable for it and is sealed after.
-        const segment = await Segment.open(dir, bases[i]!, segmentConfig, last || !clean);
+        // Segments wholly below the recovery point were durable already.
+        const recover = !clean && (last || bases[i + 1]! > ctx.recoveryPoint);
+        // Recovery rewrites indexes, so a recovered segment opens writable and is sealed after.
+        const segment = await Segment.open(dir, bases[i]!, segmentConfig, last || recover);
         segments.push(segment);
-        if (!clean) {
+        if (recover) {
           await Log.#recoverSegment(segment, config.repair, last);
           if (!last) await segment.seal();
         }
@@ -137,7 +261,7 @@ export class Log {
           });
         }
       }
-      if (segments.length === 0) segments.push(await Segment.create(dir, 0, segmentConfig));
+      if (segments.length === 0) segments.push(await Segment.create(dir, Math.max(0, ctx.logStartOffset), segmentConfig));
       // From here on a crash must be detected: the marker goes before any write.
       if (clean) {
         await rm(join(dir, CLEAN_SHUTDOWN_FILE));
@@ -145,9 +269,10 @@ export class Log {
       }
     } catch (err) {
       await Promise.allSettled(segments.map((s) => s.close()));
+      if (context === undefined) ctx.scheduler.stop();
       throw err;
     }
-    return new Log(dir, config, segments);
+    return new Log(dir, config, segments, ctx, context === undefined);
   }
 
   static async #recoverSegment(segment: Segment, repair: boolean, isLast: boolean): Promise<void> {
@@ -169,7 +294,7 @@ export class Log {
 
   /** First offset still in the log. */
   get startOffset(): number {
-    return this.#segments[0]!.baseOffset;
+    return Math.max(this.#logStartOffset, this.#segments[0]!.baseOffset);
   }
 
   /** Offset the next appended record will get. */
@@ -177,8 +302,18 @@ export class Log {
     return this.#nextOffset;
   }
 
+  /** Every offset below this has been made durable with fdatasync (Kafka's recovery point). */
+  get flushedOffset(): number {
+    return this.#flushedOffset;
+  }
+
   get closed(): boolean {
     return this.#closing !== undefined;
+  }
+
+  /** The error that stopped the log (a failed fdatasync), or undefined while healthy. */
+  get failure(): unknown {
+    return this.#failure;
   }
 
   /** Number of segments, the active one included. */
@@ -195,24 +330,28 @@ export class Log {
     if (this.#closing !== undefined) throw new SeglogError('ECLOSED', `log is closed: ${this.dir}`, { path: this.dir });
   }
 
-  #serialize<T>(work: () => Promise<T>): Promise<T> {
-    const run = this.#queue.then(() => {
-      this.#checkOpen();
-      return work();
+  #checkWritable(): void {
+    this.#checkOpen();
+    if (this.#failure !== undefined) throw this.#failure;
+  }
+
+  /** Runs `work` alone, after every append queued before it. */
+  #exclusive<T>(work: () => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.#queue.push({ work, resolve: resolve as (v: unknown) => void, reject });
+      void this.#pump();
     });
-    this.#queue = run.catch(() => undefined);
-    return run;
   }
 
   /** Encodes `records` as one batch at the log end and writes it. */
   append(records: RecordInput[], options?: { timestamp?: number }): Promise<AppendResult> {
     try {
-      this.#checkOpen();
+      this.#checkWritable();
       const o = checkOptions<{ timestamp?: number }>('options', options);
       const now = o.timestamp === undefined ? Date.now() : checkInteger('options.timestamp', o.timestamp);
       // Encoded before queueing so a bad record is rejected at once; the base offset is set when its turn comes.
       const batch = encodeBatch(records, { baseOffset: 0, compression: this.#config.compression, now });
-      return this.#serialize(() => this.#appendBatches(batch, [checkBatch(batch, 0, batch.length)], -1));
+      return this.#enqueue(batch, [checkBatch(batch, 0, batch.length) as CheckedBatch], -1);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -226,14 +365,14 @@ export class Log {
    */
   appendBatches(buffer: Uint8Array, options?: { logAppendTime?: number }): Promise<AppendResult> {
     try {
-      this.#checkOpen();
+      this.#checkWritable();
       checkBytes('buffer', buffer);
       const o = checkOptions<{ logAppendTime?: number }>('options', options);
       const logAppendTime = o.logAppendTime === undefined ? -1 : checkInteger('options.logAppendTime', o.logAppendTime);
       if (buffer.length === 0) throw new RangeError('buffer holds no batch');
       // Our own copy: the caller may reuse its buffer while the write is queued.
       const data = Buffer.from(buffer);
-      const checks: Array<ReturnType<typeof checkBatch>> = [];
+      const checks: CheckedBatch[] = [];
       for (let position = 0; position < data.length; ) {
         const c = checkBatch(data, position, data.length);
         if (!c.ok) {
@@ -242,37 +381,155 @@ export class Log {
         checks.push(c);
         position += c.header.size;
       }
-      return this.#serialize(() => this.#appendBatches(data, checks, logAppendTime));
+      return this.#enqueue(data, checks, logAppendTime);
     } catch (err) {
       return Promise.reject(err);
     }
   }
 
-  async #appendBatches(data: Buffer, checks: Array<ReturnType<typeof checkBatch>>, logAppendTime: number): Promise<AppendResult> {
+  async #enqueue(data: Buffer, checks: CheckedBatch[], logAppendTime: number): Promise<AppendResult> {
     if (data.length > this.#config.segmentBytes) {
       throw new RangeError(`append of ${data.length} bytes exceeds segmentBytes ${this.#config.segmentBytes}`);
     }
-    const baseOffset = this.#nextOffset;
-    const headers: BatchHeader[] = [];
-    let position = 0;
-    let offset = baseOffset;
-    for (const c of checks) {
-      if (!c.ok) throw new Error('unreachable: batches were checked');
-      const h = c.header;
-      setBaseOffset(data, position, offset);
-      if (logAppendTime >= 0) setLogAppendTime(data, position, logAppendTime);
-      const maxTimestamp = logAppendTime >= 0 ? logAppendTime : h.maxTimestamp;
-      headers.push({ ...h, baseOffset: offset, lastOffset: offset + h.lastOffsetDelta, maxTimestamp });
-      offset += h.lastOffsetDelta + 1;
-      position += h.size;
+    // Backpressure: wait (in call order) while the queue holds too many bytes.
+    if (this.#roomWaiters.length > 0 || (this.#pendingBytes > 0 && this.#pendingBytes + data.length > this.#config.maxPendingBytes)) {
+      await new Promise<void>((resolve) => this.#roomWaiters.push(resolve));
+      this.#checkWritable();
     }
-    if (!Number.isSafeInteger(offset)) throw new RangeError(`offset ${offset} is beyond the safe integer range`);
-    const lastOffset = offset - 1;
-    await this.#rollIfNeeded(data.length, lastOffset);
-    await this.#active.append(data, headers);
-    this.#nextOffset = offset;
-    this.#wake();
-    return { baseOffset, lastOffset, bytes: data.length, logAppendTime };
+    this.#pendingBytes += data.length;
+    return new Promise<AppendResult>((resolve, reject) => {
+      this.#queue.push({ data, checks, logAppendTime, resolve, reject });
+      void this.#pump();
+    });
+  }
+
+  #releaseRoom(bytes: number): void {
+    this.#pendingBytes -= bytes;
+    while (this.#roomWaiters.length > 0 && (this.#pendingBytes === 0 || this.#pendingBytes < this.#config.maxPendingBytes)) {
+      const next = this.#roomWaiters.shift()!;
+      next();
+      // The woken append adds its bytes in a later microtask; let one through at a time past the bound.
+      if (this.#pendingBytes >= this.#config.maxPendingBytes) break;
+    }
+  }
+
+  /** Drains the queue: consecutive appends go out as one group, exclusive work alone. */
+  #pump(): Promise<void> {
+    this.#pumpRun ??= this.#drain();
+    return this.#pumpRun;
+  }
+
+  async #drain(): Promise<void> {
+    try {
+      while (this.#queue.length > 0) {
+        const head = this.#queue[0]!;
+        if ('work' in head) {
+          this.#queue.shift();
+          try {
+            head.resolve(await head.work());
+          } catch (err) {
+            head.reject(err);
+          }
+          continue;
+        }
+        await this.#commitGroup(this.#takeGroup());
+      }
+    } finally {
+      this.#pumpRun = undefined;
+    }
+  }
+
+  /** The appends at the head of the queue that one pwritev can write into one segment. */
+  #takeGroup(): PendingAppend[] {
+    const group: PendingAppend[] = [];
+    const active = this.#active;
+    // The first append always goes (after a roll if it does not fit); the rest only if they fit.
+    const room = Math.max(this.#config.segmentBytes - active.size, this.#queue[0] && 'data' in this.#queue[0] ? this.#queue[0].data.length : 0);
+    let bytes = 0;
+    while (this.#queue.length > 0) {
+      const next = this.#queue[0]!;
+      if (!('data' in next)) break;
+      if (group.length > 0 && (bytes + next.data.length > room || bytes + next.data.length > MAX_GROUP_BYTES)) break;
+      bytes += next.data.length;
+      group.push(next);
+      this.#queue.shift();
+    }
+    return group;
+  }
+
+  /** Numbers, writes and (under 'always') syncs one group, then settles its appends. */
+  async #commitGroup(group: PendingAppend[]): Promise<void> {
+    const bytes = group.reduce((n, a) => n + a.data.length, 0);
+    try {
+      if (this.#failure !== undefined) throw this.#failure;
+      const headers: BatchHeader[] = [];
+      const results: AppendResult[] = [];
+      let offset = this.#nextOffset;
+      let records = 0;
+      for (const a of group) {
+        const baseOffset = offset;
+        let position = 0;
+        for (const { header: h } of a.checks) {
+          setBaseOffset(a.data, position, offset);
+          if (a.logAppendTime >= 0) setLogAppendTime(a.data, position, a.logAppendTime);
+          const maxTimestamp = a.logAppendTime >= 0 ? a.logAppendTime : h.maxTimestamp;
+          headers.push({ ...h, baseOffset: offset, lastOffset: offset + h.lastOffsetDelta, maxTimestamp });
+          offset += h.lastOffsetDelta + 1;
+          records += h.recordsCount;
+          position += h.size;
+        }
+        results.push({ baseOffset, lastOffset: offset - 1, bytes: a.data.length, logAppendTime: a.logAppendTime });
+      }
+      if (!Number.isSafeInteger(offset)) throw new RangeError(`offset ${offset} is beyond the safe integer range`);
+      await this.#rollIfNeeded(bytes, offset - 1);
+      const active = this.#active;
+      try {
+        await active.append(
+          group.map((a) => a.data),
+          headers,
+        );
+      } catch (err) {
+        // No partial batch may stay: cut the file back to the last good end, or stop.
+        await active.log.truncate(active.size).catch((cutErr) => this.#fail(cutErr));
+        throw err;
+      }
+      if (this.#config.flush.always) {
+        try {
+          await active.log.datasync();
+        } catch (err) {
+          throw this.#fail(err);
+        }
+        this.#flushedOffset = offset;
+      }
+      this.#nextOffset = offset;
+      this.#unflushedBytes += bytes;
+      this.#unflushedMessages += records;
+      group.forEach((a, i) => a.resolve(results[i]!));
+      this.#wake();
+      const f = this.#config.flush;
+      // Not awaited: appends do not wait for a threshold flush; its failure stops the log.
+      if (!f.always && (this.#unflushedBytes >= f.bytes || this.#unflushedMessages >= f.messages)) void this.#flushNow().catch(() => undefined);
+    } catch (err) {
+      for (const a of group) a.reject(err);
+    } finally {
+      this.#releaseRoom(bytes);
+    }
+  }
+
+  /** Enters the failed state: every queued and later append is rejected with `err`. */
+  #fail(err: unknown): unknown {
+    if (this.#failure === undefined) {
+      this.#failure = err;
+      for (const item of this.#queue.splice(0)) {
+        if ('data' in item) {
+          this.#releaseRoom(item.data.length);
+          item.reject(err);
+        } else {
+          this.#queue.push(item);
+        }
+      }
+    }
+    return this.#failure;
   }
 
   get #active(): Segment {
@@ -286,16 +543,35 @@ export class Log {
     const old = s.firstAppendAt !== undefined && now - s.firstAppendAt >= this.#config.segmentMs;
     // Relative offsets in the indexes are i32.
     const overflow = lastOffset - s.baseOffset > INT32_MAX;
-    if (full || old || overflow || s.indexesFull) await this.roll();
+    if (full || old || overflow || s.indexesFull) await this.#roll();
   }
 
   /** Starts a new active segment at the log end (a no-op when the active one is empty). */
-  async roll(): Promise<void> {
+  roll(): Promise<void> {
+    try {
+      this.#checkWritable();
+      return this.#exclusive(() => this.#roll());
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  async #roll(): Promise<void> {
     const s = this.#active;
     if (s.isEmpty) return;
+    if (this.#config.minFreeBytes > 0) {
+      const free = await freeBytes(this.dir);
+      if (free < this.#config.minFreeBytes) {
+        throw new SeglogError('ENOSPC', `refusing to roll ${this.dir}: ${free} bytes free, below the floor of ${this.#config.minFreeBytes} (minFreeBytes)`, {
+          path: this.dir,
+        });
+      }
+    }
     const next = await Segment.create(this.dir, this.#nextOffset, this.#segmentConfig);
     await s.seal();
     this.#segments.push(next);
+    // Under 'always' everything in it is durable already.
+    if (!this.#config.flush.always) this.#unflushed.push(s);
   }
 
   /** The segment that holds `offset` or, in a gap, the first after it. */
@@ -423,22 +699,25 @@ export class Log {
    */
   truncateTo(offset: number): Promise<number> {
     try {
-      this.#checkOpen();
+      this.#checkWritable();
       checkInteger('offset', offset);
-      return this.#serialize(async () => {
+      return this.#exclusive(async () => {
         if (offset >= this.#nextOffset) return this.#nextOffset;
         if (offset < this.startOffset) throw new SeglogError('EOFFSETRANGE', `cannot truncate to ${offset}, before the log start ${this.startOffset}`, { path: this.dir });
         const keep = this.#segmentIndexFor(offset);
         const doomed = this.#segments.splice(keep + 1);
+        this.#unflushed = this.#unflushed.filter((s) => !doomed.includes(s));
         for (const s of doomed.reverse()) await s.delete();
         let segment = this.#segments[keep]!;
         if (doomed.length > 0) {
           // It becomes the active segment again: reopen with writable indexes.
+          this.#unflushed = this.#unflushed.filter((s) => s !== segment);
           await segment.close();
           segment = await Segment.open(this.dir, segment.baseOffset, this.#segmentConfig, true);
           this.#segments[keep] = segment;
         }
         this.#nextOffset = await segment.truncateTo(offset);
+        this.#flushedOffset = Math.min(this.#flushedOffset, this.#nextOffset);
         await fsyncDir(this.dir);
         return this.#nextOffset;
       });
@@ -447,27 +726,180 @@ export class Log {
     }
   }
 
-  /** Forces every appended byte and index entry to disk. */
-  flush(): Promise<void> {
-    return this.#serialize(() => this.#active.flush());
+  /**
+   * Makes every record before `offset` unreadable (Kafka's DeleteRecords):
+   * the start offset moves there durably, then whole segments below it go.
+   */
+  deleteRecordsBefore(offset: number): Promise<number> {
+    try {
+      this.#checkWritable();
+      checkInteger('offset', offset);
+      return this.#exclusive(async () => {
+        if (offset > this.#nextOffset) {
+          throw new SeglogError('EOFFSETRANGE', `cannot delete records before ${offset}, past the log end ${this.#nextOffset}`, { path: this.dir });
+        }
+        if (offset > this.#logStartOffset) {
+          this.#logStartOffset = offset;
+          await this.#context.persistStartOffset(offset);
+        }
+        await this.#removeSegmentsBelow(this.startOffset);
+        return this.startOffset;
+      });
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /**
-   * Waits for queued appends, makes everything durable, closes the files and
-   * writes the clean-shutdown marker. Idempotent.
+   * Deletes whole oldest segments (never the active one) while they are older
+   * than `retentionMs` (by their newest record) or the log is larger than
+   * `retentionBytes`. Returns the number of segments removed.
+   */
+  applyRetention(policy: { retentionMs?: number; retentionBytes?: number; now?: number }): Promise<number> {
+    try {
+      this.#checkWritable();
+      const o = checkOptions<{ retentionMs?: number; retentionBytes?: number; now?: number }>('policy', policy);
+      const retentionMs = o.retentionMs === undefined ? NEVER : checkInteger('policy.retentionMs', o.retentionMs);
+      const retentionBytes = o.retentionBytes === undefined ? NEVER : checkInteger('policy.retentionBytes', o.retentionBytes);
+      const now = o.now === undefined ? Date.now() : checkInteger('policy.now', o.now);
+      return this.#exclusive(async () => {
+        let size = this.size;
+        let cut = 0;
+        for (const s of this.#segments.slice(0, -1)) {
+          const expired = s.maxTimestamp >= 0 && now - s.maxTimestamp > retentionMs;
+          const oversize = size - s.size >= retentionBytes;
+          if (!expired && !oversize) break;
+          size -= s.size;
+          cut++;
+        }
+        if (cut === 0) return 0;
+        const newStart = this.#segments[cut]!.baseOffset;
+        if (newStart > this.#logStartOffset) {
+          this.#logStartOffset = newStart;
+          await this.#context.persistStartOffset(newStart);
+        }
+        return this.#removeSegmentsBelow(newStart);
+      });
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /**
+   * Removes inactive segments that hold nothing at or after `start`: renamed
+   * to *.deleted at once (a crash cannot bring them back), closed once calls
+   * under way on them finish, unlinked after fileDeleteDelayMs.
+   */
+  async #removeSegmentsBelow(start: number): Promise<number> {
+    const doomed: Segment[] = [];
+    while (this.#segments.length > 1 && this.#segments[1]!.baseOffset <= start) doomed.push(this.#segments.shift()!);
+    if (doomed.length === 0) return 0;
+    this.#unflushed = this.#unflushed.filter((s) => !doomed.includes(s));
+    const renamed: string[] = [];
+    for (const s of doomed) {
+      for (const path of Object.values(Segment.paths(this.dir, s.baseOffset))) {
+        await rename(path, path + DELETED_SUFFIX).catch((err: NodeJS.ErrnoException) => {
+          if (err.code !== 'ENOENT') throw err;
+        });
+        renamed.push(path + DELETED_SUFFIX);
+      }
+    }
+    await fsyncDir(this.dir);
+    // Not awaited: a slow reader of these files must not hold up appends.
+    for (const s of doomed) void s.close().catch(() => undefined);
+    this.#context.scheduler.once(this.#config.fileDeleteDelayMs, async () => {
+      await Promise.all(renamed.map((p) => rm(p, { force: true })));
+      await fsyncDir(this.dir);
+    });
+    return doomed.length;
+  }
+
+  /** Forces every record appended before the call to disk; flushedOffset then covers them. */
+  flush(): Promise<void> {
+    try {
+      this.#checkWritable();
+      return this.#flushNow();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** One fdatasync pass at a time; callers during a pass share the next one, which covers their data. */
+  #flushNow(): Promise<void> {
+    if (this.#flushing === undefined) {
+      this.#flushing = this.#flushPass().finally(() => (this.#flushing = undefined));
+      return this.#flushing;
+    }
+    this.#nextFlush ??= this.#flushing
+      .catch(() => undefined)
+      .then(() => {
+        this.#nextFlush = undefined;
+        return this.#flushNow();
+      });
+    return this.#nextFlush;
+  }
+
+  async #flushPass(): Promise<void> {
+    if (this.#failure !== undefined) throw this.#failure;
+    const end = this.#nextOffset;
+    const segments = [...this.#unflushed, this.#active];
+    this.#unflushedBytes = 0;
+    this.#unflushedMessages = 0;
+    for (const s of segments) {
+      try {
+        await s.log.datasync();
+      } catch (err) {
+        // Truncation deleted it meanwhile: nothing of it needs to be durable.
+        if ((err as SeglogError).code === 'ECLOSED' && !this.#segments.includes(s)) continue;
+        throw this.#fail(err);
+      }
+    }
+    this.#unflushed = this.#unflushed.filter((s) => !segments.includes(s));
+    this.#flushedOffset = Math.max(this.#flushedOffset, Math.min(end, this.#nextOffset));
+  }
+
+  /**
+   * Lets queued appends finish, makes everything durable, closes the files
+   * and writes the clean-shutdown marker (not after a failure: reopening then
+   * runs recovery). Idempotent.
    */
   close(): Promise<void> {
     if (this.#closing === undefined) {
-      const pending = this.#queue;
       this.#closing = (async () => {
-        await pending;
+        while (this.#pumpRun !== undefined) await this.#pumpRun;
+        this.#cancelInterval?.();
         this.#wake();
-        await this.#active.flush();
+        let clean = this.#failure === undefined;
+        if (clean) await this.#flushNow().catch(() => (clean = false));
         await Promise.all(this.#segments.map((s) => s.close()));
-        await writeFile(join(this.dir, CLEAN_SHUTDOWN_FILE), '');
-        await fsyncDir(this.dir);
+        if (this.#ownScheduler) this.#context.scheduler.stop();
+        if (clean) {
+          await writeFile(join(this.dir, CLEAN_SHUTDOWN_FILE), '');
+          await fsyncDir(this.dir);
+        }
       })();
     }
     return this.#closing;
   }
+}
+
+/** A log opened on its own keeps its start offset in its directory and has its own scheduler. */
+async function standaloneContext(dir: string): Promise<LogContext> {
+  const path = join(dir, LOG_START_OFFSET_FILE);
+  let logStartOffset = 0;
+  try {
+    logStartOffset = Number((await readFile(path, 'utf8')).trim());
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  if (!Number.isSafeInteger(logStartOffset) || logStartOffset < 0) {
+    throw new SeglogError('ECORRUPT', `${path} does not hold an offset`, { path });
+  }
+  return {
+    // Failures of its tasks (interval flushes) put the log in its failed state, where appends report them.
+    scheduler: new Scheduler(() => undefined),
+    recoveryPoint: 0,
+    logStartOffset,
+    persistStartOffset: (offset) => writeFileAtomic(path, `${offset}\n`),
+  };
 }

@@ -185,28 +185,18 @@ export class Segment {
 
   /**
    * Appends whole batches (already validated and numbered) at the end of the
-   * log, then indexes them. `batches` describe the bytes of `data` in order.
+   * log with one pwritev, then indexes them. `batches` describe the bytes of
+   * `chunks` in order. On failure nothing is indexed and `size` stays put.
    */
-  async append(data: Uint8Array, batches: BatchHeader[], now = Date.now()): Promise<void> {
+  async append(chunks: Uint8Array[], batches: BatchHeader[], now = Date.now()): Promise<void> {
     const position = this.#size;
-    await this.log.write(data, position);
+    await this.log.writev(chunks, position);
     this.#firstAppendAt ??= now;
     let at = position;
     for (const b of batches) {
-      if (b.maxTimestamp > this.#maxTimestamp) {
-        this.#maxTimestamp = b.maxTimestamp;
-        this.#offsetOfMaxTimestamp = b.lastOffset;
-      }
-      // Kafka's rule: an entry once more than indexIntervalBytes were written since the last one.
-      if (this.#bytesSinceIndexEntry > this.#config.indexIntervalBytes) {
-        this.offsetIndex.append(b.lastOffset, at);
-        this.timeIndex.append(this.#maxTimestamp, this.#offsetOfMaxTimestamp);
-        this.#bytesSinceIndexEntry = 0;
-      }
-      this.#bytesSinceIndexEntry += b.size;
+      this.#indexBatch(b, at);
       at += b.size;
     }
-    this.#nextOffset = batches[batches.length - 1]!.lastOffset + 1;
     this.#size = at;
   }
 
