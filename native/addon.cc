@@ -5,6 +5,36 @@
 namespace seglog {
 
 Counters counters;
+Fault faults[kFaultCount];
+
+int TakeFault(FaultPoint point) {
+  Fault& f = faults[point];
+  if (f.error.load() == 0) return 0;
+  if (f.skip.load() > 0 && f.skip.fetch_sub(1) > 0) return 0;
+  int64_t left = f.remaining.load();
+  if (left == 0) return 0;
+  if (left > 0 && f.remaining.fetch_sub(1) <= 0) return 0;
+  return f.error.load();
+}
+
+// injectFault(point, errno, skip, count, partial); errno 0 clears the point.
+static Napi::Value InjectFault(const Napi::CallbackInfo& info) {
+  int64_t point, error, skip, count;
+  if (!ArgInt(info, 0, &point) || !ArgInt(info, 1, &error) || !ArgInt(info, 2, &skip) || !ArgInt(info, 3, &count)) {
+    return info.Env().Undefined();
+  }
+  if (point < 0 || point >= kFaultCount || info.Length() < 5 || !info[4].IsBoolean()) {
+    TypeFail(info.Env(), "invalid fault");
+    return info.Env().Undefined();
+  }
+  Fault& f = faults[point];
+  f.error = 0;
+  f.skip = skip;
+  f.remaining = count;
+  f.partial = info[4].As<Napi::Boolean>().Value();
+  f.error = static_cast<int>(error);
+  return info.Env().Undefined();
+}
 
 bool TypeFail(Napi::Env env, const char* message) {
   Napi::TypeError::New(env, message).ThrowAsJavaScriptException();
@@ -98,6 +128,14 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitSendfile(env, exports);
   InitCrc32c(env, exports);
   exports.Set("stats", Napi::Function::New(env, Stats, "stats"));
+  exports.Set("injectFault", Napi::Function::New(env, InjectFault, "injectFault"));
+  Napi::Object points = Napi::Object::New(env);
+  points.Set("pwrite", static_cast<double>(kFaultPwrite));
+  points.Set("fsync", static_cast<double>(kFaultFsync));
+  points.Set("fdatasync", static_cast<double>(kFaultFdatasync));
+  points.Set("ftruncate", static_cast<double>(kFaultFtruncate));
+  points.Set("open", static_cast<double>(kFaultOpen));
+  exports.Set("faultPoints", points);
   return exports;
 }
 

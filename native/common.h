@@ -28,6 +28,19 @@ struct Counters {
 };
 extern Counters counters;
 
+// Test hooks: make the next calls at a point fail with an errno, so tests can
+// drive every failure path of the layers above without a broken disk.
+enum FaultPoint { kFaultPwrite, kFaultFsync, kFaultFdatasync, kFaultFtruncate, kFaultOpen, kFaultCount };
+struct Fault {
+  std::atomic<int> error{0};
+  std::atomic<int64_t> skip{0};    // calls to let through first
+  std::atomic<int64_t> remaining{0};  // calls to fail after that; -1 forever
+  std::atomic<bool> partial{false};   // writes: write half the bytes, then fail
+};
+extern Fault faults[kFaultCount];
+// The errno to fail this call with, or 0 to run it.
+int TakeFault(FaultPoint point);
+
 // Returns false after scheduling a TypeError; the caller returns undefined.
 bool TypeFail(Napi::Env env, const char* message);
 

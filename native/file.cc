@@ -17,6 +17,11 @@ namespace {
 
 int64_t WriteAll(int fd, const uint8_t* data, size_t length, int64_t position) {
   size_t done = 0;
+  if (int e = TakeFault(kFaultPwrite)) {
+    if (!faults[kFaultPwrite].partial.load() || length < 2) return -e;
+    int64_t half = WriteAll(fd, data, length / 2, position);
+    return half < 0 ? half : -e;
+  }
   while (done < length) {
     counters.pwriteCalls++;
     ssize_t n = pwrite(fd, data + done, length - done, position + static_cast<int64_t>(done));
@@ -66,6 +71,14 @@ void Advance(std::vector<iovec>* iov, size_t* first, size_t bytes) {
 int64_t TransferV(int fd, std::vector<iovec> iov, int64_t position, bool write) {
   size_t first = 0;
   int64_t done = 0;
+  if (write) {
+    if (int e = TakeFault(kFaultPwrite)) {
+      if (!faults[kFaultPwrite].partial.load() || iov.empty()) return -e;
+      // Half of the first chunk reaches the file: a torn write.
+      int64_t half = WriteAll(fd, static_cast<const uint8_t*>(iov[0].iov_base), iov[0].iov_len / 2, position);
+      return half < 0 ? half : -e;
+    }
+  }
   Advance(&iov, &first, 0);
   while (first < iov.size()) {
     int count = static_cast<int>(std::min<size_t>(iov.size() - first, IOV_MAX));
@@ -115,6 +128,7 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
   int64_t flags, mode;
   if (!ArgString(info, 0, &path) || !ArgInt(info, 1, &flags) || !ArgInt(info, 2, &mode)) return info.Env().Undefined();
   return RunIo(info.Env(), [path, flags, mode](std::vector<int64_t>*) -> int64_t {
+    if (int e = TakeFault(kFaultOpen)) return -e;
     int fd;
     do fd = open(path.c_str(), static_cast<int>(flags) | O_CLOEXEC, static_cast<mode_t>(mode));
     while (fd < 0 && errno == EINTR);
@@ -200,8 +214,10 @@ Napi::Value Fsync(const Napi::CallbackInfo& info) {
   int64_t fd;
   if (!ArgInt(info, 0, &fd)) return info.Env().Undefined();
   return RunIo(info.Env(), [fd](std::vector<int64_t>*) -> int64_t {
+    if (int e = TakeFault(kFaultFsync)) return -e;
+    int r = fsync(static_cast<int>(fd));
     counters.fsyncCalls++;
-    return fsync(static_cast<int>(fd)) < 0 ? NegErrno() : 0;
+    return r < 0 ? NegErrno() : 0;
   });
 }
 
@@ -209,8 +225,11 @@ Napi::Value Fdatasync(const Napi::CallbackInfo& info) {
   int64_t fd;
   if (!ArgInt(info, 0, &fd)) return info.Env().Undefined();
   return RunIo(info.Env(), [fd](std::vector<int64_t>*) -> int64_t {
+    if (int e = TakeFault(kFaultFdatasync)) return -e;
+    int r = fdatasync(static_cast<int>(fd));
+    // Counted once it has returned: tests compare it with when appends resolve.
     counters.fdatasyncCalls++;
-    return fdatasync(static_cast<int>(fd)) < 0 ? NegErrno() : 0;
+    return r < 0 ? NegErrno() : 0;
   });
 }
 
@@ -223,8 +242,9 @@ Napi::Value FsyncDir(const Napi::CallbackInfo& info) {
     do fd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     while (fd < 0 && errno == EINTR);
     if (fd < 0) return NegErrno();
+    int fault = TakeFault(kFaultFsync);
+    int64_t result = fault != 0 ? -fault : (fsync(fd) < 0 ? NegErrno() : 0);
     counters.fsyncCalls++;
-    int64_t result = fsync(fd) < 0 ? NegErrno() : 0;
     close(fd);
     return result;
   });
@@ -248,6 +268,7 @@ Napi::Value Ftruncate(const Napi::CallbackInfo& info) {
   int64_t fd, length;
   if (!ArgInt(info, 0, &fd) || !ArgInt(info, 1, &length)) return info.Env().Undefined();
   return RunIo(info.Env(), [fd, length](std::vector<int64_t>*) -> int64_t {
+    if (int e = TakeFault(kFaultFtruncate)) return -e;
     int r;
     do r = ftruncate(static_cast<int>(fd), length);
     while (r < 0 && errno == EINTR);

@@ -40,6 +40,8 @@ interface Addon {
   crc32cSoftware(bytes: Uint8Array, seed: number): number;
   crc32cHardware: boolean;
   stats(): NativeStats;
+  injectFault(point: number, errno: number, skip: number, count: number, partial: boolean): void;
+  faultPoints: Record<FaultPoint, number>;
   constants: Record<string, number>;
 }
 
@@ -81,6 +83,20 @@ function check(result: number, syscall: string, path?: string): number {
 
 export function stats(): NativeStats {
   return addon.stats();
+}
+
+export type FaultPoint = 'pwrite' | 'fsync' | 'fdatasync' | 'ftruncate' | 'open';
+
+/**
+ * @internal Test hook: the next calls at `point` fail with `code` (after
+ * `skip` calls that succeed; `count` calls, -1 for all). `partial` writes
+ * half the bytes before failing. `code: null` clears the point.
+ */
+export function injectFault(point: FaultPoint, code: string | null, options: { skip?: number; count?: number; partial?: boolean } = {}): void {
+  const p = addon.faultPoints[checkOneOf('point', point, Object.keys(addon.faultPoints) as FaultPoint[])];
+  const errno = code === null ? 0 : osConstants.errno[code as keyof typeof osConstants.errno];
+  if (errno === undefined) throw new RangeError(`unknown errno code '${code}'`);
+  addon.injectFault(p, errno, options.skip ?? 0, options.count ?? 1, options.partial ?? false);
 }
 
 // ---------------------------------------------------------------- CRC-32C

@@ -49,7 +49,7 @@ export interface LogOptions {
   flush?: FlushPolicy;
   /** Bytes of appends that may wait to be written; further appends wait for room. Default 64 MiB. */
   maxPendingBytes?: number;
-  /** Refuse to create a segment when the filesystem has fewer free bytes than this. Default 0 (off). */
+  /** Refuse to create a segment when the filesystem has fewer free bytes than this (0: no check). Default 64 MiB. */
   minFreeBytes?: number;
   /** Delay before segment files removed by retention are unlinked. Default 60 s. */
   fileDeleteDelayMs?: number;
@@ -106,7 +106,7 @@ const DEFAULTS = {
   compression: 'none',
   flush: { always: false, intervalMs: NEVER, bytes: NEVER, messages: NEVER } as FlushConfig,
   maxPendingBytes: 64 * 1024 * 1024,
-  minFreeBytes: 0,
+  minFreeBytes: 64 * 1024 * 1024,
   fileDeleteDelayMs: 60_000,
 };
 
@@ -596,28 +596,41 @@ export class Log {
     checkInteger('offset', offset);
     const o = checkOptions<ReadOptions>('options', options);
     const maxBytes = o.maxBytes === undefined ? 1024 * 1024 : checkInteger('options.maxBytes', o.maxBytes, 1, INT32_MAX);
-    const maxOffset = o.maxOffset === undefined ? Number.MAX_SAFE_INTEGER : checkInteger('options.maxOffset', o.maxOffset);
+    // Written but not yet visible (under 'always': not yet durable) batches stay hidden.
+    const maxOffset = Math.min(this.#nextOffset, o.maxOffset === undefined ? Number.MAX_SAFE_INTEGER : checkInteger('options.maxOffset', o.maxOffset));
     this.#checkRange(offset);
     const parts: Buffer[] = [];
     let total = 0;
     let next = offset;
     for (let i = this.#segmentIndexFor(offset); i < this.#segments.length && total < maxBytes; i++) {
       const segment = this.#segments[i]!;
-      const reader = new BatchReader(segment.log, segment.size);
-      const at = await segment.locate(next, reader);
-      if (at === undefined) continue;
-      if (at.header.lastOffset >= maxOffset) break;
-      // After the first batch, the rest must fit: Kafka returns one oversized batch only when it comes first.
-      const budget = total === 0 ? maxBytes : maxBytes - total;
-      const range = await segment.rangeFrom(at, budget, maxOffset, reader);
-      if (total > 0 && range.end - at.position > budget) break;
-      if (range.end === at.position) break;
-      parts.push(await segment.readRange(at.position, range.end));
-      total += range.end - at.position;
-      next = range.nextOffset;
-      if (range.nextOffset < segment.nextOffset) break;
+      // Pinned: retention or truncation may drop the segment meanwhile, but its file stays open until this read is done.
+      const done = await this.#pinned(segment, async () => {
+        const reader = new BatchReader(segment.log, segment.size);
+        const at = await segment.locate(next, reader);
+        if (at === undefined) return false;
+        if (at.header.lastOffset >= maxOffset) return true;
+        // After the first batch, the rest must fit: Kafka returns one oversized batch only when it comes first.
+        const budget = total === 0 ? maxBytes : maxBytes - total;
+        const range = await segment.rangeFrom(at, budget, maxOffset, reader);
+        if (range.end === at.position || (total > 0 && range.end - at.position > budget)) return true;
+        parts.push(await segment.readRange(at.position, range.end));
+        total += range.end - at.position;
+        next = range.nextOffset;
+        return range.nextOffset < segment.nextOffset;
+      });
+      if (done) break;
     }
     return { bytes: parts.length === 1 ? parts[0]! : Buffer.concat(parts, total), nextOffset: total === 0 ? offset : next };
+  }
+
+  /** Runs `work` with the segment's file held open; a segment closed before that was removed: EOFFSETRANGE. */
+  async #pinned<T>(segment: Segment, work: () => Promise<T>): Promise<T> {
+    if (segment.log.closed) {
+      this.#checkOpen();
+      throw new SeglogError('EOFFSETRANGE', `segment ${segment.log.path} was removed (start offset is now ${this.startOffset})`, { path: this.dir });
+    }
+    return segment.log.pin(work);
   }
 
   #checkRange(offset: number): void {

@@ -378,8 +378,10 @@ export class Segment {
     await Promise.all([this.offsetIndex.flush(), this.timeIndex.flush()]);
   }
 
+  /** Closes the .log first: that waits for reads pinned on it, which may still use the indexes. */
   async close(): Promise<void> {
-    await Promise.all([this.log.close(), this.offsetIndex.close(), this.timeIndex.close()]);
+    await this.log.close();
+    await Promise.all([this.offsetIndex.close(), this.timeIndex.close()]);
   }
 
   /** Closes and removes the segment's files. */

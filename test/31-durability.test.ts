@@ -1,0 +1,217 @@
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, describe, expect, test } from 'vitest';
+import { Log } from '../src/log/log.js';
+import { injectFault, stats } from '../src/native.js';
+import { tempDir } from './helpers/tmp.js';
+
+afterEach(() => {
+  for (const p of ['pwrite', 'fsync', 'fdatasync', 'ftruncate', 'open'] as const) injectFault(p, null);
+});
+
+const rec = (i: number) => [{ value: `record-${i}`, timestamp: 1000 + i }];
+
+describe('flush policies', () => {
+  test("'always': no append resolves before an fdatasync that began after its write has returned", async () => {
+    const log = await Log.open(await tempDir(), { flush: 'always' });
+    const checks = await Promise.all(
+      Array.from({ length: 40 }, async (_, i) => {
+        const before = stats().fdatasyncCalls;
+        await log.append(rec(i));
+        // fdatasyncCalls counts calls that have returned; this log is the only one syncing.
+        return stats().fdatasyncCalls > before;
+      }),
+    );
+    expect(checks.every(Boolean)).toBe(true);
+    expect(log.flushedOffset).toBe(40);
+    await log.close();
+  });
+
+  test("'always' group-commits concurrent appends: far fewer fdatasyncs than appends", async () => {
+    const log = await Log.open(await tempDir(), { flush: 'always' });
+    await log.append(rec(0));
+    const before = stats();
+    await Promise.all(Array.from({ length: 200 }, (_, i) => log.append(rec(i + 1))));
+    const after = stats();
+    const syncs = after.fdatasyncCalls - before.fdatasyncCalls;
+    const writes = after.pwriteCalls - before.pwriteCalls;
+    expect(syncs).toBeGreaterThanOrEqual(1);
+    // The first append goes alone; everything queued behind it shares the next group.
+    expect(syncs).toBeLessThanOrEqual(3);
+    expect(writes).toBe(syncs);
+    expect(log.endOffset).toBe(201);
+    await log.close();
+  });
+
+  test("'none' never calls fdatasync on append; flush() does and advances flushedOffset", async () => {
+    const log = await Log.open(await tempDir());
+    const before = stats().fdatasyncCalls;
+    for (let i = 0; i < 20; i++) await log.append(rec(i));
+    expect(stats().fdatasyncCalls).toBe(before);
+    expect(log.flushedOffset).toBe(0);
+    await log.flush();
+    expect(stats().fdatasyncCalls).toBe(before + 1);
+    expect(log.flushedOffset).toBe(20);
+    await log.close();
+  });
+
+  test('messages and bytes thresholds trigger background flushes', async () => {
+    const log = await Log.open(await tempDir(), { flush: { messages: 5 } });
+    for (let i = 0; i < 12; i++) await log.append(rec(i));
+    await log.flush(); // waits for any pass under way, then one more
+    expect(log.flushedOffset).toBe(12);
+    await log.close();
+    const byBytes = await Log.open(await tempDir(), { flush: { bytes: 1 } });
+    const before = stats().fdatasyncCalls;
+    await byBytes.append(rec(0));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(stats().fdatasyncCalls).toBeGreaterThan(before);
+    expect(byBytes.flushedOffset).toBe(1);
+    await byBytes.close();
+  });
+
+  test('interval policy flushes on a timer', async () => {
+    const log = await Log.open(await tempDir(), { flush: { intervalMs: 10 } });
+    await log.append(rec(0));
+    for (let i = 0; i < 200 && log.flushedOffset < 1; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(log.flushedOffset).toBe(1);
+    await log.close();
+  });
+
+  test('bad policies are rejected', async () => {
+    const dir = await tempDir();
+    await expect(Log.open(dir, { flush: 'sometimes' as never })).rejects.toThrow(RangeError);
+    await expect(Log.open(dir, { flush: {} })).rejects.toThrow(RangeError);
+    await expect(Log.open(dir, { flush: { intervalMs: 0 } })).rejects.toThrow(RangeError);
+    await expect(Log.open(dir, { flush: 5 as never })).rejects.toThrow(TypeError);
+  });
+
+  test('backpressure: appends beyond maxPendingBytes wait their turn and keep their order', async () => {
+    const log = await Log.open(await tempDir(), { maxPendingBytes: 2048 });
+    const results = await Promise.all(Array.from({ length: 100 }, (_, i) => log.append([{ value: Buffer.alloc(500, i) }])));
+    expect(results.map((r) => r.baseOffset)).toEqual(Array.from({ length: 100 }, (_, i) => i));
+    await log.close();
+  });
+});
+
+describe('failures', () => {
+  test('a failed fdatasync fails the log stop: pending and later appends reject, durable data stays readable', async () => {
+    const dir = await tempDir();
+    const log = await Log.open(dir, { flush: 'always' });
+    await log.append(rec(0));
+    injectFault('fdatasync', 'EIO', { count: -1 });
+    const pending = Array.from({ length: 5 }, (_, i) => log.append(rec(i + 1)));
+    const results = await Promise.allSettled(pending);
+    expect(results.every((r) => r.status === 'rejected' && (r.reason as { code: string }).code === 'EIO')).toBe(true);
+    injectFault('fdatasync', null);
+    // Never retry-and-trust: the log stays failed even though fdatasync works again.
+    await expect(log.append(rec(9))).rejects.toMatchObject({ code: 'EIO', syscall: 'fdatasync' });
+    await expect(log.flush()).rejects.toMatchObject({ code: 'EIO' });
+    expect(log.failure).toMatchObject({ code: 'EIO' });
+    expect(log.endOffset).toBe(1);
+    expect((await log.read(0)).nextOffset).toBe(1);
+    await log.close();
+    // No clean marker after a failure: reopening runs recovery.
+    await expect(stat(join(dir, '.clean-shutdown'))).rejects.toMatchObject({ code: 'ENOENT' });
+    const again = await Log.open(dir, { flush: 'always' });
+    expect(again.endOffset).toBeGreaterThanOrEqual(1);
+    await again.close();
+  });
+
+  test('a failed background flush fails the log too', async () => {
+    const log = await Log.open(await tempDir(), { flush: { messages: 1 } });
+    injectFault('fdatasync', 'EIO', { count: -1 });
+    await log.append(rec(0));
+    for (let i = 0; i < 100 && log.failure === undefined; i++) await new Promise((r) => setTimeout(r, 5));
+    expect(log.failure).toMatchObject({ code: 'EIO' });
+    await expect(log.append(rec(1))).rejects.toMatchObject({ code: 'EIO' });
+    injectFault('fdatasync', null);
+    await log.close();
+  });
+
+  test.each(['ENOSPC', 'EIO'])('a failed write (%s) rejects that append, leaves no partial batch, and the log goes on', async (code) => {
+    const dir = await tempDir();
+    const log = await Log.open(dir);
+    await log.append(rec(0));
+    const file = join(dir, '00000000000000000000.log');
+    const goodSize = (await stat(file)).size;
+    injectFault('pwrite', code, { partial: true });
+    await expect(log.append(rec(1))).rejects.toMatchObject({ code });
+    expect((await stat(file)).size).toBe(goodSize);
+    expect(log.endOffset).toBe(1);
+    expect(log.failure).toBeUndefined();
+    await log.append(rec(2));
+    const all = [];
+    for await (const r of log.records(0)) all.push([r.offset, r.value!.toString()]);
+    expect(all).toEqual([
+      [0, 'record-0'],
+      [1, 'record-2'],
+    ]);
+    await log.close();
+  });
+
+  test('a failed write whose cleanup also fails stops the log', async () => {
+    const log = await Log.open(await tempDir());
+    await log.append(rec(0));
+    injectFault('pwrite', 'EIO', { partial: true });
+    injectFault('ftruncate', 'EIO');
+    await expect(log.append(rec(1))).rejects.toMatchObject({ code: 'EIO' });
+    expect(log.failure).toMatchObject({ code: 'EIO', syscall: 'ftruncate' });
+    await expect(log.append(rec(2))).rejects.toMatchObject({ code: 'EIO', syscall: 'ftruncate' });
+    await log.close();
+  });
+
+  test('new segments are followed by a directory fsync', async () => {
+    const log = await Log.open(await tempDir(), { segmentBytes: 1024 });
+    await log.append([{ value: Buffer.alloc(600) }]);
+    const before = stats().fsyncCalls;
+    await log.append([{ value: Buffer.alloc(600) }]);
+    expect(log.segmentCount).toBe(2);
+    expect(stats().fsyncCalls).toBeGreaterThan(before);
+    // A failing directory fsync fails the roll and so the append.
+    injectFault('fsync', 'EIO');
+    await expect(log.append([{ value: Buffer.alloc(600) }])).rejects.toMatchObject({ code: 'EIO' });
+    await log.close();
+  });
+
+  test('rolling is refused below the free-space floor', async () => {
+    const log = await Log.open(await tempDir(), { segmentBytes: 1024, minFreeBytes: Number.MAX_SAFE_INTEGER });
+    await log.append([{ value: Buffer.alloc(600) }]);
+    await expect(log.append([{ value: Buffer.alloc(600) }])).rejects.toMatchObject({ code: 'ENOSPC', message: expect.stringMatching(/minFreeBytes/) });
+    expect(log.segmentCount).toBe(1);
+    await log.close();
+  });
+});
+
+describe('retention on a log', () => {
+  test('deleteRecordsBefore moves the start durably and removes whole segments below it', async () => {
+    const dir = await tempDir();
+    const log = await Log.open(dir, { segmentBytes: 1024, fileDeleteDelayMs: 0 });
+    for (let i = 0; i < 30; i++) await log.append([{ value: Buffer.alloc(200, i) }]);
+    const segments = log.segmentCount;
+    expect(await log.deleteRecordsBefore(13)).toBe(13);
+    expect(log.startOffset).toBe(13);
+    expect(log.segmentCount).toBeLessThan(segments);
+    await expect(log.read(12)).rejects.toMatchObject({ code: 'EOFFSETRANGE' });
+    expect((await log.read(13, { maxBytes: 1 })).nextOffset).toBe(14);
+    expect((await readFile(join(dir, '.log-start-offset'), 'utf8')).trim()).toBe('13');
+    await expect(log.deleteRecordsBefore(31)).rejects.toMatchObject({ code: 'EOFFSETRANGE' });
+    await log.close();
+    const again = await Log.open(dir, { segmentBytes: 1024 });
+    expect(again.startOffset).toBe(13);
+    await again.close();
+  });
+
+  test('retention by bytes and by time never removes the active segment', async () => {
+    const log = await Log.open(await tempDir(), { segmentBytes: 1024, fileDeleteDelayMs: 0 });
+    for (let i = 0; i < 30; i++) await log.append([{ value: Buffer.alloc(200, i), timestamp: 1000 + i }]);
+    const total = log.size;
+    expect(await log.applyRetention({ retentionBytes: total - 1000 })).toBeGreaterThan(0);
+    expect(log.size).toBeGreaterThanOrEqual(total - 1000);
+    expect(await log.applyRetention({ retentionMs: 0, now: 10_000 })).toBeGreaterThan(0);
+    expect(log.segmentCount).toBe(1);
+    expect(log.endOffset).toBe(30);
+    await log.append([{ value: 'after' }]);
+    await log.close();
+  });
+});
