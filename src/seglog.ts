@@ -1,6 +1,19 @@
 // Public entry point of the seglog package.
 export { SeglogError } from './errors.js';
 export type { SeglogErrorCode, SeglogErrorDetails } from './errors.js';
+
+export { Log } from './log/log.js';
+export type { LogOptions, FlushPolicy, AppendResult, ReadOptions, ReadResult } from './log/log.js';
+export { LogStore, checkLogName } from './store/store.js';
+export type { LogStoreOptions, StoreLogOptions, RetentionOptions } from './store/store.js';
+
+export { encodeBatch, decodeBatch, checkBatch, readBatchHeader, BATCH_HEADER_SIZE } from './segment/batch.js';
+export type { RecordInput, LogRecord, BatchHeader, EncodeOptions, CheckBatchResult } from './segment/batch.js';
+export { registerCodec } from './segment/codecs.js';
+export type { Codec, CodecId } from './segment/codecs.js';
+export { OffsetIndex } from './index/offset-index.js';
+export { TimeIndex } from './index/time-index.js';
+
 export {
   File,
   MappedRegion,
@@ -11,6 +24,7 @@ export {
   directIOAlignment,
   probeDirectIO,
   fsyncDir,
+  freeBytes,
   sendfile,
   stats,
   PAGE_SIZE,
