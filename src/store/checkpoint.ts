@@ -1,6 +1,6 @@
 // Small state files written so that a crash leaves either the old or the new
 // content, never a mix: temp file, fsync, rename, directory fsync.
-import { readFile, rename, rm } from 'node:fs/promises';
+import { readFile, rename } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { SeglogError } from '../errors.js';
 import { File, fsyncDir } from '../native.js';
@@ -49,9 +49,4 @@ export async function readOffsetCheckpoint(path: string): Promise<Map<string, nu
     out.set(name, n);
   }
   return out;
-}
-
-/** Removes a leftover temp file of an interrupted writeFileAtomic. */
-export async function removeStaleTemp(path: string): Promise<void> {
-  await rm(join(dirname(path), `.${basename(path)}.tmp`), { force: true });
 }
