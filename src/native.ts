@@ -2,6 +2,7 @@
 // they reach C++ and turns -errno results into Node-style errors; nothing
 // else in seglog calls the addon directly.
 import { readFile, unlink } from 'node:fs/promises';
+import { constants as bufferConstants } from 'node:buffer';
 import { constants as fsConstants } from 'node:fs';
 import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
@@ -75,6 +76,8 @@ export const rawAddon = addon;
 export const PAGE_SIZE = C.PAGE_SIZE;
 const MAX_OFFSET = Number.MAX_SAFE_INTEGER;
 const INT32_MAX = 0x7fffffff;
+/** A mapping is exposed as one external ArrayBuffer; Node aborts the process (double free) on one longer than a Buffer can be. */
+const MAX_MAPPING = bufferConstants.MAX_LENGTH;
 
 function check(result: number, syscall: string, path?: string): number {
   if (result < 0) throw errnoError(result, syscall, path);
@@ -97,6 +100,20 @@ export function injectFault(point: FaultPoint, code: string | null, options: { s
   const errno = code === null ? 0 : osConstants.errno[code as keyof typeof osConstants.errno];
   if (errno === undefined) throw new RangeError(`unknown errno code '${code}'`);
   addon.injectFault(p, errno, options.skip ?? 0, options.count ?? 1, options.partial ?? false);
+}
+
+let ioHook: ((syscall: string, path: string) => void) | undefined;
+
+/**
+ * @internal Test hook for the crash and power-loss suites: `hook` runs
+ * synchronously after every successful File call (syscall 'pwritev',
+ * 'fdatasync', 'ftruncate', ...) and directory fsync ('fsyncDir'), before its
+ * caller resumes, so it can record what was made durable or kill the process
+ * at that point. `undefined` removes it.
+ */
+export function setIoHook(hook: ((syscall: string, path: string) => void) | undefined): void {
+  if (hook !== undefined && typeof hook !== 'function') throw new TypeError('hook must be a function or undefined');
+  ioHook = hook;
 }
 
 // ---------------------------------------------------------------- CRC-32C
@@ -173,9 +190,10 @@ export interface DirectIOAlignment {
 }
 
 /**
- * An open file. Calls made after close() reject with ECLOSED; close() waits
- * for calls already under way, so an fd number is never reused while one of
- * them could still touch it.
+ * An open file. close() waits for calls already under way and for pinned
+ * work (pin()), so an fd number is never reused while one of them could
+ * still touch it. Calls made after close() reject with ECLOSED, except while
+ * pinned work is still running: a read pinned before the close may finish.
  */
 export class File {
   readonly path: string;
@@ -183,7 +201,9 @@ export class File {
   /** For direct files: the alignment every transfer must honour. */
   readonly alignment: DirectIOAlignment | undefined;
   #fd: number;
+  /** Calls and pins under way: close() waits for them. */
   #inflight = 0;
+  #pins = 0;
   #closing: Promise<void> | undefined;
   #drained: (() => void) | undefined;
 
@@ -220,9 +240,9 @@ export class File {
     }
   }
 
-  /** The file descriptor; throws ECLOSED once close() was called. */
+  /** The file descriptor; throws ECLOSED once close() was called and no pinned work keeps it open. */
   get fd(): number {
-    if (this.#closing !== undefined) throw new SeglogError('ECLOSED', `file is closed: ${this.path}`, { path: this.path });
+    if (this.#closing !== undefined && this.#pins === 0) throw new SeglogError('ECLOSED', `file is closed: ${this.path}`, { path: this.path });
     return this.#fd;
   }
 
@@ -235,19 +255,26 @@ export class File {
     const fd = this.fd;
     this.#inflight++;
     try {
-      return check(await op(fd), syscall, this.path);
+      const result = check(await op(fd), syscall, this.path);
+      ioHook?.(syscall, this.path);
+      return result;
     } finally {
       if (--this.#inflight === 0 && this.#drained !== undefined) this.#drained();
     }
   }
 
-  /** Keeps the fd open while `work` runs (e.g. a sendfile using it). */
+  /**
+   * Keeps the file usable while `work` runs, even if close() is called
+   * meanwhile (e.g. a multi-step read, or a sendfile using the fd).
+   */
   async pin<T>(work: (fd: number) => Promise<T>): Promise<T> {
     const fd = this.fd;
     this.#inflight++;
+    this.#pins++;
     try {
       return await work(fd);
     } finally {
+      this.#pins--;
       if (--this.#inflight === 0 && this.#drained !== undefined) this.#drained();
     }
   }
@@ -345,7 +372,7 @@ export class File {
   map(offset: number, length: number, options?: { writable?: boolean }): MappedRegion {
     checkInteger('offset', offset);
     if (offset % PAGE_SIZE !== 0) throw new RangeError(`offset must be a multiple of the page size ${PAGE_SIZE}, got ${offset}`);
-    checkInteger('length', length, 1, MAX_OFFSET - offset);
+    checkInteger('length', length, 1, Math.min(MAX_OFFSET - offset, MAX_MAPPING));
     const o = checkOptions<{ writable?: boolean }>('options', options);
     const writable = o.writable === undefined ? false : checkBoolean('options.writable', o.writable);
     const result = addon.mmap(this.fd, offset, length, writable);
@@ -409,6 +436,7 @@ export async function freeBytes(path: string): Promise<number> {
 export async function fsyncDir(path: string): Promise<void> {
   checkString('path', path);
   check(await addon.fsyncDir(path), 'fsync', path);
+  ioHook?.('fsyncDir', path);
 }
 
 /**
@@ -549,8 +577,14 @@ export interface SendfileOptions {
  * socket from JS while a transfer runs.
  */
 export async function sendfile(socketFd: number, file: File, position: number, length: number, options?: SendfileOptions): Promise<number> {
-  checkInteger('socketFd', socketFd, 0, INT32_MAX);
   if (!(file instanceof File)) throw new TypeError('file must be a File');
+  const transfer = checkSendfile(socketFd, file, position, length, options);
+  return file.pin(transfer);
+}
+
+/** Checks sendfile()'s arguments; the result runs the transfer from an open descriptor of `file`. */
+function checkSendfile(socketFd: number, file: File, position: number, length: number, options: SendfileOptions | undefined): (fd: number) => Promise<number> {
+  checkInteger('socketFd', socketFd, 0, INT32_MAX);
   checkInteger('position', position);
   checkInteger('length', length, 0, MAX_OFFSET - position);
   const o = checkOptions<SendfileOptions>('options', options);
@@ -559,7 +593,7 @@ export async function sendfile(socketFd: number, file: File, position: number, l
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError('options.signal must be an AbortSignal');
   // An early abort fails like a late one, so callers check one error code.
   if (signal?.aborted) throw errnoError(-osConstants.errno.ECANCELED, 'sendfile', file.path, { bytesSent: 0 });
-  return file.pin(async (fd) => {
+  return async (fd) => {
     const transfer = addon.sendfile(socketFd, fd, position, length, chunk);
     const abort = () => addon.sendfileCancel(transfer.id);
     signal?.addEventListener('abort', abort, { once: true });
@@ -572,5 +606,5 @@ export async function sendfile(socketFd: number, file: File, position: number, l
     } finally {
       signal?.removeEventListener('abort', abort);
     }
-  });
+  };
 }

@@ -97,6 +97,10 @@ export abstract class MappedIndex {
     const file = await File.open(path, writable ? { create: true } : {});
     try {
       const sizeAtOpen = await file.size();
+      // Entries hold i32 positions and offsets and maxIndexBytes is an i32: a bigger file is no index (and too big to map).
+      if (sizeAtOpen > INT32_MAX) {
+        throw new SeglogError('ECORRUPT', `corrupt index ${path}: ${sizeAtOpen} bytes, more than an index can hold`, { path, position: INT32_MAX });
+      }
       const entries = Math.floor(sizeAtOpen / entrySize);
       let length = entries * entrySize;
       let region: MappedRegion | undefined;

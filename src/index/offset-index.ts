@@ -12,6 +12,7 @@ export interface OffsetPosition {
 const ENTRY_SIZE = 8;
 
 const relativeOffsetAt: KeyReader = (b, slot) => b.readInt32BE(slot * ENTRY_SIZE);
+const positionAt: KeyReader = (b, slot) => b.readInt32BE(slot * ENTRY_SIZE + 4);
 
 export class OffsetIndex extends MappedIndex {
   static readonly ENTRY_SIZE = ENTRY_SIZE;
@@ -61,6 +62,17 @@ export class OffsetIndex extends MappedIndex {
     checkInteger('targetOffset', targetOffset);
     const b = this.view();
     return this.#entry(b, this.floorSlot(b, targetOffset - this.baseOffset, relativeOffsetAt));
+  }
+
+  /**
+   * The last entry whose position is <= `position` (positions never
+   * decrease): a batch boundary a range can jump to without reading every
+   * header before it. `{ offset: baseOffset, position: 0 }` if there is none.
+   */
+  lookupByPosition(position: number): OffsetPosition {
+    checkInteger('position', position);
+    const b = this.view();
+    return this.#entry(b, this.floorSlot(b, position, positionAt));
   }
 
   /** Entry number `n` (0-based). */

@@ -1,14 +1,16 @@
 // Log: one partition as a directory of segments. Assigns offsets, appends,
 // rolls, reads whole batches, recovers on open, truncates for followers.
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Writable } from 'node:stream';
 import { SeglogError } from '../errors.js';
 import { freeBytes, fsyncDir } from '../native.js';
-import { writeFileAtomic } from '../store/checkpoint.js';
+import { mkdirDurable, writeFileAtomic } from '../store/checkpoint.js';
 import { Scheduler } from '../store/scheduler.js';
 import { checkBatch, decodeBatch, encodeBatch, setBaseOffset, setLogAppendTime, type BatchHeader, type LogRecord, type RecordInput } from '../segment/batch.js';
 import { BatchReader } from '../segment/batch-reader.js';
 import { Segment, type SegmentConfig } from '../segment/segment.js';
+import { sendParts, type FileSlice } from '../sendfile/send.js';
 import { checkBoolean, checkBytes, checkInteger, checkOptions, checkString } from '../validate.js';
 
 /** Present while a log is closed cleanly; its absence on open means recovery. */
@@ -84,6 +86,22 @@ export interface ReadOptions {
 export interface ReadResult {
   /** Whole batches, as stored. Empty at the end of the log. */
   bytes: Buffer;
+  /** Offset to read from next. */
+  nextOffset: number;
+}
+
+export interface SendToOptions extends ReadOptions {
+  /**
+   * Bytes to send just before the batches, made once their size is known
+   * (e.g. a length-prefixed response header); they share the batches' place
+   * in the socket's write order.
+   */
+  prefix?: (range: SendToResult) => Uint8Array;
+}
+
+export interface SendToResult {
+  /** Bytes of whole batches sent, the prefix not included. */
+  bytes: number;
   /** Offset to read from next. */
   nextOffset: number;
 }
@@ -165,6 +183,9 @@ interface ExclusiveWork {
 
 type CheckedBatch = Extract<ReturnType<typeof checkBatch>, { ok: true }>;
 
+/** Receives one segment's part of a read: [start, end) of its .log, while the segment is pinned. */
+type RangeTaker = (segment: Segment, start: number, end: number) => Promise<void> | void;
+
 /** Most bytes one group commit writes with one pwritev. */
 const MAX_GROUP_BYTES = 16 * 1024 * 1024;
 
@@ -225,7 +246,7 @@ export class Log {
     checkString('dir', dir);
     const config = checkLogOptions(options);
     const segmentConfig = { indexIntervalBytes: config.indexIntervalBytes, segmentIndexBytes: config.segmentIndexBytes };
-    await mkdir(dir, { recursive: true });
+    await mkdirDurable(dir);
     const names = await readdir(dir);
     // Leftovers of retention that the process did not live to unlink.
     const leftovers = names.filter((n) => n.endsWith(DELETED_SUFFIX));
@@ -245,9 +266,17 @@ export class Log {
       for (let i = 0; i < bases.length; i++) {
         const last = i === bases.length - 1;
         // Segments wholly below the recovery point were durable already.
-        const recover = !clean && (last || bases[i + 1]! > ctx.recoveryPoint);
+        let recover = !clean && (last || bases[i + 1]! > ctx.recoveryPoint);
         // Recovery rewrites indexes, so a recovered segment opens writable and is sealed after.
-        const segment = await Segment.open(dir, bases[i]!, segmentConfig, last || recover);
+        let segment = await Segment.open(dir, bases[i]!, segmentConfig, last || recover);
+        if (!recover && !segment.wellFormed) {
+          // Trusted, yet its batches do not end where the file does (damage or a bad index): recover it after all.
+          recover = true;
+          if (!last) {
+            await segment.close();
+            segment = await Segment.open(dir, bases[i]!, segmentConfig, true);
+          }
+        }
         segments.push(segment);
         if (recover) {
           await Log.#recoverSegment(segment, config.repair, last);
@@ -568,7 +597,13 @@ export class Log {
       }
     }
     const next = await Segment.create(this.dir, this.#nextOffset, this.#segmentConfig);
-    await s.seal();
+    try {
+      await s.seal();
+    } catch (err) {
+      // The roll did not happen; the next one creates the segment again.
+      await next.close().catch(() => undefined);
+      throw err;
+    }
     this.#segments.push(next);
     // Under 'always' everything in it is durable already.
     if (!this.#config.flush.always) this.#unflushed.push(s);
@@ -592,6 +627,48 @@ export class Log {
    * EOFFSETRANGE before the start or past the end.
    */
   async read(offset: number, options?: ReadOptions): Promise<ReadResult> {
+    const parts: Buffer[] = [];
+    const { bytes, nextOffset } = await this.#range(offset, options, async (segment, start, end) => {
+      parts.push(await segment.readRange(start, end));
+    });
+    return { bytes: parts.length === 1 ? parts[0]! : Buffer.concat(parts, bytes), nextOffset };
+  }
+
+  /**
+   * Sends what read() would return to `socket` without copying it through JS:
+   * sendfile(2) on a plain TCP or Unix socket, a copying fallback for TLS and
+   * other streams (src/sendfile/send.ts). The batches take their place in the
+   * socket's write order at this call, so a header written before and one
+   * written after frame them even if the caller does not await. Each segment
+   * stays open until the transfer ends, whatever retention or truncation do
+   * meanwhile. Bad arguments and an offset outside the log reject without
+   * touching the socket; a failure after that destroys it (see sendParts).
+   */
+  sendTo(socket: Writable, offset: number, options?: SendToOptions): Promise<SendToResult> {
+    try {
+      const o = checkOptions<SendToOptions>('options', options);
+      if (o.prefix !== undefined && typeof o.prefix !== 'function') throw new TypeError('options.prefix must be a function');
+      let transferEnded!: () => void;
+      const ended = new Promise<void>((resolve) => (transferEnded = resolve));
+      const slices: FileSlice[] = [];
+      const range = this.#range(offset, o, (segment, start, end) => {
+        // Pinned on until the transfer ends, so the file stays usable if retention or truncation close it.
+        slices.push({ file: segment.log, position: start, length: end - start });
+        void segment.log.pin(() => ended);
+      });
+      const parts = range.then((r) => (o.prefix === undefined ? slices : [o.prefix(r), ...slices]));
+      const sent = sendParts(socket, parts).finally(transferEnded);
+      return Promise.all([range, sent]).then(([r]) => r);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /**
+   * The whole batches read() returns: checks the arguments at once (throwing),
+   * then hands `take` each segment's byte range, in order, while it is pinned.
+   */
+  #range(offset: number, options: ReadOptions | undefined, take: RangeTaker): Promise<SendToResult> {
     this.#checkOpen();
     checkInteger('offset', offset);
     const o = checkOptions<ReadOptions>('options', options);
@@ -599,7 +676,10 @@ export class Log {
     // Written but not yet visible (under 'always': not yet durable) batches stay hidden.
     const maxOffset = Math.min(this.#nextOffset, o.maxOffset === undefined ? Number.MAX_SAFE_INTEGER : checkInteger('options.maxOffset', o.maxOffset));
     this.#checkRange(offset);
-    const parts: Buffer[] = [];
+    return this.#scan(offset, maxBytes, maxOffset, take);
+  }
+
+  async #scan(offset: number, maxBytes: number, maxOffset: number, take: RangeTaker): Promise<SendToResult> {
     let total = 0;
     let next = offset;
     for (let i = this.#segmentIndexFor(offset); i < this.#segments.length && total < maxBytes; i++) {
@@ -614,14 +694,14 @@ export class Log {
         const budget = total === 0 ? maxBytes : maxBytes - total;
         const range = await segment.rangeFrom(at, budget, maxOffset, reader);
         if (range.end === at.position || (total > 0 && range.end - at.position > budget)) return true;
-        parts.push(await segment.readRange(at.position, range.end));
+        await take(segment, at.position, range.end);
         total += range.end - at.position;
         next = range.nextOffset;
         return range.nextOffset < segment.nextOffset;
       });
       if (done) break;
     }
-    return { bytes: parts.length === 1 ? parts[0]! : Buffer.concat(parts, total), nextOffset: total === 0 ? offset : next };
+    return { bytes: total, nextOffset: total === 0 ? offset : next };
   }
 
   /** Runs `work` with the segment's file held open; a segment closed before that was removed: EOFFSETRANGE. */
@@ -731,6 +811,12 @@ export class Log {
         }
         this.#nextOffset = await segment.truncateTo(offset);
         this.#flushedOffset = Math.min(this.#flushedOffset, this.#nextOffset);
+        // Durable before it is reported, or a power cut could bring the cut records back (fdatasync persists the new size).
+        try {
+          await segment.log.datasync();
+        } catch (err) {
+          throw this.#fail(err);
+        }
         await fsyncDir(this.dir);
         return this.#nextOffset;
       });

@@ -1,5 +1,6 @@
 // Walks the batches of a .log file through a reusable read buffer, so that
 // scanning headers costs one pread per buffer rather than one per batch.
+import { SeglogError } from '../errors.js';
 import type { File } from '../native.js';
 import { BATCH_HEADER_SIZE, checkBatch, readBatchHeader, type BatchHeader } from './batch.js';
 
@@ -35,10 +36,37 @@ export class BatchReader {
     return this.#buf.subarray(from, Math.min(from + want, this.#filled));
   }
 
-  /** The header of the batch at `position`, or undefined if fewer than 61 bytes remain. */
+  /**
+   * The header of the batch at `position`, undefined at the end. ECORRUPT
+   * (naming the file and position) where what lies there cannot be a batch:
+   * fewer than 61 bytes, an unparseable header, or a size that is below the
+   * header's or runs past the end. Walks by size would otherwise loop forever
+   * on a size of 0 or wander off on garbage. The CRC is not checked.
+   */
   async header(position: number): Promise<BatchHeader | undefined> {
+    if (position >= this.#end) return undefined;
     const b = await this.bytes(position, BATCH_HEADER_SIZE);
-    return b.length < BATCH_HEADER_SIZE ? undefined : readBatchHeader(b, 0);
+    let header: BatchHeader | undefined;
+    try {
+      if (b.length === BATCH_HEADER_SIZE) header = readBatchHeader(b, 0);
+    } catch {
+      // A 64-bit field beyond the safe range: reported below like any other garbage.
+    }
+    if (header === undefined || header.size < BATCH_HEADER_SIZE || header.size > this.#end - position) {
+      const what = header === undefined ? 'no batch header' : `a batch of ${header.size} bytes`;
+      throw new SeglogError('ECORRUPT', `${this.#file.path}: ${what} at position ${position} of ${this.#end} bytes`, { path: this.#file.path, position });
+    }
+    return header;
+  }
+
+  /** Like header(), but undefined where header() throws: for walks that end at a torn tail. */
+  async headerOrEnd(position: number): Promise<BatchHeader | undefined> {
+    try {
+      return await this.header(position);
+    } catch (err) {
+      if ((err as SeglogError).code === 'ECORRUPT') return undefined;
+      throw err;
+    }
   }
 
   /** Validates the whole batch at `position` (size, magic, CRC), never throwing on garbage. */

@@ -7,11 +7,12 @@ import { File, fsyncDir } from '../native.js';
 import { OffsetIndex } from '../index/offset-index.js';
 import { TimeIndex } from '../index/time-index.js';
 import { BatchReader } from './batch-reader.js';
-import type { BatchHeader } from './batch.js';
+import { BATCH_HEADER_SIZE, checkBatch, MAGIC, type BatchHeader } from './batch.js';
 
 export const LOG_SUFFIX = '.log';
 export const INDEX_SUFFIX = '.index';
 export const TIME_INDEX_SUFFIX = '.timeindex';
+const INT32_MAX = 0x7fffffff;
 
 /** Kafka's file name for a segment: the base offset, 20 digits, zero padded. */
 export function segmentFileName(baseOffset: number, suffix: string): string {
@@ -55,6 +56,7 @@ export class Segment {
   #bytesSinceIndexEntry = 0;
   /** Wall-clock ms of the first append, for time-based rolling. */
   #firstAppendAt: number | undefined;
+  #wellFormed = true;
 
   private constructor(dir: string, baseOffset: number, log: File, offsetIndex: OffsetIndex, timeIndex: TimeIndex, size: number, config: SegmentConfig) {
     this.dir = dir;
@@ -82,9 +84,16 @@ export class Segment {
     // Stale indexes of an earlier segment at this offset would describe other data.
     await Promise.all([rm(p.index, { force: true }), rm(p.timeIndex, { force: true })]);
     const log = await File.open(p.log, { create: true, truncate: true });
-    const segment = await Segment.#attach(dir, baseOffset, log, 0, true, config);
-    await fsyncDir(dir);
-    return segment;
+    let segment: Segment | undefined;
+    try {
+      segment = await Segment.#attach(dir, baseOffset, log, 0, true, config);
+      await fsyncDir(dir);
+      return segment;
+    } catch (err) {
+      // A failed roll must not leak descriptors or mappings, however often it fails.
+      await (segment?.close() ?? log.close()).catch(() => undefined);
+      throw err;
+    }
   }
 
   /**
@@ -95,9 +104,9 @@ export class Segment {
   static async open(dir: string, baseOffset: number, config: SegmentConfig, active: boolean): Promise<Segment> {
     const p = Segment.paths(dir, baseOffset);
     const log = await File.open(p.log, { write: true });
+    let segment: Segment | undefined;
     try {
       const size = await log.size();
-      let segment: Segment | undefined;
       try {
         segment = await Segment.#attach(dir, baseOffset, log, size, active, config);
         segment.offsetIndex.sanityCheck(size);
@@ -110,6 +119,8 @@ export class Segment {
         const code = (err as SeglogError).code;
         if (code !== 'ECORRUPT' && code !== 'ENOENT') throw err;
         if (segment !== undefined) await Promise.all([segment.offsetIndex.close(), segment.timeIndex.close()]);
+        // Derived data, rebuilt from scratch whatever shape the old files had.
+        await Promise.all([rm(p.index, { force: true }), rm(p.timeIndex, { force: true })]);
         segment = await Segment.#attach(dir, baseOffset, log, size, true, config);
         await segment.#rebuildIndexes(size);
         if (!active) await segment.seal();
@@ -117,7 +128,7 @@ export class Segment {
       await segment.#loadTail();
       return segment;
     } catch (err) {
-      await log.close();
+      await (segment?.close() ?? log.close()).catch(() => undefined);
       throw err;
     }
   }
@@ -151,6 +162,18 @@ export class Segment {
     return this.#firstAppendAt;
   }
 
+  /**
+   * Whether, on open, the batches from the last index entry on ran in offset
+   * order to exactly the end of the file, that entry pointed at the batch
+   * holding its offset, and the time index's last entry lay inside the
+   * segment's offsets. False means a torn tail, a misnamed file or an index
+   * that passed its sanity check but is wrong: a segment trusted without a
+   * scan needs recovery after all.
+   */
+  get wellFormed(): boolean {
+    return this.#wellFormed;
+  }
+
   get isEmpty(): boolean {
     return this.#size === 0;
   }
@@ -160,19 +183,25 @@ export class Segment {
     return this.offsetIndex.isFull || this.timeIndex.isFull;
   }
 
-  /** Reads the last batch to learn nextOffset and the max timestamp of a segment that was not just scanned. */
+  /**
+   * Reads the batches from the last index entry on to learn nextOffset and
+   * the max timestamp of a segment that was not just scanned, and checks
+   * what that walk can see (see wellFormed).
+   */
   async #loadTail(): Promise<void> {
-    if (this.#size === 0) return;
-    const last = this.timeIndex.lastEntry;
-    if (last.timestamp >= 0) {
-      this.#maxTimestamp = last.timestamp;
-      this.#offsetOfMaxTimestamp = last.offset;
+    const lastTime = this.timeIndex.lastEntry;
+    const lastIndexed = this.offsetIndex.lastEntry;
+    if (lastTime.timestamp >= 0) {
+      this.#maxTimestamp = lastTime.timestamp;
+      this.#offsetOfMaxTimestamp = lastTime.offset;
     }
     const reader = new BatchReader(this.log, this.#size);
-    let position = this.offsetIndex.lastEntry.position;
+    let position = lastIndexed.position;
+    let indexedHeld = this.offsetIndex.entries === 0;
     for (;;) {
-      const header = await reader.header(position);
-      if (header === undefined) break;
+      const header = await reader.headerOrEnd(position);
+      if (header === undefined || !followsInSegment(header, this.#nextOffset, this.baseOffset)) break;
+      if (position === lastIndexed.position) indexedHeld ||= header.baseOffset <= lastIndexed.offset && lastIndexed.offset <= header.lastOffset;
       if (header.maxTimestamp > this.#maxTimestamp) {
         this.#maxTimestamp = header.maxTimestamp;
         this.#offsetOfMaxTimestamp = header.lastOffset;
@@ -181,6 +210,8 @@ export class Segment {
       this.#bytesSinceIndexEntry += header.size;
       position += header.size;
     }
+    const timesInside = this.timeIndex.entries === 0 || lastTime.offset < this.#nextOffset;
+    this.#wellFormed = position === this.#size && indexedHeld && timesInside;
   }
 
   /**
@@ -220,6 +251,17 @@ export class Segment {
     let end = from.position;
     let nextOffset = from.header.baseOffset;
     let header: BatchHeader | undefined = from.header;
+    // Jump to the last indexed batch start within reach instead of reading every header on the way:
+    // the batches before it are whole and hold only offsets below its base offset.
+    const entry = this.offsetIndex.lookupByPosition(from.position + maxBytes);
+    if (entry.position > from.position) {
+      const jumped = await reader.header(entry.position);
+      if (jumped !== undefined && jumped.baseOffset <= maxOffset) {
+        end = entry.position;
+        nextOffset = jumped.baseOffset;
+        header = jumped;
+      }
+    }
     while (header !== undefined && header.lastOffset < maxOffset) {
       if (end > from.position && end + header.size - from.position > maxBytes) break;
       end += header.size;
@@ -230,12 +272,24 @@ export class Segment {
     return { end, nextOffset };
   }
 
-  /** Reads [start, end) of the log into a new Buffer. */
+  /**
+   * Reads the whole batches in [start, end) into a new Buffer. Each batch's
+   * CRC is checked first: segments trusted without a scan (clean shutdown)
+   * may still hold damage, and a damaged batch is never served (ECORRUPT
+   * naming file and position).
+   */
   async readRange(start: number, end: number): Promise<Buffer> {
     const out = Buffer.allocUnsafe(end - start);
     const n = await this.log.read(out, start);
     if (n !== out.length) {
       throw new SeglogError('ECORRUPT', `${this.log.path} ended at ${start + n}, before the ${end} its batches promise`, { path: this.log.path, position: start + n });
+    }
+    for (let p = 0; p < out.length; ) {
+      const c = checkBatch(out, p, out.length);
+      if (!c.ok) {
+        throw new SeglogError('ECORRUPT', `invalid batch in ${this.log.path} at position ${start + p} (${c.reason})`, { path: this.log.path, position: start + p });
+      }
+      p += c.header.size;
     }
     return out;
   }
@@ -261,35 +315,13 @@ export class Segment {
    */
   async recover(options: { repair: boolean }): Promise<RecoveryResult> {
     const fileSize = await this.log.size();
-    const reader = new BatchReader(this.log, fileSize, 1 << 20);
     this.offsetIndex.truncateTo(this.baseOffset);
     this.timeIndex.truncateTo(this.baseOffset);
     this.#resetTail();
-    const batches: BatchHeader[] = [];
-    let position = 0;
-    let reason: string | undefined;
-    for (;;) {
-      const result = await reader.check(position);
-      if (!result.ok) {
-        if (position < fileSize) reason = result.reason;
-        break;
-      }
-      const h = result.header;
-      if (h.baseOffset < this.#nextOffset) {
-        reason = `offset ${h.baseOffset} is not after ${this.#nextOffset - 1}`;
-        break;
-      }
-      batches.push(h);
-      this.#indexBatch(h, position);
-      position += h.size;
-    }
-    const result: RecoveryResult = { validBytes: position, batches: batches.length, truncatedBytes: 0 };
-    if (reason !== undefined) {
-      const next = await this.#findValidBatchAfter(reader, position, fileSize);
-      if (next !== undefined && !options.repair) {
-        return { ...result, corruptAt: position, corruptReason: reason };
-      }
-    }
+    const scan = await scanLog(new BatchReader(this.log, fileSize, 1 << 20), fileSize, this.baseOffset, (h, position) => this.#indexBatch(h, position));
+    const position = scan.validBytes;
+    const result: RecoveryResult = { validBytes: position, batches: scan.batches, truncatedBytes: 0 };
+    if (scan.corrupt && !options.repair) return { ...result, corruptAt: position, corruptReason: scan.reason! };
     if (position < fileSize) {
       await this.log.truncate(position);
       result.truncatedBytes = fileSize - position;
@@ -306,8 +338,9 @@ export class Segment {
     const reader = new BatchReader(this.log, size, 1 << 20);
     let position = 0;
     for (;;) {
-      const header = await reader.header(position);
-      if (header === undefined || position + header.size > size) break;
+      const header = await reader.headerOrEnd(position);
+      // Offsets out of order (a misnamed file) end it like garbage: recovery judges the rest.
+      if (header === undefined || !followsInSegment(header, this.#nextOffset, this.baseOffset)) break;
       this.#indexBatch(header, position);
       position += header.size;
     }
@@ -334,18 +367,6 @@ export class Segment {
     }
     this.#bytesSinceIndexEntry += h.size;
     this.#nextOffset = h.lastOffset + 1;
-  }
-
-  /** Looks for any valid batch starting after `from`: proof that the damage is not just a torn tail. */
-  async #findValidBatchAfter(reader: BatchReader, from: number, fileSize: number): Promise<number | undefined> {
-    for (let p = from + 1; p + 61 <= fileSize; p++) {
-      // Cheap pre-filter on the magic byte before a full CRC check.
-      const magic = await reader.bytes(p + 16, 1);
-      if (magic[0] !== 2) continue;
-      const r = await reader.check(p);
-      if (r.ok && r.header.baseOffset >= this.baseOffset) return p;
-    }
-    return undefined;
   }
 
   /**
@@ -390,4 +411,66 @@ export class Segment {
     const p = Segment.paths(this.dir, this.baseOffset);
     await Promise.all([rm(p.log, { force: true }), rm(p.index, { force: true }), rm(p.timeIndex, { force: true })]);
   }
+}
+
+/** What scanLog() found. */
+export interface ScanResult {
+  /** Bytes of valid batches from the start of the file. */
+  validBytes: number;
+  batches: number;
+  /** Offset after the last valid batch (`baseOffset` when there is none). */
+  nextOffset: number;
+  /** Why the bytes at validBytes are not a valid batch; undefined when the scan reached the end. */
+  reason?: string;
+  /**
+   * The invalid bytes are not just a torn tail: a whole valid batch with an
+   * offset out of order, or a valid batch somewhere after them.
+   */
+  corrupt: boolean;
+}
+
+/**
+ * Checks every batch of a .log from position 0 (size, magic, CRC, offsets
+ * increasing from `baseOffset`), calling `onBatch` for each valid one, up to
+ * the first invalid bytes. Only reads: recovery and `seglog verify` share it.
+ */
+export async function scanLog(reader: BatchReader, fileSize: number, baseOffset: number, onBatch?: (header: BatchHeader, position: number) => void): Promise<ScanResult> {
+  let position = 0;
+  let batches = 0;
+  let nextOffset = baseOffset;
+  for (;;) {
+    const result = await reader.check(position);
+    if (!result.ok) {
+      if (position >= fileSize) return { validBytes: position, batches, nextOffset, corrupt: false };
+      const corrupt = (await findValidBatchAfter(reader, position, fileSize, baseOffset)) !== undefined;
+      return { validBytes: position, batches, nextOffset, reason: result.reason, corrupt };
+    }
+    const h = result.header;
+    // A torn write leaves no whole batch behind: a valid one with offsets out of place is damage (or a misnamed file).
+    if (!followsInSegment(h, nextOffset, baseOffset)) {
+      const why = h.baseOffset < nextOffset ? `offset ${h.baseOffset} is not after ${nextOffset - 1}` : `offset ${h.lastOffset} is beyond what a segment at ${baseOffset} can index`;
+      return { validBytes: position, batches, nextOffset, reason: why, corrupt: true };
+    }
+    onBatch?.(h, position);
+    batches++;
+    nextOffset = h.lastOffset + 1;
+    position += h.size;
+  }
+}
+
+/** Whether batch `h` may come next in the segment at `baseOffset` whose batches so far end before `nextOffset`: indexes store offsets as i32 from the base. */
+function followsInSegment(h: BatchHeader, nextOffset: number, baseOffset: number): boolean {
+  return h.baseOffset >= nextOffset && h.lastOffset - baseOffset <= INT32_MAX;
+}
+
+/** Position of any valid batch starting after `from`: proof that the damage is not just a torn tail. */
+async function findValidBatchAfter(reader: BatchReader, from: number, fileSize: number, baseOffset: number): Promise<number | undefined> {
+  for (let p = from + 1; p + BATCH_HEADER_SIZE <= fileSize; p++) {
+    // Cheap pre-filter on the magic byte before a full CRC check.
+    const magic = await reader.bytes(p + 16, 1);
+    if (magic[0] !== MAGIC) continue;
+    const r = await reader.check(p);
+    if (r.ok && r.header.baseOffset >= baseOffset) return p;
+  }
+  return undefined;
 }

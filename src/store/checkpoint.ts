@@ -1,9 +1,20 @@
 // Small state files written so that a crash leaves either the old or the new
-// content, never a mix: temp file, fsync, rename, directory fsync.
-import { readFile, rename } from 'node:fs/promises';
+// content, never a mix: temp file, fsync, rename, directory fsync. And
+// directories whose creation survives a crash.
+import { mkdir, readFile, rename } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { SeglogError } from '../errors.js';
 import { File, fsyncDir } from '../native.js';
+
+/** mkdir -p whose new directories survive a power cut: each parent that gained an entry is fsync'd. */
+export async function mkdirDurable(path: string): Promise<void> {
+  const created = await mkdir(path, { recursive: true });
+  if (created === undefined) return;
+  for (let dir = dirname(path); ; dir = dirname(dir)) {
+    await fsyncDir(dir);
+    if (dir === dirname(created)) break;
+  }
+}
 
 export async function writeFileAtomic(path: string, content: string): Promise<void> {
   const tmp = join(dirname(path), `.${basename(path)}.tmp`);

@@ -1,13 +1,13 @@
 // LogStore: many logs in one data directory, one subdirectory each, under an
 // exclusive lock, with Kafka-style checkpoint files and one scheduler for
 // interval flushes, checkpoints, retention and delayed deletes.
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SeglogError } from '../errors.js';
 import { Log, type LogOptions } from '../log/log.js';
 import { File, fsyncDir, tryLockExclusive } from '../native.js';
 import { checkInteger, checkOptions, checkString } from '../validate.js';
-import { readOffsetCheckpoint, writeOffsetCheckpoint } from './checkpoint.js';
+import { mkdirDurable, readOffsetCheckpoint, writeOffsetCheckpoint } from './checkpoint.js';
 import { Scheduler } from './scheduler.js';
 
 export const LOCK_FILE = '.lock';
@@ -105,7 +105,7 @@ export class LogStore {
     if (o.checkpointIntervalMs !== undefined) checkInteger('defaults.checkpointIntervalMs', o.checkpointIntervalMs, 1);
     if (o.retentionCheckIntervalMs !== undefined) checkInteger('defaults.retentionCheckIntervalMs', o.retentionCheckIntervalMs, 1);
     checkRetention('defaults', o);
-    await mkdir(dataDir, { recursive: true });
+    await mkdirDurable(dataDir);
     const lockPath = join(dataDir, LOCK_FILE);
     const lock = await File.open(lockPath, { create: true });
     let store: LogStore;

@@ -1,0 +1,367 @@
+// Zero-copy serving benchmark (M4): a log served over loopback TCP with
+// log.sendTo(), fetch after fetch, beside the same run's ceiling (the
+// addon's sendfile(2) of the same segment files, with no log logic) and
+// Node's copying way to do it (fs.createReadStream().pipe(socket)), plus
+// iperf3 -Z when it is installed. Warm page cache throughout.
+//
+//   npx tsx bench/sendfile.ts [--mib <n>] [--runs <n>] [--fetch-kib <n,...>] [--batch-kib <n>] [--dir <path>]
+//
+// The receiver is another process (this script with --drain) that reads
+// into one 4 MiB buffer and discards; it reports its own rate and how busy
+// its CPU was, to show whether it kept up. Rates are end to end: from the
+// first byte offered to the receiver's EOF. CPU is the sender process's
+// (all threads) per GB served.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createReadStream } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { Log } from '../src/log/log.js';
+import { File, sendfile, stats } from '../src/native.js';
+import { encodeBatch } from '../src/segment/batch.js';
+import { benchDir, describeMachine, formatMachine, formatPercent, formatSummary, markdownTable, now, progress, settle, summarize } from './common.js';
+
+const MiB = 1024 * 1024;
+const RECORD_BYTES = 1024;
+const SEGMENT_BYTES = 256 * MiB;
+const RECEIVE_BUFFER = 4 * MiB;
+
+const USAGE = `usage: npx tsx bench/sendfile.ts [--mib <n>] [--runs <n>] [--fetch-kib <n,...>] [--batch-kib <n>] [--dir <path>]
+  --mib        MiB of log served per measurement (default 1024)
+  --runs       repetitions; figures are medians with min–max (default 3)
+  --fetch-kib  maxBytes of each sendTo() fetch in KiB, one row per size (default 1024,16384:
+               Kafka's max.partition.fetch.bytes, and a fetch spanning many partitions' worth)
+  --batch-kib  size of the log's record batches, in KiB (default 64)
+  --dir        parent directory for the log (default: the OS temp dir); a fresh
+               subdirectory is created there and removed at the end`;
+
+interface Options {
+  mib: number;
+  runs: number;
+  fetchBytes: number[];
+  batchBytes: number;
+  dir: string | undefined;
+}
+
+function options(): Options {
+  const { values } = parseArgs({
+    options: {
+      mib: { type: 'string', default: '1024' },
+      runs: { type: 'string', default: '3' },
+      'fetch-kib': { type: 'string', default: '1024,16384' },
+      'batch-kib': { type: 'string', default: '64' },
+      dir: { type: 'string' },
+      drain: { type: 'boolean' },
+      help: { type: 'boolean' },
+    },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    process.exit(0);
+  }
+  const int = (name: string, value: string | undefined, min: number) => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min) throw new RangeError(`--${name} must be an integer >= ${min}, got ${value}\n${USAGE}`);
+    return n;
+  };
+  return {
+    mib: int('mib', values.mib, 1),
+    runs: int('runs', values.runs, 1),
+    fetchBytes: values['fetch-kib']!.split(',').map((v) => int('fetch-kib', v, 1) * 1024),
+    batchBytes: int('batch-kib', values['batch-kib'], 2) * 1024,
+    dir: values.dir,
+  };
+}
+
+// ---------------------------------------------------------------- receiver (child process)
+
+/** What the receiver reports for one connection. */
+interface Received {
+  bytes: number;
+  /** From its first byte to EOF. */
+  ms: number;
+  /** CPU time it used meanwhile (user + system). */
+  cpuMs: number;
+}
+
+/** --drain: connects where told, reads into one buffer until EOF, reports, repeats. */
+function drain(): void {
+  const buffer = Buffer.allocUnsafe(RECEIVE_BUFFER);
+  process.on('message', ({ port }: { port: number }) => {
+    let bytes = 0;
+    let first = 0;
+    let cpu = process.cpuUsage();
+    const socket = net.connect({
+      port,
+      host: '127.0.0.1',
+      onread: {
+        buffer,
+        callback: (n: number) => {
+          if (bytes === 0) {
+            first = now();
+            cpu = process.cpuUsage();
+          }
+          bytes += n;
+          return true;
+        },
+      },
+    });
+    socket.on('end', () => {
+      const used = process.cpuUsage(cpu);
+      process.send!({ bytes, ms: now() - first, cpuMs: (used.user + used.system) / 1000 } satisfies Received);
+      socket.destroy();
+    });
+  });
+}
+
+// ---------------------------------------------------------------- sender
+
+interface Sample {
+  gbps: number;
+  cpuSecondsPerGB: number;
+  receiverGbps: number;
+  receiverBusy: number;
+}
+
+interface Segments {
+  paths: string[];
+  files: File[];
+  sizes: number[];
+  total: number;
+}
+
+/** Connections to the receiver, one per measurement. */
+class Receiver {
+  readonly #child: ChildProcess;
+  readonly #server: net.Server;
+  #connections: Array<(s: net.Socket) => void> = [];
+
+  private constructor(child: ChildProcess, server: net.Server) {
+    this.#child = child;
+    this.#server = server;
+    server.on('connection', (s) => this.#connections.shift()?.(s));
+  }
+
+  static async start(): Promise<Receiver> {
+    const server = net.createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--drain'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    return new Receiver(child, server);
+  }
+
+  /** Has the receiver connect, runs `send` on the connection, ends it and waits for the receiver's EOF. */
+  async measure(bytes: number, send: (socket: net.Socket) => Promise<void>): Promise<Sample> {
+    const connected = new Promise<net.Socket>((resolve) => this.#connections.push(resolve));
+    const received = new Promise<Received>((resolve) => this.#child.once('message', resolve));
+    this.#child.send({ port: (this.#server.address() as net.AddressInfo).port });
+    const socket = await connected;
+    const cpu = process.cpuUsage();
+    const start = now();
+    await send(socket);
+    socket.end();
+    const r = await received;
+    const seconds = (now() - start) / 1000;
+    const used = process.cpuUsage(cpu);
+    if (r.bytes !== bytes) throw new Error(`the receiver got ${r.bytes} bytes, ${bytes} were sent`);
+    const gb = bytes / 1e9;
+    return { gbps: gb / seconds, cpuSecondsPerGB: (used.user + used.system) / 1e6 / gb, receiverGbps: gb / (r.ms / 1000), receiverBusy: r.cpuMs / r.ms };
+  }
+
+  async stop(): Promise<void> {
+    this.#child.kill();
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+}
+
+async function buildLog(dir: string, o: Options): Promise<Log> {
+  const log = await Log.open(dir, { segmentBytes: SEGMENT_BYTES });
+  const batch = encodeBatch(
+    Array.from({ length: Math.max(1, Math.floor(o.batchBytes / (RECORD_BYTES + 16))) }, (_, i) => ({ value: Buffer.alloc(RECORD_BYTES, i) })),
+    { now: Date.now() },
+  );
+  // Several batches per append: appendBatches renumbers each.
+  const group = Buffer.concat(Array.from({ length: Math.max(1, Math.floor((4 * MiB) / batch.length)) }, () => batch));
+  while (log.size < o.mib * MiB) await log.appendBatches(group);
+  await log.flush();
+  return log;
+}
+
+async function openSegments(dir: string, log: Log): Promise<Segments> {
+  const { readdir } = await import('node:fs/promises');
+  const paths = (await readdir(dir))
+    .filter((n) => n.endsWith('.log'))
+    .sort()
+    .map((n) => `${dir}/${n}`);
+  const files = await Promise.all(paths.map((p) => File.open(p)));
+  const sizes = await Promise.all(files.map((f) => f.size()));
+  const total = sizes.reduce((a, b) => a + b, 0);
+  if (total !== log.size) throw new Error(`segment files hold ${total} bytes, the log says ${log.size}`);
+  return { paths, files, sizes, total };
+}
+
+function allResident(segments: Segments): boolean {
+  return segments.files.every((f, i) => {
+    const r = f.residentPages(0, segments.sizes[i]!);
+    return r.resident === r.total;
+  });
+}
+
+function readAll(path: string): Promise<void> {
+  return new Promise((resolve, reject) => createReadStream(path, { highWaterMark: 4 * MiB }).on('data', () => {}).once('end', resolve).once('error', reject));
+}
+
+function pipeFiles(paths: string[], highWaterMark: number | undefined): (socket: net.Socket) => Promise<void> {
+  return async (socket) => {
+    for (const path of paths) {
+      await new Promise<void>((resolve, reject) => {
+        const rs = createReadStream(path, highWaterMark === undefined ? {} : { highWaterMark });
+        rs.once('end', resolve).once('error', reject);
+        rs.pipe(socket, { end: false });
+      });
+    }
+  };
+}
+
+/** iperf3 -Z (sendfile from a file it writes) over loopback, when installed. */
+function iperf3(bytes: number): Sample | string {
+  if (spawnSync('iperf3', ['--version']).error !== undefined) return 'not installed';
+  const port = String(20000 + Math.floor(Math.random() * 20000));
+  const server = spawn('iperf3', ['-s', '-1', '-p', port], { stdio: 'ignore' });
+  try {
+    let r = spawnSync('iperf3', ['-c', '127.0.0.1', '-p', port, '-Z', '-n', String(bytes), '-J'], { encoding: 'utf8' });
+    // The server may not listen yet on the first try.
+    for (let i = 0; i < 20 && r.status !== 0; i++) {
+      spawnSync('sleep', ['0.1']);
+      r = spawnSync('iperf3', ['-c', '127.0.0.1', '-p', port, '-Z', '-n', String(bytes), '-J'], { encoding: 'utf8' });
+    }
+    if (r.status !== 0) return `failed: ${r.stderr || r.stdout}`.slice(0, 200);
+    const end = JSON.parse(r.stdout).end as {
+      sum_sent: { bytes: number; seconds: number };
+      sum_received: { bytes: number; seconds: number };
+      cpu_utilization_percent: { host_total: number; remote_total: number };
+    };
+    const gb = end.sum_received.bytes / 1e9;
+    return {
+      gbps: gb / end.sum_received.seconds,
+      cpuSecondsPerGB: ((end.cpu_utilization_percent.host_total / 100) * end.sum_sent.seconds) / (end.sum_sent.bytes / 1e9),
+      receiverGbps: gb / end.sum_received.seconds,
+      receiverBusy: end.cpu_utilization_percent.remote_total / 100,
+    };
+  } finally {
+    server.kill();
+  }
+}
+
+async function main(): Promise<void> {
+  const o = options();
+  const load = os.loadavg();
+  const dir = await benchDir(o.dir);
+  try {
+    progress(`writing a ${o.mib} MiB log (${o.batchBytes / 1024} KiB batches) in ${dir.path}`);
+    const log = await buildLog(dir.path, o);
+    settle(dir.path);
+    const segments = await openSegments(dir.path, log);
+    let rewarmed = 0;
+    let measurements = 0;
+    // Every measurement starts with every page in the page cache: checked with
+    // mincore, re-read (untimed) when something (e.g. DAMON's pageout) evicted pages.
+    const measure = async (send: (socket: net.Socket) => Promise<void>) => {
+      measurements++;
+      if (!allResident(segments)) {
+        rewarmed++;
+        for (const path of segments.paths) await readAll(path);
+        if (!allResident(segments)) throw new Error('the segments do not stay in the page cache: not enough memory for a warm-cache benchmark');
+      }
+      return receiver.measure(segments.total, send);
+    };
+    const receiver = await Receiver.start();
+    const rows: Array<{ name: string; send: (socket: net.Socket) => Promise<void> }> = [
+      {
+        name: 'raw sendfile(2) of the segment files (ceiling)',
+        send: async (socket) => {
+          const fd = (socket as unknown as { _handle: { fd: number } })._handle.fd;
+          for (let i = 0; i < segments.files.length; i++) await sendfile(fd, segments.files[i]!, 0, segments.sizes[i]!);
+        },
+      },
+      // Fetch after fetch, as a broker answers one consumer's requests.
+      ...o.fetchBytes.map((maxBytes) => ({
+        name: `seglog log.sendTo(), ${maxBytes / 1024} KiB fetches`,
+        send: async (socket: net.Socket) => {
+          for (let next = log.startOffset; next < log.endOffset; ) next = (await log.sendTo(socket, next, { maxBytes })).nextOffset;
+        },
+      })),
+      { name: 'fs.createReadStream().pipe(socket), default 64 KiB', send: pipeFiles(segments.paths, undefined) },
+      { name: 'fs.createReadStream().pipe(socket), 1 MiB highWaterMark', send: pipeFiles(segments.paths, MiB) },
+    ];
+    const samples = rows.map(() => [] as Sample[]);
+    const sendfileBytes = rows.map(() => 0);
+    // Warm-up: one pass of each, untimed, so JIT and TCP autotuning settle.
+    for (const row of rows) await measure(row.send);
+    for (let run = 1; run <= o.runs; run++) {
+      for (let i = 0; i < rows.length; i++) {
+        progress(`run ${run}/${o.runs}: ${rows[i]!.name}`);
+        const before = stats().sendfileBytes;
+        samples[i]!.push(await measure(rows[i]!.send));
+        sendfileBytes[i] = stats().sendfileBytes - before;
+      }
+    }
+    await receiver.stop();
+    progress('iperf3 -Z');
+    const iperf = iperf3(segments.total);
+
+    const gbps = (n: number) => `${n.toFixed(2)} GB/s`;
+    const ceiling = samples[0]!.map((s) => s.gbps);
+    const table = markdownTable(
+      ['sender', 'throughput', '÷ ceiling', 'sender CPU s/GB', 'receiver rate', 'receiver CPU busy'],
+      [
+        ...rows.map((row, i) => {
+          const s = samples[i]!;
+          return [
+            row.name,
+            formatSummary(summarize(s.map((x) => x.gbps)), gbps),
+            formatSummary(summarize(s.map((x, r) => x.gbps / ceiling[r]!)), formatPercent),
+            formatSummary(summarize(s.map((x) => x.cpuSecondsPerGB)), (n) => n.toFixed(3)),
+            formatSummary(summarize(s.map((x) => x.receiverGbps)), gbps),
+            formatSummary(summarize(s.map((x) => x.receiverBusy)), formatPercent),
+          ];
+        }),
+        typeof iperf === 'string'
+          ? ['iperf3 -Z (loopback, its own file)', iperf, '', '', '', '']
+          : [
+              'iperf3 -Z (loopback, its own file; one run)',
+              gbps(iperf.gbps),
+              formatPercent(iperf.gbps / summarize(ceiling).median),
+              iperf.cpuSecondsPerGB.toFixed(3),
+              gbps(iperf.receiverGbps),
+              formatPercent(iperf.receiverBusy),
+            ],
+      ],
+      ['l', 'r', 'r', 'r', 'r', 'r'],
+    );
+    const sendTo = samples[1]!.map((s) => s.gbps);
+    const pipeDefault = samples[1 + o.fetchBytes.length]!.map((s) => s.gbps);
+    console.log(`# seglog sendfile benchmark\n`);
+    console.log(
+      formatMachine(describeMachine(dir.path), {
+        Served: `${(segments.total / MiB).toFixed(0)} MiB per measurement: ${segments.files.length} segment files, ${o.batchBytes / 1024} KiB batches; loopback TCP`,
+        'Page cache': `all segment pages resident (mincore) at the start of every measurement; re-read before ${rewarmed} of ${measurements}`,
+        Runs: `${o.runs}, after one untimed warm-up pass; median (min–max)`,
+        // Other work on the machine shows up as noise: say how busy it was.
+        'Load average': `${load.map((l) => l.toFixed(2)).join(' ')} at the start (1, 5, 15 min)`,
+        Receiver: `a separate process reading into one ${RECEIVE_BUFFER / MiB} MiB buffer; its rate is first byte to EOF`,
+      }),
+    );
+    console.log(`\n${table}\n`);
+    console.log(`- ${rows[1]!.name} ÷ ceiling: ${formatPercent(summarize(sendTo.map((v, r) => v / ceiling[r]!)).median)} (target ≥ 90%)`);
+    console.log(`- ${rows[1]!.name} ÷ default stream pipe: ${summarize(sendTo.map((v, r) => v / pipeDefault[r]!)).median.toFixed(2)}x (target ≥ 3x)`);
+    console.log(`- bytes moved by sendfile(2) in the last run, per row: ${sendfileBytes.map((b) => (b / MiB).toFixed(0) + ' MiB').join(', ')}`);
+    await Promise.all(segments.files.map((f) => f.close()));
+    await log.close();
+  } finally {
+    await dir.remove();
+  }
+}
+
+if (process.argv.includes('--drain')) drain();
+else await main();

@@ -1,0 +1,234 @@
+// `seglog verify <dir>`: checks a log directory (or every log of a store)
+// without changing anything: files are opened read-only and read with pread,
+// never mapped, so a concurrent truncation cannot fault this process.
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CLEAN_SHUTDOWN_FILE, DELETED_SUFFIX, LOG_START_OFFSET_FILE } from '../log/log.js';
+import { File, tryLockExclusive } from '../native.js';
+import { BatchReader } from '../segment/batch-reader.js';
+import { LOG_SUFFIX, scanLog, Segment } from '../segment/segment.js';
+import { readOffsetCheckpoint } from '../store/checkpoint.js';
+import { LOCK_FILE, LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT } from '../store/store.js';
+import type { Printer } from './output.js';
+
+export interface Finding {
+  /** 'problem': damage, or something the next open or `seglog recover` would change. 'note': worth knowing, harmless. */
+  level: 'problem' | 'note';
+  path: string;
+  position?: number;
+  message: string;
+}
+
+const SEGMENT_LOG = /^(\d{20})\.log$/;
+
+/** The log directories `dir` stands for: itself, or the logs of the store it holds. */
+export async function findLogDirs(dir: string): Promise<{ logs: string[]; store: boolean }> {
+  const entries = await readdir(dir, { withFileTypes: true });
+  if (entries.some((e) => e.isFile() && (SEGMENT_LOG.test(e.name) || e.name === LOG_START_OFFSET_FILE))) return { logs: [dir], store: false };
+  const logs: string[] = [];
+  for (const e of entries) {
+    if (!e.isDirectory() || e.name.startsWith('.')) continue;
+    if ((await readdir(join(dir, e.name))).some((n) => SEGMENT_LOG.test(n))) logs.push(join(dir, e.name));
+  }
+  const store = entries.some((e) => [LOCK_FILE, RECOVERY_POINT_CHECKPOINT, LOG_START_OFFSET_CHECKPOINT].includes(e.name));
+  if (logs.length === 0 && !store) throw new RangeError(`${dir} holds neither a seglog log nor a store`);
+  return { logs: logs.sort(), store };
+}
+
+/** Verifies `dir` (a log or a store), printing what it finds; returns every finding. */
+export async function verify(dir: string, out: Printer): Promise<Finding[]> {
+  const { logs, store } = await findLogDirs(dir);
+  const findings: Finding[] = [];
+  if (store) findings.push(...(await verifyStore(dir)));
+  let segments = 0;
+  for (const log of logs) {
+    const r = await verifyLog(log, out);
+    segments += r.segments;
+    findings.push(...r.findings);
+  }
+  for (const f of findings) {
+    await out.line(`${f.level === 'problem' ? 'PROBLEM' : 'NOTE'} ${f.path}${f.position === undefined ? '' : ` at position ${f.position}`}: ${f.message}`);
+  }
+  const problems = findings.filter((f) => f.level === 'problem').length;
+  await out.line(`verified ${logs.length} log${logs.length === 1 ? '' : 's'}, ${segments} segment${segments === 1 ? '' : 's'}: ${problems} problem${problems === 1 ? '' : 's'}`);
+  return findings;
+}
+
+async function verifyStore(dir: string): Promise<Finding[]> {
+  const findings: Finding[] = [];
+  for (const name of [RECOVERY_POINT_CHECKPOINT, LOG_START_OFFSET_CHECKPOINT]) {
+    await readOffsetCheckpoint(join(dir, name)).catch((err: Error) => findings.push({ level: 'problem', path: join(dir, name), message: err.message }));
+  }
+  // A read-only descriptor can take the flock too: tells whether a LogStore has the store open.
+  const lock = await File.open(join(dir, LOCK_FILE)).catch(() => undefined);
+  if (lock !== undefined) {
+    try {
+      if (!(await tryLockExclusive(lock))) {
+        findings.push({ level: 'note', path: lock.path, message: 'a LogStore has this store open: files may change while they are read' });
+      }
+    } finally {
+      await lock.close();
+    }
+  }
+  return findings;
+}
+
+/** A segment's valid batches, for checking index entries against. */
+interface Batches {
+  positions: number[];
+  baseOffsets: number[];
+  lastOffsets: number[];
+}
+
+async function verifyLog(dir: string, out: Printer): Promise<{ segments: number; findings: Finding[] }> {
+  const names = await readdir(dir);
+  const findings: Finding[] = [];
+  const bases = names.flatMap((n) => (SEGMENT_LOG.exec(n) === null ? [] : [Number(SEGMENT_LOG.exec(n)![1])])).sort((a, b) => a - b);
+  const clean = names.includes(CLEAN_SHUTDOWN_FILE);
+  if (!clean) findings.push({ level: 'note', path: dir, message: 'not closed cleanly (or open now): the next open runs recovery' });
+  findings.push(...strayFiles(dir, names, new Set(bases)));
+  findings.push(...(await checkStartOffset(dir, names)));
+  let previousEnd: number | undefined;
+  for (let i = 0; i < bases.length; i++) {
+    const base = bases[i]!;
+    const last = i === bases.length - 1;
+    const paths = Segment.paths(dir, base);
+    if (!Number.isSafeInteger(base)) {
+      findings.push({ level: 'problem', path: paths.log, message: 'base offset beyond the safe integer range' });
+      continue;
+    }
+    const file = await File.open(paths.log);
+    let batches: Batches;
+    let nextOffset: number;
+    try {
+      const size = await file.size();
+      batches = { positions: [], baseOffsets: [], lastOffsets: [] };
+      const scan = await scanLog(new BatchReader(file, size, 1 << 20), size, base, (h, position) => {
+        batches.positions.push(position);
+        batches.baseOffsets.push(h.baseOffset);
+        batches.lastOffsets.push(h.lastOffset);
+      });
+      nextOffset = scan.nextOffset;
+      const range = scan.batches === 0 ? 'no batches' : `${scan.batches} batches, offsets ${batches.baseOffsets[0]}..${nextOffset - 1}`;
+      await out.line(`${paths.log}: ${range}, ${size} bytes`);
+      if (scan.reason !== undefined) {
+        const at = { path: paths.log, position: scan.validBytes };
+        if (scan.corrupt) {
+          findings.push({ level: 'problem', ...at, message: `corrupt batch (${scan.reason}) followed by valid data: opening fails unless repair is on, which cuts everything from here` });
+        } else if (last) {
+          findings.push({ level: 'problem', ...at, message: `torn tail: ${size - scan.validBytes} bytes (${scan.reason}) that recovery cuts` });
+        } else {
+          findings.push({ level: 'problem', ...at, message: `${size - scan.validBytes} invalid bytes (${scan.reason}) at the end of a segment that is not the last` });
+        }
+      }
+    } finally {
+      await file.close();
+    }
+    if (previousEnd !== undefined && previousEnd > base) {
+      findings.push({ level: 'problem', path: paths.log, position: 0, message: `starts at ${base}, inside the previous segment, which ends at ${previousEnd - 1}` });
+    } else if (previousEnd !== undefined && previousEnd < base) {
+      findings.push({ level: 'note', path: paths.log, message: `offsets ${previousEnd}..${base - 1} are in no segment` });
+    }
+    previousEnd = nextOffset;
+    // An active segment's indexes keep their preallocated room until a clean close trims them.
+    const untrimmedOk = last && !clean;
+    findings.push(...(await checkIndex(paths.index, 'index', base, batches, untrimmedOk)));
+    findings.push(...(await checkIndex(paths.timeIndex, 'timeindex', base, batches, untrimmedOk)));
+  }
+  return { segments: bases.length, findings };
+}
+
+function strayFiles(dir: string, names: string[], bases: Set<number>): Finding[] {
+  const findings: Finding[] = [];
+  for (const n of names) {
+    const path = join(dir, n);
+    if (SEGMENT_LOG.test(n) || n === CLEAN_SHUTDOWN_FILE || n === LOG_START_OFFSET_FILE) continue;
+    if (n.endsWith(DELETED_SUFFIX)) {
+      findings.push({ level: 'note', path, message: 'left by retention; the next open removes it' });
+      continue;
+    }
+    const index = /^(\d{20})\.(index|timeindex)$/.exec(n);
+    if (index !== null) {
+      if (!bases.has(Number(index[1]))) findings.push({ level: 'note', path, message: 'index without a .log: ignored' });
+    } else if (n.endsWith(LOG_SUFFIX)) {
+      findings.push({ level: 'problem', path, message: 'named like a segment but not as 20 digits + .log: seglog ignores it and any data in it' });
+    } else {
+      findings.push({ level: 'note', path, message: 'not a seglog file: ignored' });
+    }
+  }
+  return findings;
+}
+
+async function checkStartOffset(dir: string, names: string[]): Promise<Finding[]> {
+  if (!names.includes(LOG_START_OFFSET_FILE)) return [];
+  const path = join(dir, LOG_START_OFFSET_FILE);
+  const value = Number((await readFile(path, 'utf8')).trim());
+  return Number.isSafeInteger(value) && value >= 0 ? [] : [{ level: 'problem', path, message: 'does not hold an offset: the log does not open' }];
+}
+
+/**
+ * Checks an index against the batches of its .log: whole entries, increasing
+ * keys, and each offset entry at the start of a batch that holds its offset.
+ */
+async function checkIndex(path: string, kind: 'index' | 'timeindex', base: number, batches: Batches, untrimmedOk: boolean): Promise<Finding[]> {
+  const file = await File.open(path).catch((err: { code?: string }) => {
+    if (err.code === 'ENOENT') return undefined;
+    throw err;
+  });
+  if (file === undefined) {
+    return batches.positions.length === 0 ? [] : [{ level: 'problem', path, message: 'missing: the next open rebuilds it' }];
+  }
+  let bytes: Buffer;
+  try {
+    bytes = Buffer.alloc(await file.size());
+    await file.read(bytes, 0);
+  } finally {
+    await file.close();
+  }
+  const entrySize = kind === 'index' ? 8 : 12;
+  const problem = (message: string, position?: number): Finding[] => [{ level: 'problem', path, ...(position === undefined ? {} : { position }), message }];
+  if (bytes.length % entrySize !== 0) return problem(`size ${bytes.length} is not a multiple of the entry size ${entrySize}: the next open rebuilds it`);
+  const entries = bytes.length / entrySize;
+  let previousKey = -1;
+  let previousOffset = base;
+  for (let i = 0; i < entries; i++) {
+    const at = i * entrySize;
+    const e = bytes.subarray(at, at + entrySize);
+    if (i > 0 && e.every((b) => b === 0)) {
+      if (untrimmedOk) return [];
+      return problem(`${entries - i} zero entries from here: preallocated room that a clean close trims`, at);
+    }
+    if (kind === 'index') {
+      const offset = base + e.readInt32BE(0);
+      const position = e.readInt32BE(4);
+      if (offset <= previousKey) return problem(`offset ${offset} does not follow ${previousKey}`, at);
+      const slot = batchAt(batches.positions, position);
+      if (slot < 0 || batches.baseOffsets[slot]! > offset || batches.lastOffsets[slot]! < offset) {
+        return problem(`entry (offset ${offset}, position ${position}) does not point at the batch holding that offset`, at);
+      }
+      previousKey = offset;
+    } else {
+      const timestamp = Number(e.readBigInt64BE(0));
+      const offset = base + e.readInt32BE(8);
+      if (!Number.isSafeInteger(timestamp) || timestamp <= previousKey) return problem(`timestamp ${e.readBigInt64BE(0)} does not follow ${previousKey}`, at);
+      const end = batches.lastOffsets.length === 0 ? base : batches.lastOffsets[batches.lastOffsets.length - 1]! + 1;
+      if (offset < previousOffset || offset >= end) return problem(`offset ${offset} is out of order or outside the segment's offsets`, at);
+      previousKey = timestamp;
+      previousOffset = offset;
+    }
+  }
+  return [];
+}
+
+/** Index of the batch starting exactly at `position`, or -1. */
+function batchAt(positions: number[], position: number): number {
+  let lo = 0;
+  let hi = positions.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    if (positions[mid] === position) return mid;
+    if (positions[mid]! < position) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return -1;
+}
