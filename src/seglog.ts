@@ -3,7 +3,9 @@ export { SeglogError } from './errors.js';
 export type { SeglogErrorCode, SeglogErrorDetails } from './errors.js';
 
 export { Log } from './log/log.js';
-export type { LogOptions, FlushPolicy, AppendResult, ReadOptions, ReadResult } from './log/log.js';
+export type { LogOptions, FlushPolicy, AppendResult, ReadOptions, ReadResult, SendToOptions, SendToResult } from './log/log.js';
+export { sendParts, sendSlice } from './sendfile/send.js';
+export type { FileSlice, Part } from './sendfile/send.js';
 export { LogStore, checkLogName } from './store/store.js';
 export type { LogStoreOptions, StoreLogOptions, RetentionOptions } from './store/store.js';
 
