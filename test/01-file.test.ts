@@ -1,7 +1,7 @@
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { File, fsyncDir, rawAddon, stats } from '../src/native.js';
+import { File, freeBytes, fsyncDir, rawAddon, stats } from '../src/native.js';
 import { SeglogError } from '../src/errors.js';
 import { tempDir } from './helpers/tmp.js';
 
@@ -120,6 +120,15 @@ describe('durability calls', () => {
     await expect(fsyncDir(join(dir, 'nope'))).rejects.toMatchObject({ code: 'ENOENT', syscall: 'fsync' });
     await writeFile(join(dir, 'f'), '');
     await expect(fsyncDir(join(dir, 'f'))).rejects.toMatchObject({ code: 'ENOTDIR' });
+  });
+
+  test('freeBytes reports the filesystem\'s available bytes, and ENOENT for a missing path', async () => {
+    const dir = await tempDir();
+    const free = await freeBytes(dir);
+    expect(Number.isSafeInteger(free)).toBe(true);
+    expect(free).toBeGreaterThan(0);
+    await expect(freeBytes(join(dir, 'missing'))).rejects.toMatchObject({ code: 'ENOENT', syscall: 'statvfs' });
+    await expect(freeBytes('' as never)).rejects.toThrow(RangeError);
   });
 
   test('fsync on a bad descriptor is EBADF', async () => {
