@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { OffsetIndex, type OffsetPosition } from '../src/index/offset-index.js';
 import { stats } from '../src/native.js';
+import { random } from './helpers/random.js';
 
 const MiB = 1024 * 1024;
 const WARM_ENTRIES = 8192 / OffsetIndex.ENTRY_SIZE;
@@ -21,15 +22,6 @@ beforeEach(async () => {
 afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
-
-/** Deterministic PRNG so a failure replays. */
-function random(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
 
 function linearLookup(entries: OffsetPosition[], base: number, target: number): OffsetPosition {
   let found: OffsetPosition = { offset: base, position: 0 };

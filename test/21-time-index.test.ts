@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { TimeIndex, type TimestampOffset } from '../src/index/time-index.js';
 import { stats } from '../src/native.js';
+import { random } from './helpers/random.js';
 
 const MiB = 1024 * 1024;
 const WARM_ENTRIES = Math.floor(8192 / TimeIndex.ENTRY_SIZE);
@@ -21,15 +22,6 @@ beforeEach(async () => {
 afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
-
-/** Deterministic PRNG so a failure replays. */
-function random(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
 
 function linearLookup(entries: TimestampOffset[], base: number, target: number): TimestampOffset {
   let found: TimestampOffset = { timestamp: -1, offset: base };
