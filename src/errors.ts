@@ -56,3 +56,15 @@ export function errnoError(negErrno: number, syscall: string, path?: string, det
     ...details,
   });
 }
+
+/** A failed node:fs call's error as a SeglogError (same code, errno, syscall and path): callers see one error class. */
+export function fromNodeError(err: unknown): unknown {
+  const e = err as NodeJS.ErrnoException;
+  if (!(err instanceof Error) || err instanceof SeglogError || typeof e.code !== 'string' || typeof e.errno !== 'number') return err;
+  return new SeglogError(e.code, e.message, {
+    errno: e.errno,
+    ...(e.syscall === undefined ? {} : { syscall: e.syscall }),
+    ...(e.path === undefined ? {} : { path: e.path }),
+    cause: err,
+  });
+}

@@ -3,7 +3,7 @@
 // else in seglog calls the addon directly.
 import { readFile, unlink } from 'node:fs/promises';
 import { constants as bufferConstants } from 'node:buffer';
-import { constants as fsConstants } from 'node:fs';
+import { constants as fsConstants, fstatSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
@@ -368,13 +368,18 @@ export class File {
     await this.#call('sync_file_range', (fd) => addon.syncFileRange(fd, offset, length, flags));
   }
 
-  /** Maps [offset, offset+length) of the file; offset must be page aligned. */
+  /** Maps [offset, offset+length) of the file, which must lie inside it (RangeError otherwise); offset must be page aligned. */
   map(offset: number, length: number, options?: { writable?: boolean }): MappedRegion {
     checkInteger('offset', offset);
     if (offset % PAGE_SIZE !== 0) throw new RangeError(`offset must be a multiple of the page size ${PAGE_SIZE}, got ${offset}`);
     checkInteger('length', length, 1, Math.min(MAX_OFFSET - offset, MAX_MAPPING));
     const o = checkOptions<{ writable?: boolean }>('options', options);
     const writable = o.writable === undefined ? false : checkBoolean('options.writable', o.writable);
+    // Touching a mapped page past the end of the file raises SIGBUS: map only what the file holds.
+    const size = fstatSync(this.fd).size;
+    if (offset + length > size) {
+      throw new RangeError(`cannot map [${offset}, ${offset + length}) of ${this.path}: the file holds ${size} bytes (pages past its end would raise SIGBUS)`);
+    }
     const result = addon.mmap(this.fd, offset, length, writable);
     if (typeof result === 'number') throw errnoError(result, 'mmap', this.path);
     return new MappedRegion(result, this.path);

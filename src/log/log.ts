@@ -8,9 +8,12 @@ import { freeBytes, fsyncDir } from '../native.js';
 import { mkdirDurable, writeFileAtomic } from '../store/checkpoint.js';
 import { Scheduler } from '../store/scheduler.js';
 import { checkBatch, decodeBatch, encodeBatch, readBatchHeader, setBaseOffset, setLogAppendTime, type BatchHeader, type LogRecord, type RecordInput } from '../segment/batch.js';
-import { BatchReader } from '../segment/batch-reader.js';
+import { CacheGroup, logCacheStats } from '../pagecache/group.js';
+import type { LogCache, SegmentSource } from '../pagecache/log-cache.js';
+import { checkCacheOptions, type CacheConfig, type CacheOptions } from '../pagecache/options.js';
+import { residency, type CacheStats, type Residency } from '../pagecache/stats.js';
 import { Segment, type SegmentConfig } from '../segment/segment.js';
-import { sendParts, type FileSlice } from '../sendfile/send.js';
+import { sendParts, type Part } from '../sendfile/send.js';
 import { checkBoolean, checkBytes, checkInteger, checkOptions, checkString } from '../validate.js';
 
 /** Present while a log is closed cleanly; its absence on open means recovery. */
@@ -55,6 +58,8 @@ export interface LogOptions {
   minFreeBytes?: number;
   /** Delay before segment files removed by retention are unlinked. Default 60 s. */
   fileDeleteDelayMs?: number;
+  /** Read path and its memory: { mode: 'pagecache' } (default) or { mode: 'own', ... }, see CacheOptions. In a LogStore, set for the whole store. */
+  cache?: CacheOptions;
 }
 
 /** @internal What a LogStore hands the logs it opens. */
@@ -65,6 +70,8 @@ export interface LogContext {
   logStartOffset: number;
   /** Makes a new log start offset durable before segment files go. */
   persistStartOffset(offset: number): Promise<void>;
+  /** The store's cache mode, budget and totals; the log's own `cache` option must then be absent. */
+  cache: CacheGroup;
 }
 
 export interface AppendResult {
@@ -128,7 +135,7 @@ const DEFAULTS = {
   fileDeleteDelayMs: 60_000,
 };
 
-type Config = typeof DEFAULTS;
+type Config = typeof DEFAULTS & { cache: CacheConfig };
 
 function checkFlushPolicy(policy: unknown): FlushConfig {
   if (policy === undefined || policy === 'none') return DEFAULTS.flush;
@@ -162,6 +169,7 @@ function checkLogOptions(options: unknown): Config {
     minFreeBytes: o.minFreeBytes === undefined ? DEFAULTS.minFreeBytes : checkInteger('options.minFreeBytes', o.minFreeBytes),
     fileDeleteDelayMs:
       o.fileDeleteDelayMs === undefined ? DEFAULTS.fileDeleteDelayMs : checkInteger('options.fileDeleteDelayMs', o.fileDeleteDelayMs),
+    cache: checkCacheOptions('options.cache', o.cache),
   };
 }
 
@@ -183,8 +191,8 @@ interface ExclusiveWork {
 
 type CheckedBatch = Extract<ReturnType<typeof checkBatch>, { ok: true }>;
 
-/** Receives one segment's part of a read: [start, end) of its .log, while the segment is pinned. */
-type RangeTaker = (segment: Segment, start: number, end: number) => Promise<void> | void;
+/** Receives one segment's part of a read: [start, end) of its .log, while the segment is pinned, and the source that has its bytes in memory if the cache holds them. */
+type RangeTaker = (segment: Segment, start: number, end: number, source: SegmentSource) => Promise<void> | void;
 
 /** Most bytes one group commit writes with one pwritev. */
 const MAX_GROUP_BYTES = 16 * 1024 * 1024;
@@ -220,10 +228,13 @@ export class Log {
   #closing: Promise<void> | undefined;
   /** Wakes followers when the log grows or closes. */
   #waiters: Array<() => void> = [];
+  /** Where reads come from and what happens to written pages (src/pagecache/). */
+  readonly #cache: LogCache;
 
   private constructor(dir: string, config: Config, segments: Segment[], context: LogContext, ownScheduler: boolean) {
     this.dir = dir;
     this.#config = config;
+    this.#cache = context.cache.attach((err) => this.#fail(err));
     this.#segmentConfig = { indexIntervalBytes: config.indexIntervalBytes, segmentIndexBytes: config.segmentIndexBytes };
     this.#segments = segments;
     this.#context = context;
@@ -259,7 +270,7 @@ export class Log {
     for (const b of bases) {
       if (!Number.isSafeInteger(b)) throw new SeglogError('ECORRUPT', `segment name beyond the safe offset range in ${dir}`, { path: dir });
     }
-    const ctx = context ?? (await standaloneContext(dir));
+    const ctx = context ?? (await standaloneContext(dir, config.cache));
     const clean = names.includes(CLEAN_SHUTDOWN_FILE);
     const segments: Segment[] = [];
     try {
@@ -353,6 +364,21 @@ export class Log {
   /** Total bytes of all .log files. */
   get size(): number {
     return this.#segments.reduce((n, s) => n + s.size, 0);
+  }
+
+  /** This log's read counters and cache memory (see CacheStats); the same figures in both cache modes. */
+  cacheStats(): CacheStats {
+    return logCacheStats(this.#cache);
+  }
+
+  /** How much of the log's .log files sits in the page cache now (mincore). */
+  residency(): Promise<Residency> {
+    try {
+      this.#checkOpen();
+      return residency(this.#segments);
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   #checkOpen(): void {
@@ -513,11 +539,10 @@ export class Log {
       if (!Number.isSafeInteger(offset)) throw new RangeError(`offset ${offset} is beyond the safe integer range`);
       await this.#rollIfNeeded(bytes, offset - 1);
       const active = this.#active;
+      const position = active.size;
+      const chunks = group.map((a) => a.data);
       try {
-        await active.append(
-          group.map((a) => a.data),
-          headers,
-        );
+        await active.append(chunks, headers);
       } catch (err) {
         // No partial batch may stay: cut the file back to the last good end, or stop.
         await active.log.truncate(active.size).catch((cutErr) => this.#fail(cutErr));
@@ -531,6 +556,8 @@ export class Log {
         }
         this.#flushedOffset = offset;
       }
+      // Only bytes on file (under 'always': durable) are cached, before readers can ask for them.
+      this.#cache.appended(active, position, chunks, headers, this.#config.flush.always);
       this.#nextOffset = offset;
       this.#unflushedBytes += bytes;
       this.#unflushedMessages += records;
@@ -608,6 +635,7 @@ export class Log {
     this.#segments.push(next);
     // Under 'always' everything in it is durable already.
     if (!this.#config.flush.always) this.#unflushed.push(s);
+    this.#cache.sealed(s);
   }
 
   /** The segment that holds `offset` or, in a gap, the first after it. */
@@ -629,8 +657,9 @@ export class Log {
    */
   async read(offset: number, options?: ReadOptions): Promise<ReadResult> {
     const parts: Buffer[] = [];
-    const { bytes, nextOffset } = await this.#range(offset, options, async (segment, start, end) => {
-      parts.push(await segment.readRange(start, end));
+    const { bytes, nextOffset } = await this.#range(offset, options, async (segment, start, end, source) => {
+      // Copies from the cache: what read() returns is the caller's to change.
+      parts.push(...((await source.bytes(start, end, true)) ?? [await segment.readRange(start, end)]));
     });
     return { bytes: parts.length === 1 ? parts[0]! : Buffer.concat(parts, bytes), nextOffset };
   }
@@ -651,14 +680,21 @@ export class Log {
       if (o.prefix !== undefined && typeof o.prefix !== 'function') throw new TypeError('options.prefix must be a function');
       let transferEnded!: () => void;
       const ended = new Promise<void>((resolve) => (transferEnded = resolve));
-      const slices: FileSlice[] = [];
-      const range = this.#range(offset, o, (segment, start, end) => {
+      const slices: Part[] = [];
+      const range = this.#range(offset, o, async (segment, start, end, source) => {
+        // In own mode the bytes come from memory (the tail cache or a catch-up read), not the file.
+        const held = await source.bytes(start, end, false);
+        if (held !== undefined) {
+          slices.push(...held);
+          return;
+        }
         // Pinned on until the transfer ends, so the file stays usable if retention or truncation close it.
         slices.push({ file: segment.log, position: start, length: end - start });
         void segment.log.pin(() => ended);
       });
       const parts = range.then((r) => (o.prefix === undefined ? slices : [o.prefix(r), ...slices]));
       const sent = sendParts(socket, parts).finally(transferEnded);
+      this.#cache.sending(sent);
       return Promise.all([range, sent]).then(([r]) => r);
     } catch (err) {
       return Promise.reject(err);
@@ -683,24 +719,33 @@ export class Log {
   async #scan(offset: number, maxBytes: number, maxOffset: number, take: RangeTaker): Promise<SendToResult> {
     let total = 0;
     let next = offset;
-    for (let i = this.#segmentIndexFor(offset); i < this.#segments.length && total < maxBytes; i++) {
-      const segment = this.#segments[i]!;
+    for (let segment: Segment | undefined = this.#segments[this.#segmentIndexFor(offset)]; segment !== undefined && total < maxBytes; ) {
+      const current: Segment = segment;
       // Pinned: retention or truncation may drop the segment meanwhile, but its file stays open until this read is done.
-      const done = await this.#pinned(segment, async () => {
-        const reader = new BatchReader(segment.log, segment.size);
-        const at = await segment.locate(next, reader);
-        if (at === undefined) return false;
-        if (at.header.lastOffset >= maxOffset) return true;
-        // After the first batch, the rest must fit: Kafka returns one oversized batch only when it comes first.
-        const budget = total === 0 ? maxBytes : maxBytes - total;
-        const range = await segment.rangeFrom(at, budget, maxOffset, reader);
-        if (range.end === at.position || (total > 0 && range.end - at.position > budget)) return true;
-        await take(segment, at.position, range.end);
-        total += range.end - at.position;
-        next = range.nextOffset;
-        return range.nextOffset < segment.nextOffset;
+      const done = await this.#pinned(current, async () => {
+        // The file (pagecache mode), or in own mode the tail cache or a catch-up read.
+        const source = this.#cache.source(current, next);
+        try {
+          const at = await source.locate(next);
+          if (at === undefined) return false;
+          if (at.header.lastOffset >= maxOffset) return true;
+          // After the first batch, the rest must fit: Kafka returns one oversized batch only when it comes first.
+          const budget = total === 0 ? maxBytes : maxBytes - total;
+          const range = await source.rangeFrom(at, budget, maxOffset);
+          if (range.end === at.position || (total > 0 && range.end - at.position > budget)) return true;
+          await take(current, at.position, range.end, source);
+          total += range.end - at.position;
+          next = range.nextOffset;
+          return range.nextOffset < current.nextOffset;
+        } finally {
+          source.release();
+        }
       });
       if (done) break;
+      // Retention, truncation and rolls change #segments meanwhile: what follows is found by offset, not by
+      // position in the array, and once bytes were taken only a segment that continues them will do.
+      segment = this.#segments.find((s) => s.baseOffset > current.baseOffset);
+      if (segment !== undefined && total > 0 && segment.baseOffset !== next) break;
     }
     return { bytes: total, nextOffset: total === 0 ? offset : next };
   }
@@ -741,6 +786,9 @@ export class Log {
         continue;
       }
       const { bytes, nextOffset } = await this.read(next, { maxBytes });
+      // Nothing before the end: a truncation is under way (its segments are gone, the end not yet moved).
+      // Reads that need no I/O would spin on microtasks and starve it: let it finish.
+      if (bytes.length === 0) await new Promise((resolve) => setImmediate(resolve));
       for (let p = 0; p < bytes.length; ) {
         const size = bytes.readInt32BE(p + 8) + 12;
         for (const r of decodeBatch(bytes.subarray(p, p + size))) if (r.offset >= next) yield r;
@@ -801,24 +849,31 @@ export class Log {
         const keep = this.#segmentIndexFor(offset);
         const doomed = this.#segments.splice(keep + 1);
         this.#unflushed = this.#unflushed.filter((s) => !doomed.includes(s));
+        this.#cache.removed(doomed);
         for (const s of doomed.reverse()) await s.delete();
-        let segment = this.#segments[keep]!;
-        if (doomed.length > 0) {
-          // It becomes the active segment again: reopen with writable indexes.
-          this.#unflushed = this.#unflushed.filter((s) => s !== segment);
-          await segment.close();
-          segment = await Segment.open(this.dir, segment.baseOffset, this.#segmentConfig, true);
-          this.#segments[keep] = segment;
-        }
-        this.#nextOffset = await segment.truncateTo(offset);
-        this.#flushedOffset = Math.min(this.#flushedOffset, this.#nextOffset);
-        // Durable before it is reported, or a power cut could bring the cut records back (fdatasync persists the new size).
+        // Gone for good before the kept segment is cut: a power cut in between leaves a prefix of the log, not a gap.
+        if (doomed.length > 0) await fsyncDir(this.dir);
+        const kept = this.#segments[keep]!;
+        // Cut through a new Segment (writable: it is the active one now), published only once cut: closing the
+        // old one waits for the reads and sendTo transfers under way on it, so none sees bytes change under it.
+        this.#unflushed = this.#unflushed.filter((s) => s !== kept);
+        this.#cache.removed([kept]);
+        await kept.close();
+        let segment: Segment | undefined;
+        let end: number;
         try {
+          segment = await Segment.open(this.dir, kept.baseOffset, this.#segmentConfig, true);
+          end = await segment.truncateTo(offset);
+          // Durable before it is reported, or a power cut could bring the cut records back (fdatasync persists the new size).
           await segment.log.datasync();
         } catch (err) {
+          await segment?.close().catch(() => undefined);
           throw this.#fail(err);
         }
-        await fsyncDir(this.dir);
+        this.#segments[keep] = segment;
+        this.#nextOffset = end;
+        this.#cache.truncated();
+        this.#flushedOffset = Math.min(this.#flushedOffset, this.#nextOffset);
         return this.#nextOffset;
       });
     } catch (err) {
@@ -895,6 +950,7 @@ export class Log {
     while (this.#segments.length > 1 && this.#segments[1]!.baseOffset <= start) doomed.push(this.#segments.shift()!);
     if (doomed.length === 0) return 0;
     this.#unflushed = this.#unflushed.filter((s) => !doomed.includes(s));
+    this.#cache.removed(doomed);
     const renamed: string[] = [];
     for (const s of doomed) {
       for (const path of Object.values(Segment.paths(this.dir, s.baseOffset))) {
@@ -945,17 +1001,21 @@ export class Log {
     const segments = [...this.#unflushed, this.#active];
     this.#unflushedBytes = 0;
     this.#unflushedMessages = 0;
+    let replaced = false;
     for (const s of segments) {
       try {
+        const size = s.size;
         await s.log.datasync();
+        this.#cache.synced(s, size);
       } catch (err) {
-        // Truncation deleted it meanwhile: nothing of it needs to be durable.
-        if ((err as SeglogError).code === 'ECLOSED' && !this.#segments.includes(s)) continue;
-        throw this.#fail(err);
+        if ((err as SeglogError).code !== 'ECLOSED') throw this.#fail(err);
+        // Closed meanwhile: dropped by retention or truncation (nothing of it needs to be durable), or still
+        // listed because truncateTo is replacing it (and makes what stays durable itself, before it resolves).
+        replaced ||= this.#segments.includes(s);
       }
     }
     this.#unflushed = this.#unflushed.filter((s) => !segments.includes(s));
-    this.#flushedOffset = Math.max(this.#flushedOffset, Math.min(end, this.#nextOffset));
+    if (!replaced) this.#flushedOffset = Math.max(this.#flushedOffset, Math.min(end, this.#nextOffset));
   }
 
   /**
@@ -971,6 +1031,7 @@ export class Log {
         this.#wake();
         let clean = this.#failure === undefined;
         if (clean) await this.#flushNow().catch(() => (clean = false));
+        await this.#context.cache.detach(this.#cache);
         await Promise.all(this.#segments.map((s) => s.close()));
         if (this.#ownScheduler) this.#context.scheduler.stop();
         if (clean) {
@@ -984,7 +1045,7 @@ export class Log {
 }
 
 /** A log opened on its own keeps its start offset in its directory and has its own scheduler. */
-async function standaloneContext(dir: string): Promise<LogContext> {
+async function standaloneContext(dir: string, cache: CacheConfig): Promise<LogContext> {
   const path = join(dir, LOG_START_OFFSET_FILE);
   let logStartOffset = 0;
   try {
@@ -1001,5 +1062,6 @@ async function standaloneContext(dir: string): Promise<LogContext> {
     recoveryPoint: 0,
     logStartOffset,
     persistStartOffset: (offset) => writeFileAtomic(path, `${offset}\n`),
+    cache: await CacheGroup.open(cache, dir),
   };
 }

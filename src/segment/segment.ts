@@ -234,10 +234,33 @@ export class Segment {
   /** Position of the batch holding `offset` (or the first batch after it), or undefined past the end. */
   async locate(offset: number, reader = new BatchReader(this.log, this.#size)): Promise<BatchLocation | undefined> {
     if (offset >= this.#nextOffset) return undefined;
-    let position = offset <= this.baseOffset ? 0 : this.offsetIndex.lookup(offset).position;
-    for (;;) {
+    const entry = offset <= this.baseOffset ? undefined : this.offsetIndex.lookup(offset);
+    if (entry !== undefined && entry.position > 0) {
+      // Entries that passed the sanity check can still be wrong (a flipped bit may keep them in order): walk from the start instead.
+      const found = await this.#walkTo(offset, entry.position, reader, entry.offset).catch((err: SeglogError) => {
+        if (err.code !== 'ECORRUPT') throw err;
+        return null;
+      });
+      if (found !== null) return found;
+    }
+    return this.#walkTo(offset, 0, reader);
+  }
+
+  /**
+   * Walks batch headers from `position` to the batch holding `offset` (or the
+   * first after it). With `indexed`, the first batch must hold that offset,
+   * as the index entry that gave `position` claims (ECORRUPT otherwise).
+   */
+  async #walkTo(offset: number, position: number, reader: BatchReader, indexed?: number): Promise<BatchLocation | undefined> {
+    for (let first = true; ; first = false) {
       const header = await reader.header(position);
       if (header === undefined) return undefined;
+      if (first && indexed !== undefined && (header.baseOffset > indexed || header.lastOffset < indexed)) {
+        throw new SeglogError('ECORRUPT', `${this.offsetIndex.path}: the entry for offset ${indexed} points at position ${position}, which does not hold it`, {
+          path: this.offsetIndex.path,
+          position,
+        });
+      }
       if (header.lastOffset >= offset) return { position, header };
       position += header.size;
     }
@@ -255,8 +278,9 @@ export class Segment {
     // the batches before it are whole and hold only offsets below its base offset.
     const entry = this.offsetIndex.lookupByPosition(from.position + maxBytes);
     if (entry.position > from.position) {
-      const jumped = await reader.header(entry.position);
-      if (jumped !== undefined && jumped.baseOffset <= maxOffset) {
+      // Only to the batch the entry claims: an entry that passed the sanity check can still be wrong.
+      const jumped = await reader.headerOrEnd(entry.position);
+      if (jumped !== undefined && jumped.baseOffset <= entry.offset && entry.offset <= jumped.lastOffset && jumped.baseOffset <= maxOffset) {
         end = entry.position;
         nextOffset = jumped.baseOffset;
         header = jumped;
@@ -276,22 +300,33 @@ export class Segment {
    * Reads the whole batches in [start, end) into a new Buffer. Each batch's
    * CRC is checked first: segments trusted without a scan (clean shutdown)
    * may still hold damage, and a damaged batch is never served (ECORRUPT
-   * naming file and position).
+   * naming file and position). EOFFSETRANGE when truncateTo cut the range
+   * meanwhile.
    */
   async readRange(start: number, end: number): Promise<Buffer> {
     const out = Buffer.allocUnsafe(end - start);
     const n = await this.log.read(out, start);
-    if (n !== out.length) {
+    this.checkRead(out.subarray(0, n), start, end);
+    return out;
+  }
+
+  /** readRange()'s checks of `bytes`, read for [start, end) of the .log, for reads that came another way (own cache mode). */
+  checkRead(bytes: Buffer, start: number, end: number): void {
+    const n = bytes.length;
+    if (n !== end - start && end > this.#size) {
+      // Not damage: truncateTo cut the segment while this read was under way. Read again.
+      throw new SeglogError('EOFFSETRANGE', `${this.log.path} was truncated to ${this.#size} bytes during a read up to ${end}`, { path: this.log.path });
+    }
+    if (n !== end - start) {
       throw new SeglogError('ECORRUPT', `${this.log.path} ended at ${start + n}, before the ${end} its batches promise`, { path: this.log.path, position: start + n });
     }
-    for (let p = 0; p < out.length; ) {
-      const c = checkBatch(out, p, out.length);
+    for (let p = 0; p < n; ) {
+      const c = checkBatch(bytes, p, n);
       if (!c.ok) {
         throw new SeglogError('ECORRUPT', `invalid batch in ${this.log.path} at position ${start + p} (${c.reason})`, { path: this.log.path, position: start + p });
       }
       p += c.header.size;
     }
-    return out;
   }
 
   /** First batch whose max timestamp is >= `timestamp`, or undefined if none. */
@@ -299,7 +334,9 @@ export class Segment {
     if (this.#maxTimestamp < timestamp) return undefined;
     const entry = this.timeIndex.lookup(timestamp);
     const reader = new BatchReader(this.log, this.#size);
-    let position = entry.offset <= this.baseOffset ? 0 : this.offsetIndex.lookup(entry.offset).position;
+    const start = await this.locate(entry.offset, reader);
+    if (start === undefined) return undefined;
+    let position = start.position;
     for (;;) {
       const header = await reader.header(position);
       if (header === undefined) return undefined;

@@ -3,12 +3,12 @@
 // directories whose creation survives a crash.
 import { mkdir, readFile, rename } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { SeglogError } from '../errors.js';
+import { fromNodeError, SeglogError } from '../errors.js';
 import { File, fsyncDir } from '../native.js';
 
 /** mkdir -p whose new directories survive a power cut: each parent that gained an entry is fsync'd. */
 export async function mkdirDurable(path: string): Promise<void> {
-  const created = await mkdir(path, { recursive: true });
+  const created = await mkdir(path, { recursive: true }).catch((err) => Promise.reject(fromNodeError(err)));
   if (created === undefined) return;
   for (let dir = dirname(path); ; dir = dirname(dir)) {
     await fsyncDir(dir);

@@ -6,6 +6,9 @@ import { join } from 'node:path';
 import { SeglogError } from '../errors.js';
 import { Log, type LogOptions } from '../log/log.js';
 import { File, fsyncDir, tryLockExclusive } from '../native.js';
+import { CacheGroup } from '../pagecache/group.js';
+import { checkCacheOptions } from '../pagecache/options.js';
+import type { CacheStats, Residency } from '../pagecache/stats.js';
 import { checkInteger, checkOptions, checkString } from '../validate.js';
 import { mkdirDurable, readOffsetCheckpoint, writeOffsetCheckpoint } from './checkpoint.js';
 import { Scheduler } from './scheduler.js';
@@ -36,7 +39,8 @@ export interface LogStoreOptions extends LogOptions, RetentionOptions {
   retentionCheckIntervalMs?: number;
 }
 
-export type StoreLogOptions = LogOptions & RetentionOptions;
+/** Per-log overrides of the store's defaults; `cache` is the store's alone (one budget for all its logs). */
+export type StoreLogOptions = Omit<LogOptions, 'cache'> & RetentionOptions;
 
 export function checkLogName(name: unknown): string {
   checkString('name', name);
@@ -64,6 +68,8 @@ export class LogStore {
   readonly #opening = new Map<string, Promise<Log>>();
   readonly #recoveryPoints: Map<string, number>;
   readonly #startOffsets: Map<string, number>;
+  /** Cache mode, tail cache budget and counters shared by every log. */
+  readonly #cache: CacheGroup;
   #checkpointing: Promise<void> = Promise.resolve();
   #closing: Promise<void> | undefined;
   /** Errors of background work, newest last; a broker would log them. */
@@ -76,8 +82,10 @@ export class LogStore {
     cleanShutdown: boolean,
     recoveryPoints: Map<string, number>,
     startOffsets: Map<string, number>,
+    cache: CacheGroup,
   ) {
     this.dataDir = dataDir;
+    this.#cache = cache;
     this.#defaults = defaults;
     this.#lock = lock;
     this.cleanShutdown = cleanShutdown;
@@ -105,6 +113,7 @@ export class LogStore {
     if (o.checkpointIntervalMs !== undefined) checkInteger('defaults.checkpointIntervalMs', o.checkpointIntervalMs, 1);
     if (o.retentionCheckIntervalMs !== undefined) checkInteger('defaults.retentionCheckIntervalMs', o.retentionCheckIntervalMs, 1);
     checkRetention('defaults', o);
+    const cache = checkCacheOptions('defaults.cache', o.cache);
     await mkdirDurable(dataDir);
     const lockPath = join(dataDir, LOCK_FILE);
     const lock = await File.open(lockPath, { create: true });
@@ -133,6 +142,7 @@ export class LogStore {
         clean,
         await readOffsetCheckpoint(join(dataDir, RECOVERY_POINT_CHECKPOINT)),
         await readOffsetCheckpoint(join(dataDir, LOG_START_OFFSET_CHECKPOINT)),
+        await CacheGroup.open(cache, dataDir),
       );
       try {
         for (const d of names) if (d.isDirectory() && LOG_NAME.test(d.name)) await store.log(d.name);
@@ -163,6 +173,9 @@ export class LogStore {
       checkLogName(name);
       const overrides = checkOptions<StoreLogOptions>('options', options);
       checkRetention('options', overrides);
+      if ((overrides as LogOptions).cache !== undefined) {
+        throw new RangeError("options.cache cannot differ between a store's logs: set it in LogStore.open's defaults");
+      }
       const open = this.#logs.get(name);
       if (open !== undefined) return Promise.resolve(open.log);
       let opening = this.#opening.get(name);
@@ -177,7 +190,7 @@ export class LogStore {
   }
 
   async #openLog(name: string, overrides: StoreLogOptions): Promise<Log> {
-    const { checkpointIntervalMs: _c, retentionCheckIntervalMs: _r, retentionMs, retentionBytes, ...logDefaults } = this.#defaults;
+    const { checkpointIntervalMs: _c, retentionCheckIntervalMs: _r, retentionMs, retentionBytes, cache: _cache, ...logDefaults } = this.#defaults;
     const { retentionMs: ms, retentionBytes: bytes, ...logOverrides } = overrides;
     const log = await Log.open(
       join(this.dataDir, name),
@@ -190,6 +203,7 @@ export class LogStore {
           this.#startOffsets.set(name, offset);
           await this.#writeCheckpoints();
         },
+        cache: this.#cache,
       },
     );
     this.#logs.set(name, { log, retention: { retentionMs: ms ?? retentionMs, retentionBytes: bytes ?? retentionBytes } });
@@ -231,6 +245,24 @@ export class LogStore {
     });
     this.#checkpointing = run.catch(() => undefined);
     return run;
+  }
+
+  /** The cache counters summed over the store's logs (closed ones included), and the memory the cache holds now. */
+  cacheStats(): CacheStats {
+    return this.#cache.stats();
+  }
+
+  /** Page-cache residency of every open log's files, summed. */
+  async residency(): Promise<Residency> {
+    this.#checkOpen();
+    const total: Residency = { residentBytes: 0, fileBytes: 0 };
+    for (const { log } of this.#logs.values()) {
+      if (log.closed) continue;
+      const r = await log.residency();
+      total.residentBytes += r.residentBytes;
+      total.fileBytes += r.fileBytes;
+    }
+    return total;
   }
 
   /** Runs retention on every log now; returns segments removed per log name. */

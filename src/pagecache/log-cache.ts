@@ -1,0 +1,132 @@
+// What a Log asks of its cache mode: where each segment's part of a read
+// comes from, and the events (appends, syncs, rolls, removals) the mode may
+// act on. Pagecache mode, here, reads the files as seglog always has and
+// acts on nothing; own mode is in own-cache.ts.
+import { stats } from '../native.js';
+import { BatchReader } from '../segment/batch-reader.js';
+import type { BatchHeader } from '../segment/batch.js';
+import type { BatchLocation, Segment } from '../segment/segment.js';
+import type { CacheCounters } from './stats.js';
+
+/** One segment's part of a read, while the segment is pinned. */
+export interface SegmentSource {
+  /** The batch holding `offset`, or the first after it; undefined past the end. */
+  locate(offset: number): Promise<BatchLocation | undefined>;
+  /** Segment.rangeFrom(), over this source's bytes. */
+  rangeFrom(at: BatchLocation, maxBytes: number, maxOffset: number): Promise<{ end: number; nextOffset: number }>;
+  /**
+   * The whole batches in [start, end) when the source has them in memory
+   * (own mode), or undefined: the caller reads or sends that range of the
+   * file. `copy`: buffers the caller may keep and change; otherwise they may
+   * be views of the tail cache, which must not be written to.
+   */
+  bytes(start: number, end: number, copy: boolean): Promise<Buffer[] | undefined>;
+  /** Called when the read is done with the segment, whether or not it succeeded. */
+  release(): void;
+}
+
+export interface LogCache {
+  readonly mode: 'pagecache' | 'own';
+  readonly directIO: boolean;
+  readonly counters: CacheCounters;
+  source(segment: Segment, offset: number): SegmentSource;
+  /** A sendTo transfer of the ranges the sources left to the files has started. */
+  sending(transfer: Promise<unknown>): void;
+  /** A group of batches was written at `position` of the active segment and, under 'always', synced (`durable`). */
+  appended(segment: Segment, position: number, chunks: readonly Uint8Array[], headers: readonly BatchHeader[], durable: boolean): void;
+  /** An fdatasync made the first `end` bytes of `segment` durable. */
+  synced(segment: Segment, end: number): void;
+  /** `segment` stopped being the active one. */
+  sealed(segment: Segment): void;
+  /** `segments` left the log (retention, truncation). */
+  removed(segments: readonly Segment[]): void;
+  /** The log was cut back (truncateTo): what was cached or read ahead past the cut is wrong now. */
+  truncated(): void;
+  /** Memory held now. */
+  readonly cacheBytes: number;
+  /** Waits for background work and frees what the cache holds. */
+  close(): Promise<void>;
+}
+
+/** Pagecache mode: every read goes to the files, through the kernel's page cache. */
+export class PageCacheLog implements LogCache {
+  readonly mode = 'pagecache';
+  readonly directIO = false;
+  readonly cacheBytes = 0;
+  readonly counters: CacheCounters;
+  /** Reads and transfers under way; the addon's counters are taken over the time any is. */
+  #open = 0;
+  #callsAt = 0;
+
+  constructor(counters: CacheCounters) {
+    this.counters = counters;
+  }
+
+  source(segment: Segment, _offset: number): SegmentSource {
+    this.#begin();
+    return new FileSource(segment, this.counters, () => this.#end());
+  }
+
+  sending(transfer: Promise<unknown>): void {
+    this.#begin();
+    const end = () => this.#end();
+    transfer.then(end, end);
+  }
+
+  // Overlapping reads of the log count each call once: the counts go from one begin or end to the next.
+  #begin(): void {
+    if (this.#open++ === 0) this.#callsAt = readCalls();
+  }
+
+  #end(): void {
+    const calls = readCalls();
+    this.counters.add('readSyscalls', calls - this.#callsAt);
+    this.#callsAt = calls;
+    this.#open--;
+  }
+
+  appended(): void {}
+  synced(): void {}
+  sealed(): void {}
+  removed(): void {}
+  truncated(): void {}
+  async close(): Promise<void> {}
+}
+
+function readCalls(): number {
+  const s = stats();
+  return s.preadCalls + s.sendfileCalls;
+}
+
+/** A segment's file read with pread through a BatchReader: seglog's read path before cache modes existed. */
+class FileSource implements SegmentSource {
+  readonly #segment: Segment;
+  readonly #reader: BatchReader;
+  readonly #counters: CacheCounters;
+  readonly #release: () => void;
+
+  constructor(segment: Segment, counters: CacheCounters, release: () => void) {
+    this.#segment = segment;
+    this.#reader = new BatchReader(segment.log, segment.size);
+    this.#counters = counters;
+    this.#release = release;
+  }
+
+  locate(offset: number): Promise<BatchLocation | undefined> {
+    return this.#segment.locate(offset, this.#reader);
+  }
+
+  rangeFrom(at: BatchLocation, maxBytes: number, maxOffset: number): Promise<{ end: number; nextOffset: number }> {
+    return this.#segment.rangeFrom(at, maxBytes, maxOffset, this.#reader);
+  }
+
+  async bytes(start: number, end: number): Promise<undefined> {
+    this.#counters.add('tailMisses', 1);
+    this.#counters.add('catchUpBytesFromDisk', end - start);
+    return undefined;
+  }
+
+  release(): void {
+    this.#release();
+  }
+}

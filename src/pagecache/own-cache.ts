@@ -1,0 +1,282 @@
+// Own mode for one log: tail hits are served from the tail cache without a
+// system call; everything else is a catch-up read through a read-ahead
+// stream, with O_DIRECT where the filesystem takes it, else pread followed
+// by fadvise DONTNEED, so it leaves nothing in the page cache and never
+// enters the tail cache. Written pages are dropped once on disk (see
+// write-behind.ts).
+import type { SeglogError } from '../errors.js';
+import { File } from '../native.js';
+import { BATCH_HEADER_SIZE, type BatchHeader } from '../segment/batch.js';
+import type { BatchLocation, Segment } from '../segment/segment.js';
+import type { CacheGroup } from './group.js';
+import type { LogCache, SegmentSource } from './log-cache.js';
+import { CatchUpReader, ReadAheadStream } from './read-ahead.js';
+import type { CacheCounters } from './stats.js';
+import { TailWindow, type TailReader } from './tail.js';
+import { WriteBehind } from './write-behind.js';
+
+/** Read-ahead streams a log keeps between reads (the store frees the buffers of all but a few idle ones). */
+const MAX_STREAMS = 4;
+
+export class OwnLog implements LogCache {
+  readonly mode = 'own';
+  readonly counters: CacheCounters;
+  readonly #group: CacheGroup;
+  readonly #windows = new Map<Segment, TailWindow>();
+  #streams: ReadAheadStream[] = [];
+  readonly #writeBehind: WriteBehind;
+  /** O_DIRECT descriptors for catch-up reads, opened on first use; undefined where that failed. */
+  readonly #direct = new Map<Segment, Promise<File | undefined>>();
+  /** Segments whose descriptor was told not to read ahead (FADV_RANDOM), for the buffered path. */
+  readonly #noReadAhead = new WeakSet<Segment>();
+  /** Segments that left the log: no new O_DIRECT descriptor for them. */
+  readonly #gone = new WeakSet<Segment>();
+  #uses = 0;
+  /** Counts truncations: what a stream read before one may be stale. */
+  #generation = 0;
+  #closed = false;
+
+  /** `onError` gets failures of background writeback, which must stop the log like a failed fsync. */
+  constructor(group: CacheGroup, counters: CacheCounters, onError: (err: unknown) => void) {
+    this.#group = group;
+    this.counters = counters;
+    this.#writeBehind = new WriteBehind(onError);
+  }
+
+  get directIO(): boolean {
+    return this.#group.directIO;
+  }
+
+  get cacheBytes(): number {
+    let n = 0;
+    for (const w of this.#windows.values()) n += w.bytesHeld;
+    for (const s of this.#streams) n += s.bytesHeld;
+    return n;
+  }
+
+  source(segment: Segment, offset: number): SegmentSource {
+    const window = this.#windows.get(segment);
+    if (window?.holds(offset)) return new TailSource(segment, window, this.counters);
+    return new CatchUpSource(segment, this.#stream(segment, offset), this);
+  }
+
+  /** The stream a sequential reader used last (it reads on at `offset`), else a free one, else a new one. */
+  #stream(segment: Segment, offset: number): ReadAheadStream {
+    const free = this.#streams.filter((s) => !s.busy);
+    let stream =
+      free.find((s) => s.nextOffset === offset) ??
+      free.find((s) => s.segment === segment) ??
+      free.sort((a, b) => a.lastUsed - b.lastUsed)[0] ??
+      new ReadAheadStream(this.#group.readAheadBytes, this.#group.alignment);
+    if (!this.#streams.includes(stream)) this.#streams.push(stream);
+    this.#group.taken(stream);
+    stream.busy = true;
+    stream.lastUsed = ++this.#uses;
+    stream.use(segment, this.#generation);
+    return stream;
+  }
+
+  /** @internal For CatchUpSource. */
+  releaseStream(stream: ReadAheadStream): void {
+    stream.busy = false;
+    if (this.#closed) {
+      stream.free();
+      return;
+    }
+    this.#group.parked(stream);
+    if (this.#streams.length <= MAX_STREAMS) return;
+    // Over the number kept: the least recently used free one goes.
+    const idle = this.#streams.filter((s) => !s.busy).sort((a, b) => a.lastUsed - b.lastUsed)[0]!;
+    this.#group.taken(idle);
+    idle.free();
+    this.#streams = this.#streams.filter((s) => s !== idle);
+  }
+
+  /** @internal Reads into `into` from `position` of `segment`, leaving no pages in the page cache; at most a few such reads run at once per store. */
+  fill(segment: Segment, into: Buffer, position: number): Promise<number> {
+    return this.#group.catchUpSlots.run(async () => {
+      const direct = await this.#directFile(segment);
+      let n: number | undefined;
+      if (direct !== undefined) {
+        n = await direct.read(into, position).catch((err: SeglogError) => {
+          // Closed under us (the segment left the log): the buffered path below still has the pinned file.
+          if (err.code === 'ECLOSED' && direct.closed) return undefined;
+          // A read that met the end of the file came back short, the addon's read loop went on from that
+          // unaligned position, and the file had grown meanwhile: the buffered path reads it again.
+          if (err.code === 'EINVAL') return undefined;
+          throw err;
+        });
+      }
+      const buffered = n === undefined;
+      if (n === undefined) {
+        // No kernel read-ahead past what is read here (read_ahead_kb may be MiBs): DONTNEED below would miss it.
+        if (!this.#noReadAhead.has(segment)) {
+          await segment.log.advise(0, 0, 'random');
+          this.#noReadAhead.add(segment);
+        }
+        n = await segment.log.read(into, position);
+      }
+      // The addon's read loop ends a short read with one more pread that finds the end of the file.
+      this.counters.add('readSyscalls', n > 0 && n < into.length ? 2 : 1);
+      this.counters.add('catchUpBytesFromDisk', n);
+      if (buffered && n > 0) await segment.log.advise(position, n, 'dontneed');
+      return n;
+    });
+  }
+
+  #directFile(segment: Segment): Promise<File | undefined> {
+    if (!this.#group.directIO || this.#gone.has(segment)) return Promise.resolve(undefined);
+    let file = this.#direct.get(segment);
+    if (file === undefined) {
+      // Reopened through the descriptor rather than the path: retention may have renamed the file and a
+      // new segment taken its name. Where O_DIRECT cannot be had, the buffered path does the job.
+      file = File.open(`/proc/self/fd/${segment.log.fd}`, { direct: true }).catch(() => undefined);
+      this.#direct.set(segment, file);
+    }
+    return file;
+  }
+
+  sending(): void {}
+
+  appended(segment: Segment, position: number, chunks: readonly Uint8Array[], headers: readonly BatchHeader[], durable: boolean): void {
+    const end = position + headers.reduce((n, h) => n + h.size, 0);
+    if (durable) this.#writeBehind.synced(segment, end, true);
+    else this.#writeBehind.written(segment, end);
+    const budget = this.#group.budget;
+    if (budget === undefined) return;
+    let window = this.#windows.get(segment);
+    if (window?.end !== position) {
+      // A new segment, or bytes missed (a window must end where the segment's data does).
+      window?.drop();
+      window = new TailWindow(segment, budget, position);
+      this.#windows.set(segment, window);
+    }
+    window.add(chunks, headers);
+    budget.trim();
+  }
+
+  synced(segment: Segment, end: number): void {
+    this.#writeBehind.synced(segment, end);
+  }
+
+  sealed(segment: Segment): void {
+    this.#writeBehind.sealed(segment);
+  }
+
+  removed(segments: readonly Segment[]): void {
+    this.#writeBehind.forget(segments);
+    for (const s of segments) {
+      this.#gone.add(s);
+      this.#windows.get(s)?.drop();
+      this.#windows.delete(s);
+      for (const stream of this.#streams) if (stream.segment === s) stream.use(undefined, this.#generation);
+      const direct = this.#direct.get(s);
+      this.#direct.delete(s);
+      // Waits for reads under way on it; a failed close of a read-only descriptor loses nothing.
+      void direct?.then((f) => f?.close()).catch(() => undefined);
+    }
+  }
+
+  truncated(): void {
+    this.#writeBehind.clear();
+    for (const w of this.#windows.values()) w.drop();
+    this.#windows.clear();
+    // Streams in use now are reset when next taken.
+    this.#generation++;
+  }
+
+  async close(): Promise<void> {
+    await this.#writeBehind.drain();
+    const direct = [...this.#direct.values()];
+    this.removed([...new Set([...this.#windows.keys(), ...this.#direct.keys()])]);
+    await Promise.all(direct.map((f) => f.then((file) => file?.close()).catch(() => undefined)));
+    this.#closed = true;
+    // Streams in use are freed when their reads are done.
+    for (const s of this.#streams) {
+      this.#group.taken(s);
+      if (!s.busy) s.free();
+    }
+    this.#streams = [];
+  }
+}
+
+/** A read of cached batches: headers and bytes from the tail cache, no system call. */
+class TailSource implements SegmentSource {
+  readonly #segment: Segment;
+  readonly #window: TailWindow;
+  readonly #counters: CacheCounters;
+  #reader: TailReader | undefined;
+
+  constructor(segment: Segment, window: TailWindow, counters: CacheCounters) {
+    this.#segment = segment;
+    this.#window = window;
+    this.#counters = counters;
+  }
+
+  async locate(offset: number): Promise<BatchLocation | undefined> {
+    const position = this.#window.positionOf(offset);
+    if (position === undefined) return undefined;
+    // A snapshot: evictions meanwhile do not change what this read sees.
+    this.#reader = this.#window.reader(this.#segment.log, position);
+    return { position, header: (await this.#reader.header(position))! };
+  }
+
+  rangeFrom(at: BatchLocation, maxBytes: number, maxOffset: number): Promise<{ end: number; nextOffset: number }> {
+    return this.#segment.rangeFrom(at, maxBytes, maxOffset, this.#reader!);
+  }
+
+  async bytes(start: number, end: number, copy: boolean): Promise<Buffer[]> {
+    this.#counters.add('tailHits', 1);
+    this.#counters.add('tailHitBytes', end - start);
+    const parts = this.#reader!.parts(start, end);
+    return copy ? [Buffer.concat(parts, end - start)] : parts;
+  }
+
+  release(): void {}
+}
+
+/** A read that missed the tail cache: through a read-ahead stream, checked like a read of the file. */
+class CatchUpSource implements SegmentSource {
+  readonly #segment: Segment;
+  readonly #stream: ReadAheadStream;
+  readonly #owner: OwnLog;
+  readonly #reader: CatchUpReader;
+  /** The segment's size when the read began: bytes past it may be half written. */
+  readonly #end: number;
+
+  readonly #fill = (into: Buffer, position: number) => this.#owner.fill(this.#segment, into, position);
+
+  constructor(segment: Segment, stream: ReadAheadStream, owner: OwnLog) {
+    this.#segment = segment;
+    this.#stream = stream;
+    this.#owner = owner;
+    this.#end = segment.size;
+    this.#reader = new CatchUpReader(segment.log, this.#end, stream, this.#fill);
+  }
+
+  locate(offset: number): Promise<BatchLocation | undefined> {
+    return this.#segment.locate(offset, this.#reader);
+  }
+
+  async rangeFrom(at: BatchLocation, maxBytes: number, maxOffset: number): Promise<{ end: number; nextOffset: number }> {
+    // Everything the range can span, and the header after it, in one fill: the walk below then reads from memory.
+    await this.#stream.ensure(at.position, Math.max(maxBytes, at.header.size) + BATCH_HEADER_SIZE, this.#end, this.#fill);
+    const range = await this.#segment.rangeFrom(at, maxBytes, maxOffset, this.#reader);
+    this.#stream.nextOffset = range.nextOffset;
+    return range;
+  }
+
+  async bytes(start: number, end: number): Promise<Buffer[]> {
+    await this.#stream.ensure(start, end - start, this.#end, this.#fill);
+    // Always a copy: the stream's buffer is refilled by the next read.
+    const bytes = Buffer.from(this.#stream.view(start, end - start));
+    this.#stream.readAhead(end, this.#segment.size, this.#fill);
+    this.#segment.checkRead(bytes, start, end);
+    this.#owner.counters.add('tailMisses', 1);
+    return [bytes];
+  }
+
+  release(): void {
+    this.#owner.releaseStream(this.#stream);
+  }
+}

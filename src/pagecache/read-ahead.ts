@@ -1,0 +1,174 @@
+// Catch-up reads in own mode: each sequential reader gets a read-ahead
+// buffer that slides along the segment it reads, so reading a cold backlog
+// costs one large read per buffer rather than one small read per batch. The
+// buffer is aligned so that it can be filled with O_DIRECT.
+import { allocAligned, freeAligned, type File } from '../native.js';
+import { BatchReader } from '../segment/batch-reader.js';
+import type { Segment } from '../segment/segment.js';
+
+/** Reads into `into` from `position` of the stream's segment; returns the bytes read (fewer at the end of the file). */
+export type Fill = (into: Buffer, position: number) => Promise<number>;
+
+const EMPTY = Buffer.alloc(0);
+
+export class ReadAheadStream {
+  readonly #capacity: number;
+  readonly #alignment: number;
+  #buf: Buffer | undefined;
+  /** File position of #buf[0]; a multiple of the alignment. */
+  #start = 0;
+  #filled = 0;
+  #segment: Segment | undefined;
+  #generation = 0;
+  /** The fill under way, if any (it never rejects): nothing else touches the buffer until it settles. */
+  #filling: Promise<void> | undefined;
+  /** Bumped when what the buffer holds stops counting: a fill under way then lands nowhere. */
+  #epoch = 0;
+  /** free() waits for a fill to settle before it frees the buffer. */
+  #freeing = false;
+  /** Offset its last reader reads next: how a sequential reader finds its stream again. */
+  nextOffset = -1;
+  busy = false;
+  lastUsed = 0;
+
+  /** `alignment`: of file positions, lengths and memory, a power of two (O_DIRECT's needs, at least a page). */
+  constructor(capacity: number, alignment: number) {
+    this.#alignment = alignment;
+    this.#capacity = Math.ceil(capacity / alignment) * alignment;
+  }
+
+  get segment(): Segment | undefined {
+    return this.#segment;
+  }
+
+  /** Memory held. */
+  get bytesHeld(): number {
+    return this.#buf?.length ?? 0;
+  }
+
+  /**
+   * Points the stream at `segment` (undefined: none), forgetting what it
+   * held of another one, or of this one before the log was truncated
+   * (`generation` changed): those bytes may have been rewritten since.
+   */
+  use(segment: Segment | undefined, generation: number): void {
+    if (segment === this.#segment && generation === this.#generation) return;
+    this.#segment = segment;
+    this.#generation = generation;
+    this.#forget();
+  }
+
+  #forget(): void {
+    this.#epoch++;
+    this.#filled = 0;
+  }
+
+  /**
+   * Makes bytes [position, position+length), clipped to `end` (the segment's
+   * size: nothing past it is trusted), available to view(). Bytes already
+   * held from there on are kept and only the rest is read, in one fill of
+   * the whole buffer; a read longer than the buffer gets a bigger one until
+   * the next.
+   */
+  async ensure(position: number, length: number, end: number, fill: Fill): Promise<void> {
+    this.#freeing = false;
+    while (this.#filling !== undefined) await this.#filling;
+    const want = Math.min(position + length, end);
+    if (position >= this.#start && want <= this.#start + this.#filled) return;
+    const a = this.#alignment;
+    const from = Math.floor(position / a) * a;
+    const capacity = Math.max(this.#capacity, Math.ceil((want - from) / a) * a);
+    // A partly filled last block is read again: the fill must start aligned.
+    const heldEnd = Math.floor((this.#start + this.#filled) / a) * a;
+    const keep = this.#buf !== undefined && from >= this.#start && from < heldEnd ? heldEnd - from : 0;
+    const old = this.#buf;
+    let buf = old;
+    if (buf === undefined || buf.length !== capacity) {
+      buf = allocAligned(capacity, a);
+      if (keep > 0) old!.copy(buf, 0, from - this.#start, from - this.#start + keep);
+      if (old !== undefined) freeAligned(old);
+      this.#buf = buf;
+    } else if (keep > 0) {
+      buf.copy(buf, 0, from - this.#start, from - this.#start + keep);
+    }
+    this.#start = from;
+    this.#filled = keep;
+    // Nothing past the block holding `end` is read: it is not to be trusted yet, and an O_DIRECT read that
+    // meets the end of the file comes back short (see OwnLog.fill).
+    const readEnd = Math.min(capacity, Math.ceil((end - from) / a) * a);
+    if (readEnd <= keep) return;
+    const epoch = this.#epoch;
+    const filled = fill(buf.subarray(keep, readEnd), from + keep).then((n) => {
+      if (epoch === this.#epoch) this.#filled = Math.min(keep + n, end - from);
+    });
+    const settled = filled.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#filling = settled;
+    void settled.then(() => {
+      if (this.#filling === settled) this.#filling = undefined;
+    });
+    await filled;
+  }
+
+  /**
+   * Once less than half a buffer is held from `position`, where a
+   * sequential reader reads next, starts filling the buffer from there in
+   * the background, so that the disk works while the reader deals with what
+   * it got. A failure is left for the reader's own read to meet.
+   */
+  readAhead(position: number, end: number, fill: Fill): void {
+    if (this.#filling !== undefined || this.#start + this.#filled - position >= this.#capacity / 2) return;
+    void this.ensure(position, this.#capacity - this.#alignment, end, fill).catch(() => undefined);
+  }
+
+  /** Up to `length` held bytes from `position`: a view valid until the next ensure(). */
+  view(position: number, length: number): Buffer {
+    if (this.#buf === undefined || position < this.#start) return EMPTY;
+    const from = position - this.#start;
+    return this.#buf.subarray(Math.min(from, this.#filled), Math.min(from + length, this.#filled));
+  }
+
+  /**
+   * Frees the buffer once no fill writes into it any more, unless the
+   * stream is used again before that. The stream stays usable.
+   */
+  free(): void {
+    this.#forget();
+    this.#freeing = true;
+    const drop = () => {
+      if (!this.#freeing) return;
+      if (this.#filling !== undefined) {
+        void this.#filling.then(drop);
+        return;
+      }
+      this.#freeing = false;
+      if (this.#buf !== undefined) freeAligned(this.#buf);
+      this.#buf = undefined;
+    };
+    drop();
+  }
+}
+
+/** The BatchReader interface over a read-ahead stream, for Segment.locate and rangeFrom. */
+export class CatchUpReader extends BatchReader {
+  readonly #stream: ReadAheadStream;
+  readonly #end: number;
+  readonly #fill: Fill;
+
+  constructor(file: File, end: number, stream: ReadAheadStream, fill: Fill) {
+    // The base class's own buffer is not used: bytes() is served from the stream.
+    super(file, end, 0);
+    this.#stream = stream;
+    this.#end = end;
+    this.#fill = fill;
+  }
+
+  override async bytes(position: number, length: number): Promise<Buffer> {
+    const want = Math.min(length, this.#end - position);
+    if (want <= 0) return EMPTY;
+    await this.#stream.ensure(position, want, this.#end, this.#fill);
+    return this.#stream.view(position, want);
+  }
+}
