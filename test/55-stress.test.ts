@@ -1,8 +1,9 @@
 // Concurrency stress: appenders, readers, a follower (records with follow)
 // and sendTo transfers run while segments roll and retention, truncation and
 // deleteRecordsBefore happen. Every read must be whole batches with valid
-// CRCs and contiguous offsets, every record one that was appended; nothing
-// may crash, and closing leaves no descriptor or mapping behind.
+// CRCs and contiguous offsets, every record one that was appended (in both
+// cache modes); nothing may crash, and closing leaves no descriptor or
+// mapping behind.
 import { once } from 'node:events';
 import net from 'node:net';
 import { expect, test } from 'vitest';
@@ -37,7 +38,7 @@ function expected(err: unknown): boolean {
   return err instanceof SeglogError && (err.code === 'EOFFSETRANGE' || err.code === 'ECLOSED');
 }
 
-test('readers, a follower and sendTo during appends, rolls, retention and truncation', { timeout: 120_000 }, async () => {
+test.each([{ mode: 'pagecache' }, { mode: 'own', tailBytes: 64 * 1024, readAheadBytes: 8192 }] as const)('readers, a follower and sendTo during appends, rolls, retention and truncation (cache $mode)', { timeout: 120_000 }, async (cache) => {
   const dir = await tempDir();
   const fdsBefore = await openFdCount();
   const mappingsBefore = stats().liveMappings;
@@ -51,6 +52,7 @@ test('readers, a follower and sendTo during appends, rolls, retention and trunca
     retentionCheckIntervalMs: 5,
     fileDeleteDelayMs: 5,
     flush: { messages: 20 },
+    cache,
   });
   const log = await store.log('stress');
   let nextId = 0;

@@ -234,7 +234,11 @@ export class Log {
   private constructor(dir: string, config: Config, segments: Segment[], context: LogContext, ownScheduler: boolean) {
     this.dir = dir;
     this.#config = config;
-    this.#cache = context.cache.attach((err) => this.#fail(err));
+    const f = config.flush;
+    this.#cache = context.cache.attach(
+      (err) => this.#fail(err),
+      f.always ? 'always' : f.intervalMs !== NEVER || f.bytes !== NEVER || f.messages !== NEVER ? 'periodic' : 'none',
+    );
     this.#segmentConfig = { indexIntervalBytes: config.indexIntervalBytes, segmentIndexBytes: config.segmentIndexBytes };
     this.#segments = segments;
     this.#context = context;
@@ -557,7 +561,7 @@ export class Log {
         this.#flushedOffset = offset;
       }
       // Only bytes on file (under 'always': durable) are cached, before readers can ask for them.
-      this.#cache.appended(active, position, chunks, headers, this.#config.flush.always);
+      this.#cache.appended(active, position, chunks, headers);
       this.#nextOffset = offset;
       this.#unflushedBytes += bytes;
       this.#unflushedMessages += records;

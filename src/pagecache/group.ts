@@ -4,7 +4,7 @@
 // own has a group of its own.
 import { SeglogError } from '../errors.js';
 import { directIOAlignment, PAGE_SIZE, probeDirectIO } from '../native.js';
-import { PageCacheLog, type LogCache } from './log-cache.js';
+import { PageCacheLog, type LogCache, type SyncPolicy } from './log-cache.js';
 import type { CacheConfig } from './options.js';
 import { OwnLog } from './own-cache.js';
 import type { ReadAheadStream } from './read-ahead.js';
@@ -65,10 +65,10 @@ export class CacheGroup {
     this.#idle = this.#idle.filter((s) => s !== stream);
   }
 
-  /** A cache for one log; `onError` gets failures that must stop the log (background writeback). */
-  attach(onError: (err: unknown) => void): LogCache {
+  /** A cache for one log that syncs as `syncs` says; `onError` gets failures that must stop the log (background writeback). */
+  attach(onError: (err: unknown) => void, syncs: SyncPolicy): LogCache {
     const counters = new CacheCounters(this.counters);
-    const cache = this.mode === 'own' ? new OwnLog(this, counters, onError) : new PageCacheLog(counters);
+    const cache = this.mode === 'own' ? new OwnLog(this, counters, onError, syncs) : new PageCacheLog(counters);
     this.#logs.add(cache);
     return cache;
   }

@@ -25,6 +25,9 @@ export interface SegmentSource {
   release(): void;
 }
 
+/** When the log makes its data durable: after every group, now and then (interval, bytes, messages), never. */
+export type SyncPolicy = 'always' | 'periodic' | 'none';
+
 export interface LogCache {
   readonly mode: 'pagecache' | 'own';
   readonly directIO: boolean;
@@ -32,8 +35,8 @@ export interface LogCache {
   source(segment: Segment, offset: number): SegmentSource;
   /** A sendTo transfer of the ranges the sources left to the files has started. */
   sending(transfer: Promise<unknown>): void;
-  /** A group of batches was written at `position` of the active segment and, under 'always', synced (`durable`). */
-  appended(segment: Segment, position: number, chunks: readonly Uint8Array[], headers: readonly BatchHeader[], durable: boolean): void;
+  /** A group of batches was written at `position` of the active segment and, under 'always', synced. */
+  appended(segment: Segment, position: number, chunks: readonly Uint8Array[], headers: readonly BatchHeader[]): void;
   /** An fdatasync made the first `end` bytes of `segment` durable. */
   synced(segment: Segment, end: number): void;
   /** `segment` stopped being the active one. */

@@ -9,7 +9,7 @@ import { File } from '../native.js';
 import { BATCH_HEADER_SIZE, type BatchHeader } from '../segment/batch.js';
 import type { BatchLocation, Segment } from '../segment/segment.js';
 import type { CacheGroup } from './group.js';
-import type { LogCache, SegmentSource } from './log-cache.js';
+import type { LogCache, SegmentSource, SyncPolicy } from './log-cache.js';
 import { CatchUpReader, ReadAheadStream } from './read-ahead.js';
 import type { CacheCounters } from './stats.js';
 import { TailWindow, type TailReader } from './tail.js';
@@ -37,10 +37,10 @@ export class OwnLog implements LogCache {
   #closed = false;
 
   /** `onError` gets failures of background writeback, which must stop the log like a failed fsync. */
-  constructor(group: CacheGroup, counters: CacheCounters, onError: (err: unknown) => void) {
+  constructor(group: CacheGroup, counters: CacheCounters, onError: (err: unknown) => void, syncs: SyncPolicy) {
     this.#group = group;
     this.counters = counters;
-    this.#writeBehind = new WriteBehind(onError);
+    this.#writeBehind = new WriteBehind(onError, syncs);
   }
 
   get directIO(): boolean {
@@ -138,10 +138,8 @@ export class OwnLog implements LogCache {
 
   sending(): void {}
 
-  appended(segment: Segment, position: number, chunks: readonly Uint8Array[], headers: readonly BatchHeader[], durable: boolean): void {
-    const end = position + headers.reduce((n, h) => n + h.size, 0);
-    if (durable) this.#writeBehind.synced(segment, end, true);
-    else this.#writeBehind.written(segment, end);
+  appended(segment: Segment, position: number, chunks: readonly Uint8Array[], headers: readonly BatchHeader[]): void {
+    this.#writeBehind.appended(segment, position + headers.reduce((n, h) => n + h.size, 0));
     const budget = this.#group.budget;
     if (budget === undefined) return;
     let window = this.#windows.get(segment);
@@ -169,7 +167,9 @@ export class OwnLog implements LogCache {
       this.#gone.add(s);
       this.#windows.get(s)?.drop();
       this.#windows.delete(s);
-      for (const stream of this.#streams) if (stream.segment === s) stream.use(undefined, this.#generation);
+      // Not a stream a reader is using: its read holds the segment's file open, and forgetting what the stream
+      // holds under it would drop the fill under way (the reader then saw no batch where one is).
+      for (const stream of this.#streams) if (stream.segment === s && !stream.busy) stream.use(undefined, this.#generation);
       const direct = this.#direct.get(s);
       this.#direct.delete(s);
       // Waits for reads under way on it; a failed close of a read-only descriptor loses nothing.
@@ -254,7 +254,14 @@ class CatchUpSource implements SegmentSource {
     this.#reader = new CatchUpReader(segment.log, this.#end, stream, this.#fill);
   }
 
-  locate(offset: number): Promise<BatchLocation | undefined> {
+  async locate(offset: number): Promise<BatchLocation | undefined> {
+    // A sequential reader goes on where its last read ended. The offset index would point at the batch
+    // before, which the stream may have moved past already: it would have to read it back.
+    const s = this.#stream;
+    if (s.nextOffset === offset && s.nextPosition >= 0 && s.nextPosition < this.#end) {
+      const header = await this.#reader.headerOrEnd(s.nextPosition);
+      if (header !== undefined && header.baseOffset <= offset && offset <= header.lastOffset) return { position: s.nextPosition, header };
+    }
     return this.#segment.locate(offset, this.#reader);
   }
 
@@ -263,6 +270,7 @@ class CatchUpSource implements SegmentSource {
     await this.#stream.ensure(at.position, Math.max(maxBytes, at.header.size) + BATCH_HEADER_SIZE, this.#end, this.#fill);
     const range = await this.#segment.rangeFrom(at, maxBytes, maxOffset, this.#reader);
     this.#stream.nextOffset = range.nextOffset;
+    this.#stream.nextPosition = range.end;
     return range;
   }
 

@@ -26,8 +26,9 @@ export class ReadAheadStream {
   #epoch = 0;
   /** free() waits for a fill to settle before it frees the buffer. */
   #freeing = false;
-  /** Offset its last reader reads next: how a sequential reader finds its stream again. */
+  /** Offset its last reader reads next, and where that batch starts: how a sequential reader finds its stream and its place again. */
   nextOffset = -1;
+  nextPosition = -1;
   busy = false;
   lastUsed = 0;
 
@@ -55,6 +56,7 @@ export class ReadAheadStream {
     if (segment === this.#segment && generation === this.#generation) return;
     this.#segment = segment;
     this.#generation = generation;
+    this.nextPosition = -1;
     this.#forget();
   }
 

@@ -1,15 +1,17 @@
 // Own mode's writes leave no trail in the page cache: once appended bytes
 // are on disk their pages are dropped (fadvise DONTNEED), the tail cache
 // holding the ones readers still want. After an fdatasync that is all there
-// is to do. Without one (flush 'none', or between interval flushes), every
-// WRITE_BEHIND_BYTES the new bytes are handed to writeback
-// (sync_file_range WRITE) and the previous batch of bytes, by then mostly
-// written, is waited for and dropped: Linux's write-behind recipe, kept off
-// the append path. The page holding the end of the data is kept, or the next
-// append would have to read it back from disk.
+// is to do. Between fdatasyncs, every WRITE_BEHIND_BYTES the new bytes are
+// handed to writeback (sync_file_range WRITE), so that the next fdatasync
+// has less to wait for. A log that never syncs (flush 'none') also waits
+// for the previous batch of bytes, by then mostly written, and drops it:
+// Linux's write-behind recipe. All of it runs off the append path. The page
+// holding the end of the data is kept, or the next append would have to
+// read it back from disk.
 import type { SeglogError } from '../errors.js';
 import { PAGE_SIZE } from '../native.js';
 import type { Segment } from '../segment/segment.js';
+import type { SyncPolicy } from './log-cache.js';
 
 export const WRITE_BEHIND_BYTES = 4 * 1024 * 1024;
 
@@ -27,13 +29,15 @@ export class WriteBehind {
   /** Background work, one step at a time. */
   #chain: Promise<void> = Promise.resolve();
   readonly #onError: (err: unknown) => void;
+  readonly #syncs: SyncPolicy;
 
   /**
    * `onError` gets a failed sync_file_range: like a failed fsync, it may have
    * consumed the writeback error a later fdatasync would have reported.
    */
-  constructor(onError: (err: unknown) => void) {
+  constructor(onError: (err: unknown) => void, syncs: SyncPolicy) {
     this.#onError = onError;
+    this.#syncs = syncs;
   }
 
   #of(segment: Segment): Progress {
@@ -52,13 +56,18 @@ export class WriteBehind {
     });
   }
 
-  /** Bytes up to `end` of the active segment were written (not synced). */
-  written(segment: Segment, end: number): void {
+  /** Bytes up to `end` of the active segment were written (and, under 'always', synced). */
+  appended(segment: Segment, end: number): void {
+    if (this.#syncs === 'always') {
+      this.synced(segment, end, true);
+      return;
+    }
     const p = this.#of(segment);
     if (end - p.kicked < WRITE_BEHIND_BYTES) return;
     const kickFrom = p.kicked;
     const dropFrom = p.dropped;
-    const dropTo = pageFloor(kickFrom);
+    // Dropping is left to the fdatasyncs of a log that has them: waiting here would hold a thread.
+    const dropTo = this.#syncs === 'none' ? pageFloor(kickFrom) : dropFrom;
     p.kicked = end;
     p.dropped = Math.max(dropFrom, dropTo);
     this.#then(async () => {

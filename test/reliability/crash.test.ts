@@ -1,6 +1,7 @@
 // The long crash and power-loss suites: SEGLOG_CRASH_TRIALS SIGKILLs and
 // SEGLOG_POWER_CUTS power cuts (default 1000 each) from SEGLOG_SEED (default
-// 1); see test/52-crash.test.ts and test/53-power-loss.test.ts.
+// 1); see test/52-crash.test.ts and test/53-power-loss.test.ts. The child picks
+// the cache mode at random per run unless SEGLOG_CACHE_MODE says pagecache or own.
 import { availableParallelism } from 'node:os';
 import { expect, test } from 'vitest';
 import { runCrashLanes } from '../fixtures/crash-trials.js';
