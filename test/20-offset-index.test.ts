@@ -235,7 +235,6 @@ describe('OffsetIndex', () => {
     expect(index.isFull).toBe(true);
     expect(stats().liveMappings).toBe(baseline);
     await expectCode(() => index.append(2000, 10000), 'EREADONLY', { path });
-    await expectCode(() => index.truncateTo(1000), 'EREADONLY');
     await index.trim(); // already read-only: no-op
     await index.flush(); // nothing to write
     expect(index.lookup(1100)).toEqual({ offset: 1099, position: 1650 });
@@ -245,8 +244,29 @@ describe('OffsetIndex', () => {
     const reopened = await OffsetIndex.open(path, 1000, { writable: false });
     expect(reopened.entries).toBe(100);
     for (let i = 0; i < 100; i++) expect(reopened.entryAt(i)).toEqual({ offset: 1000 + i * 3, position: i * 50 });
+    await expectCode(() => reopened.truncateTo(1000), 'EREADONLY');
     await reopened.close();
     expect(stats().liveMappings).toBe(baseline);
+  });
+
+  it('untrim makes a trimmed index writable again; a trimmed index still truncates, and close trims the file', async () => {
+    const index = await OffsetIndex.open(path, 1000, { writable: true, maxIndexBytes: 800 });
+    for (let i = 0; i < 10; i++) index.append(1000 + i * 3, i * 50);
+    await index.trim();
+    expect((await stat(path)).size).toBe(80);
+    await index.untrim();
+    expect(index.writable).toBe(true);
+    expect(index.maxEntries).toBe(100);
+    expect((await stat(path)).size).toBe(800);
+    index.append(1100, 1000);
+    expect(index.lastEntry).toEqual({ offset: 1100, position: 1000 });
+    await index.untrim(); // writable: no-op
+    await index.trim();
+    index.truncateTo(1010);
+    expect(index.entries).toBe(4);
+    expect(index.isFull).toBe(true);
+    await index.close();
+    expect((await stat(path)).size).toBe(32);
   });
 
   it('maps a read-only index only on first use and unmaps it on release()', async () => {

@@ -174,6 +174,40 @@ describe('failures', () => {
     await log.close();
   });
 
+  test.each([
+    ['the time index', 1],
+    ['the offset index', 0],
+  ])('a seal whose trim of %s fails leaves the segment active, indexing and truncatable', async (_, skip) => {
+    const dir = await tempDir();
+    const log = await Log.open(dir, { segmentBytes: 4096, indexIntervalBytes: 1 });
+    for (let i = 0; i < 5; i++) await log.append([{ value: Buffer.alloc(500, i), timestamp: 1000 + i }]);
+    const mappings = stats().liveMappings;
+    // The roll creates the next segment (its two index ftruncates), then seals: offset index trim, time index trim.
+    injectFault('ftruncate', 'EIO', { skip: 2 + skip });
+    await expect(log.append([{ value: Buffer.alloc(3000) }])).rejects.toMatchObject({ code: 'EIO', syscall: 'ftruncate' });
+    expect(log.failure).toBeUndefined();
+    expect(log.segmentCount).toBe(1);
+    // Both indexes writable and mapped again: nothing leaked, nothing left read-only.
+    expect(stats().liveMappings).toBe(mappings);
+    await log.append([{ value: Buffer.alloc(100, 9), timestamp: 2000 }]);
+    const tail = [];
+    for await (const r of log.records(5)) tail.push(r.value![0]);
+    expect(tail).toEqual([9]);
+    await log.truncateTo(3);
+    expect(log.endOffset).toBe(3);
+    await log.append([{ value: Buffer.alloc(3000, 7) }]);
+    expect(log.segmentCount).toBe(2);
+    await log.close();
+    const again = await Log.open(dir, { segmentBytes: 4096 });
+    expect(again.endOffset).toBe(4);
+    expect(await again.offsetForTimestamp(1002)).toBe(2);
+    for await (const r of again.records(2)) {
+      expect(r.value).toEqual(Buffer.alloc(500, 2));
+      break;
+    }
+    await again.close();
+  });
+
   test('rolling is refused below the free-space floor', async () => {
     const log = await Log.open(await tempDir(), { segmentBytes: 1024, minFreeBytes: Number.MAX_SAFE_INTEGER });
     await log.append([{ value: Buffer.alloc(600) }]);

@@ -60,6 +60,8 @@ export abstract class MappedIndex {
   #entries: number;
   #region: MappedRegion | undefined;
   #closing: Promise<void> | undefined;
+  // Preallocated length before a trim(), for untrim().
+  #trimmedFrom: number | undefined;
   // msyncs and trims under way: nothing unmaps until they settle, so an msync
   // never runs on an address range that was unmapped (or reused) meanwhile.
   #pending: Promise<unknown> = Promise.resolve();
@@ -126,8 +128,9 @@ export abstract class MappedIndex {
     return this.#length / this.#entrySize;
   }
 
+  /** No room for another entry; a read-only index is always full. */
   get isFull(): boolean {
-    return this.#entries >= this.maxEntries;
+    return !this.writable || this.#entries >= this.maxEntries;
   }
 
   /** Appendable: opened writable and not yet trimmed or closed. */
@@ -234,17 +237,25 @@ export abstract class MappedIndex {
     }
   }
 
-  /** Drops the entries whose offset is >= `offset`. Writable indexes only. */
+  // An active segment whose seal failed may keep a read-only index; truncating it must work all the same.
+  #truncatableView(): Buffer {
+    return this.#fileWritable ? this.view() : this.writableView();
+  }
+
+  /**
+   * Drops the entries whose offset is >= `offset`. Indexes whose file is open
+   * for writing only (close() trims the file to the entries left).
+   */
   truncateTo(offset: number): void {
     checkInteger('offset', offset);
-    const b = this.writableView();
+    const b = this.#truncatableView();
     this.#entries = offset <= this.baseOffset ? 0 : this.floorSlot(b, offset - this.baseOffset - 1, this.offsetKey) + 1;
   }
 
-  /** Keeps the first `n` entries. Writable indexes only. */
+  /** Keeps the first `n` entries. Indexes whose file is open for writing only. */
   truncateEntries(n: number): void {
     checkInteger('n', n, 0, this.#entries);
-    this.writableView();
+    this.#truncatableView();
     this.#entries = n;
   }
 
@@ -275,13 +286,51 @@ export abstract class MappedIndex {
     // Switches over only once pending msyncs settled; entries appended meanwhile are kept.
     const done = this.#pending.then(async () => {
       if (!this.#writable) return;
+      const preallocated = this.#length;
       this.#writable = false;
       this.#unmap();
       this.#length = this.#entries * this.#entrySize;
-      await this.#file.truncate(this.#length);
+      try {
+        await this.#file.truncate(this.#length);
+      } catch (err) {
+        // The file kept its size: writable again, as the segment stays active when its roll fails.
+        this.#remapWritable(preallocated);
+        throw err;
+      }
+      this.#trimmedFrom = preallocated;
     });
     this.#track(done);
     await done;
+  }
+
+  /**
+   * Undoes a trim() when the segment stays active after all (its seal failed
+   * later): grows the file back and maps it writable. If that fails too the
+   * index stays read-only and full, which makes the next append roll again.
+   */
+  async untrim(): Promise<void> {
+    this.#checkOpen();
+    const preallocated = this.#trimmedFrom;
+    if (this.#writable || preallocated === undefined) return;
+    const done = this.#pending.then(async () => {
+      await this.#file.truncate(preallocated);
+      this.#remapWritable(preallocated);
+    });
+    this.#track(done);
+    await done;
+  }
+
+  #remapWritable(length: number): void {
+    this.#unmap();
+    try {
+      this.#region = this.#file.map(0, length, { writable: true });
+    } catch {
+      // Read-only it stays, mapped on lookups; full, so the segment rolls at the next append.
+      return;
+    }
+    this.#length = length;
+    this.#writable = true;
+    this.#trimmedFrom = undefined;
   }
 
   /**

@@ -632,8 +632,8 @@ export class Log {
     try {
       await s.seal();
     } catch (err) {
-      // The roll did not happen; the next one creates the segment again.
-      await next.close().catch(() => undefined);
+      // The roll did not happen: its files go, or a later truncation would leave them as a segment past the log end.
+      await next.delete().catch(() => undefined);
       throw err;
     }
     this.#segments.push(next);

@@ -428,7 +428,13 @@ export class Segment {
     // Kafka ends a sealed time index with the segment's max timestamp (append ignores a non-growing one).
     if (this.#maxTimestamp >= 0 && !this.timeIndex.isFull) this.timeIndex.append(this.#maxTimestamp, this.#offsetOfMaxTimestamp);
     await this.offsetIndex.trim();
-    await this.timeIndex.trim();
+    try {
+      await this.timeIndex.trim();
+    } catch (err) {
+      // All or nothing: the segment stays active, so its offset index must take entries again.
+      await this.offsetIndex.untrim().catch(() => undefined);
+      throw err;
+    }
   }
 
   async flush(): Promise<void> {

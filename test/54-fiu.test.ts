@@ -1,0 +1,156 @@
+// Fault injection with libfiu (Debian fiu-utils; .ci/run installs it): a
+// child runs under `fiu-run -x` (the POSIX preload, which also wraps the
+// addon's pwrite64/pwritev64/open64/mmap64/ftruncate64 under the plain names'
+// failure points) with UV_USE_IO_URING=0 so libuv's own file I/O goes through
+// libc as well. Points are switched on with fiu-ctrl only once the store is
+// open. Appends must reject with the injected error, a failed fdatasync must
+// fail the log stop, the process must survive without leaking descriptors or
+// mappings, and reopening without faults must find every acknowledged record
+// and none whose write failed. Also ENOSPC for real, on a small tmpfs.
+import { execFile, spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, describe, expect, test } from 'vitest';
+import { LogStore } from '../src/store/store.js';
+import { recordId, recordValue } from './fixtures/random.js';
+import { tempDir } from './helpers/tmp.js';
+
+const hasFiu = spawnSync('sh', ['-c', 'command -v fiu-run && command -v fiu-ctrl']).status === 0;
+const child = fileURLToPath(new URL('./fixtures/fiu-child.ts', import.meta.url));
+const ERRNO = { EIO: 5, ENOMEM: 12, ENOSPC: 28 } as const;
+
+interface FiuRun {
+  acked: Map<number, number>;
+  rejected: Map<number, string>;
+  result: { rejected: Record<string, number>; failure: string | null; leakedFds: number; mappings: number };
+  exitCode: number | null;
+}
+
+/** Runs fiu-child.ts under fiu-run with `point` failing (errno `code`, probability `p`) while it appends. */
+async function underFiu(dataDir: string, point: string, code: keyof typeof ERRNO, p: number): Promise<FiuRun> {
+  const proc = spawn('fiu-run', ['-x', process.execPath, '--import', 'tsx', child, dataDir], {
+    env: { ...process.env, UV_USE_IO_URING: '0' },
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', resolve));
+  const lines = createInterface({ input: proc.stdout })[Symbol.asyncIterator]();
+  const next = async () => {
+    const { value, done } = await lines.next();
+    if (done) throw new Error(`fiu child ended early (exit ${await exited})`);
+    return value.split(' ');
+  };
+  const ctrl = (command: string, pid: string) => promisify(execFile)('fiu-ctrl', ['-c', command, pid]);
+  const [, pid] = await next();
+  await ctrl(`enable_random name=${point},probability=${p},failinfo=${ERRNO[code]}`, pid!);
+  proc.stdin.write('GO\n');
+  const run = { acked: new Map<number, number>(), rejected: new Map<number, string>() } as FiuRun;
+  for (;;) {
+    const [what, a, ...rest] = await next();
+    if (what === 'ACK') run.acked.set(Number(a), Number(rest[0]));
+    else if (what === 'REJECT') run.rejected.set(Number(a), rest.join(' '));
+    else if (what === 'RESULT') {
+      run.result = JSON.parse([a, ...rest].join(' '));
+      break;
+    }
+  }
+  await ctrl(`disable name=${point}`, pid!);
+  proc.stdin.write('CHECK\n');
+  const [read, count] = await next();
+  expect([read, Number(count)]).toEqual(['READ', run.acked.size]);
+  expect(await next()).toEqual(['CLOSED']);
+  run.exitCode = await exited;
+  return run;
+}
+
+/** Offset -> id of every record of log 'a', opened without faults. */
+async function reopen(dataDir: string): Promise<Map<number, number>> {
+  const store = await LogStore.open(dataDir);
+  const log = await store.log('a');
+  const found = new Map<number, number>();
+  for await (const r of log.records(log.startOffset)) found.set(r.offset, recordId(r.value)!);
+  await store.close();
+  return found;
+}
+
+describe('libfiu faults while appending with flush: always', () => {
+  // Never skipped: a missing fiu-run must fail loudly (.ci/run installs fiu-utils).
+  test('fiu-run is installed', () => expect(hasFiu, 'fiu-run not found: apt-get install fiu-utils').toBe(true));
+
+  test.each([
+    ['posix/io/rw/pwritev', 'EIO', 0.3, 'pwritev'],
+    ['posix/io/rw/pwritev', 'ENOSPC', 0.3, 'pwritev'],
+    ['posix/io/sync/fdatasync', 'EIO', 0.05, 'fdatasync'],
+    ['posix/io/sync/fdatasync', 'ENOSPC', 0.05, 'fdatasync'],
+    ['posix/io/sync/fsync', 'EIO', 0.3, 'fsync'],
+    ['posix/io/oc/open', 'ENOSPC', 0.3, 'open'],
+    ['posix/io/oc/open', 'EIO', 0.3, 'open'],
+    ['posix/mm/mmap', 'ENOMEM', 0.2, 'mmap'],
+    ['posix/io/rw/ftruncate', 'EIO', 0.5, 'ftruncate'],
+  ] as const)('%s fails with %s', { timeout: 60_000 }, async (point, code, p, syscall) => {
+    const dataDir = join(await tempDir(), 'data');
+    const run = await underFiu(dataDir, point, code, p);
+    expect(run.exitCode).toBe(0);
+    // Only the injected error, typed, naming its system call (a directory fsync opens the directory first).
+    for (const key of Object.keys(run.result.rejected)) expect([`${code} ${syscall}`, `${code} fsync`]).toContain(key);
+    expect(run.rejected.size).toBeGreaterThan(0);
+    expect(run.result.leakedFds).toBe(0);
+    // The active segment's two indexes; after a failed seal whose undo failed too, its offset index may be read-only (and unmapped).
+    if (syscall === 'ftruncate') expect(run.result.mappings).toBeOneOf([1, 2]);
+    else expect(run.result.mappings).toBe(2);
+    if (syscall === 'fdatasync') expect(run.result.failure).toBe(`${code} fdatasync`);
+    else expect(run.result.failure).toBeNull();
+    const found = await reopen(dataDir);
+    for (const [offset, id] of run.acked) expect(found.get(offset), `acknowledged record ${id} at ${offset}`).toBe(id);
+    // A record whose write failed never shows; one whose fdatasync failed may (it reached the page cache, unacknowledged).
+    const ids = new Set(found.values());
+    for (const [id, why] of run.rejected) if (!why.endsWith('fdatasync')) expect(ids.has(id), `rejected record ${id} (${why})`).toBe(false);
+  });
+});
+
+describe('ENOSPC for real', () => {
+  const mountPoint = mkdtempSync(join(tmpdir(), 'seglog-enospc-'));
+  let mounted = false;
+  afterAll(() => {
+    if (mounted) spawnSync('umount', [mountPoint]);
+    rmSync(mountPoint, { recursive: true, force: true });
+  });
+
+  // Mounting needs root (CAP_SYS_ADMIN); where that is missing the test says so and skips.
+  test('a full 4 MiB tmpfs: appends reject with ENOSPC, leave nothing partial, and work again once space is freed', async (ctx) => {
+    const mount = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', mountPoint], { encoding: 'utf8' });
+    if (mount.status !== 0) ctx.skip(`cannot mount a tmpfs here (${mount.stderr.trim() || `exit ${mount.status}`}): needs root`);
+    mounted = true;
+    const dataDir = join(mountPoint, 'data');
+    const store = await LogStore.open(dataDir, { flush: 'always', segmentBytes: 512 * 1024, minFreeBytes: 0, fileDeleteDelayMs: 0 });
+    const log = await store.log('a');
+    const acked = new Map<number, number>();
+    let error: { code?: string; syscall?: string } | undefined;
+    for (let id = 0; error === undefined; id++) {
+      try {
+        acked.set((await log.append([{ value: recordValue(id, 64 * 1024) }])).baseOffset, id);
+      } catch (err) {
+        error = err as typeof error;
+      }
+    }
+    expect(error).toMatchObject({ code: 'ENOSPC' });
+    expect(log.failure).toBeUndefined();
+    expect(log.endOffset).toBe(acked.size);
+    // Free space the way a broker would: move the start past old segments; retention unlinks their files.
+    await log.deleteRecordsBefore(log.endOffset - 8);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const more = await log.append([{ value: recordValue(1_000_000, 64 * 1024) }]);
+    acked.set(more.baseOffset, 1_000_000);
+    await store.close();
+    const reopened = await LogStore.open(dataDir);
+    const again = await reopened.log('a');
+    const found = new Map<number, number>();
+    for await (const r of again.records(again.startOffset)) found.set(r.offset, recordId(r.value)!);
+    for (const [offset, id] of acked) if (offset >= again.startOffset) expect(found.get(offset)).toBe(id);
+    expect(again.endOffset).toBe(more.baseOffset + 1);
+    await reopened.close();
+  });
+});
