@@ -9,6 +9,7 @@ import { afterEach, describe, expect, test } from 'vitest';
 import { Log, type LogOptions, type ReadOptions } from '../src/log/log.js';
 import { File, injectFault, probeDirectIO, stats } from '../src/native.js';
 import type { CacheOptions } from '../src/pagecache/options.js';
+import { Pace } from '../src/pagecache/pace.js';
 import { Semaphore } from '../src/pagecache/semaphore.js';
 import { LogStore } from '../src/store/store.js';
 import { Random } from './fixtures/random.js';
@@ -72,6 +73,9 @@ describe('the cache option', () => {
       [{ mode: 'own', directIO: 'maybe' }, RangeError],
       [{ mode: 'own', directIO: true }, TypeError],
       [{ mode: 'pagecache', tailBytes: MiB }, RangeError],
+      [{ mode: 'own', catchUpBytesPerSecond: -5 }, RangeError],
+      [{ mode: 'own', catchUpBytesPerSecond: '1e8' }, TypeError],
+      [{ mode: 'pagecache', catchUpBytesPerSecond: 1e8 }, RangeError],
     ];
     for (const [cache, type] of bad) {
       await expect(Log.open(dir, { cache } as LogOptions)).rejects.toThrow(type);
@@ -198,6 +202,32 @@ describe('catch-up reads in own mode', () => {
     );
     expect(most).toBe(2);
     expect(order).toEqual(Array.from({ length: 10 }, (_, i) => i));
+  });
+});
+
+describe('the catch-up bandwidth bound', () => {
+  test('books reads on a timeline at the allowed rate, banking at most 50 ms of idle credit', () => {
+    let clock = 1000;
+    const pace = new Pace(100 * MiB, () => clock);
+    // 100 MiB/s: 1 MiB takes 10 ms. Five reads spend the 50 ms of credit, the sixth is due now.
+    expect(Array.from({ length: 8 }, () => pace.book(MiB))).toEqual([0, 0, 0, 0, 0, 0, 10, 20]);
+    clock += 40;
+    expect(pace.book(MiB)).toBe(0);
+    expect(pace.book(MiB)).toBe(0);
+    expect(pace.book(MiB)).toBe(10);
+    // A long pause banks no more than the burst.
+    clock += 10_000;
+    expect(Array.from({ length: 8 }, () => pace.book(MiB))).toEqual([0, 0, 0, 0, 0, 0, 10, 20]);
+  });
+
+  test('bounded catch-up reads return the same bytes and count the same as unbounded ones', async () => {
+    const dir = await tempDir();
+    const bounded = await Log.open(join(dir, 'bounded'), { cache: own({ tailBytes: 0, readAheadBytes: 256 * KiB, catchUpBytesPerSecond: 64 * MiB }) });
+    const free = await Log.open(join(dir, 'free'), { cache: own({ tailBytes: 0, readAheadBytes: 256 * KiB }) });
+    await fill([bounded, free], 2 * MiB);
+    expect(await readAll(bounded, 64 * KiB)).toEqual(await readAll(free, 64 * KiB));
+    expect(bounded.cacheStats().catchUpBytesFromDisk).toBe(free.cacheStats().catchUpBytesFromDisk);
+    await Promise.all([bounded.close(), free.close()]);
   });
 });
 

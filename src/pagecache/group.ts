@@ -1,5 +1,5 @@
 // What the logs of one store share in a cache mode: the tail cache budget,
-// the bound on concurrent catch-up reads, whether O_DIRECT works where they
+// the bounds on concurrent catch-up reads and their bandwidth, whether O_DIRECT works where they
 // live, and the store's totals of the cache counters. A Log opened on its
 // own has a group of its own.
 import { SeglogError } from '../errors.js';
@@ -7,6 +7,7 @@ import { directIOAlignment, PAGE_SIZE, probeDirectIO } from '../native.js';
 import { PageCacheLog, type LogCache, type SyncPolicy } from './log-cache.js';
 import type { CacheConfig } from './options.js';
 import { OwnLog } from './own-cache.js';
+import { Pace } from './pace.js';
 import type { ReadAheadStream } from './read-ahead.js';
 import { Semaphore } from './semaphore.js';
 import { CacheCounters, type CacheStats } from './stats.js';
@@ -28,6 +29,8 @@ export class CacheGroup {
   readonly alignment: number;
   readonly directIO: boolean;
   readonly catchUpSlots = new Semaphore(CATCH_UP_READS);
+  /** The bound on catch-up bandwidth; undefined: none. */
+  readonly catchUpPace: Pace | undefined;
   readonly #logs = new Set<LogCache>();
   /** Streams between reads that still hold a buffer, least recently used first. */
   #idle: ReadAheadStream[] = [];
@@ -38,6 +41,7 @@ export class CacheGroup {
     this.alignment = alignment;
     this.readAheadBytes = config.mode === 'own' ? config.readAheadBytes : 0;
     this.budget = config.mode === 'own' && config.tailBytes > 0 ? new TailBudget(config.tailBytes) : undefined;
+    this.catchUpPace = config.mode === 'own' && config.catchUpBytesPerSecond > 0 ? new Pace(config.catchUpBytesPerSecond) : undefined;
   }
 
   /** The group for logs under `dir`; with directIO 'auto' or 'on', probes whether O_DIRECT works there. */

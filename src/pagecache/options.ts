@@ -21,6 +21,8 @@ export type CacheOptions =
       readAheadBytes?: number;
       /** O_DIRECT for catch-up reads: 'auto' where the filesystem accepts it, 'on' (refuse to open where it does not), 'off'. Default 'auto'. */
       directIO?: 'auto' | 'on' | 'off';
+      /** Bandwidth of all catch-up reads together (per store), in bytes per second. Default 0: unbounded (still at most two reads at a time). */
+      catchUpBytesPerSecond?: number;
     };
 
 export interface OwnCacheConfig {
@@ -28,20 +30,21 @@ export interface OwnCacheConfig {
   tailBytes: number;
   readAheadBytes: number;
   directIO: 'auto' | 'on' | 'off';
+  catchUpBytesPerSecond: number;
 }
 
 export type CacheConfig = { mode: 'pagecache' } | OwnCacheConfig;
 
 const MiB = 1024 * 1024;
 export const PAGECACHE: CacheConfig = { mode: 'pagecache' };
-const OWN_DEFAULTS = { tailBytes: 64 * MiB, readAheadBytes: 2 * MiB, directIO: 'auto' } as const;
+const OWN_DEFAULTS = { tailBytes: 64 * MiB, readAheadBytes: 2 * MiB, directIO: 'auto', catchUpBytesPerSecond: 0 } as const;
 
 export function checkCacheOptions(name: string, options: unknown): CacheConfig {
   if (options === undefined) return PAGECACHE;
-  const o = checkOptions<{ mode: string; tailBytes: number; readAheadBytes: number; directIO: string }>(name, options);
+  const o = checkOptions<{ mode: string; tailBytes: number; readAheadBytes: number; directIO: string; catchUpBytesPerSecond: number }>(name, options);
   const mode = checkOneOf(`${name}.mode`, o.mode, ['pagecache', 'own']);
   if (mode === 'pagecache') {
-    for (const key of ['tailBytes', 'readAheadBytes', 'directIO'] as const) {
+    for (const key of ['tailBytes', 'readAheadBytes', 'directIO', 'catchUpBytesPerSecond'] as const) {
       if (o[key] !== undefined) throw new RangeError(`${name}.${key} applies to mode 'own' only`);
     }
     return PAGECACHE;
@@ -53,5 +56,9 @@ export function checkCacheOptions(name: string, options: unknown): CacheConfig {
     // At least a page, at most what one aligned buffer may be.
     readAheadBytes: o.readAheadBytes === undefined ? OWN_DEFAULTS.readAheadBytes : checkInteger(`${name}.readAheadBytes`, o.readAheadBytes, 4096, 1024 * MiB),
     directIO: o.directIO === undefined ? OWN_DEFAULTS.directIO : checkOneOf(`${name}.directIO`, o.directIO, ['auto', 'on', 'off']),
+    catchUpBytesPerSecond:
+      o.catchUpBytesPerSecond === undefined
+        ? OWN_DEFAULTS.catchUpBytesPerSecond
+        : checkInteger(`${name}.catchUpBytesPerSecond`, o.catchUpBytesPerSecond, 0, Number.MAX_SAFE_INTEGER),
   };
 }

@@ -92,8 +92,10 @@ export class OwnLog implements LogCache {
     this.#streams = this.#streams.filter((s) => s !== idle);
   }
 
-  /** @internal Reads into `into` from `position` of `segment`, leaving no pages in the page cache; at most a few such reads run at once per store. */
-  fill(segment: Segment, into: Buffer, position: number): Promise<number> {
+  /** @internal Reads into `into` from `position` of `segment`, leaving no pages in the page cache; at most a few such reads run at once per store, within its bandwidth bound. */
+  async fill(segment: Segment, into: Buffer, position: number): Promise<number> {
+    // Booked before a slot is taken: a read waiting for its turn holds no slot.
+    await this.#group.catchUpPace?.take(into.length);
     return this.#group.catchUpSlots.run(async () => {
       const direct = await this.#directFile(segment);
       let n: number | undefined;
