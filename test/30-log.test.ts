@@ -247,6 +247,31 @@ describe('reopen and recovery', () => {
     await log.close();
   });
 
+  test.each([
+    ['far past the log end', 0x40],
+    ['back to an offset already served', 0],
+  ])('a clean-opened log whose batch base offset (outside the CRC) flipped %s: reads refuse it with ECORRUPT', async (_, high) => {
+    const dir = await tempDir();
+    let log = await open(dir, { indexIntervalBytes: 1 });
+    await fill(log, 5);
+    const batch = (await log.read(0, { maxBytes: 1 })).bytes.length;
+    await log.close();
+    const file = join(dir, '00000000000000000000.log');
+    const data = await readFile(file);
+    // The third batch's base offset (20): its top byte set, or its 16s bit cleared (to 4, inside the first batch).
+    if (high) data[2 * batch] = high;
+    else data[2 * batch + 7] ^= 16;
+    await writeFile(file, data);
+    log = await open(dir);
+    // Whether a read starts before the batch, at it, or jumps past it by the index, it is never served.
+    for (const from of [0, 10, 20]) {
+      await expect(log.read(from, { maxBytes: 1 << 20 })).rejects.toMatchObject({ code: 'ECORRUPT', path: file, position: 2 * batch });
+    }
+    // Past it, by the index: served as ever.
+    expect((await log.read(40)).nextOffset).toBe(50);
+    await log.close();
+  });
+
   test('missing or corrupt index files are rebuilt from the log', async () => {
     const dir = await tempDir();
     let log = await open(dir, { indexIntervalBytes: 256 });

@@ -252,9 +252,13 @@ export class Segment {
    * as the index entry that gave `position` claims (ECORRUPT otherwise).
    */
   async #walkTo(offset: number, position: number, reader: BatchReader, indexed?: number): Promise<BatchLocation | undefined> {
+    let lowest = this.baseOffset;
     for (let first = true; ; first = false) {
       const header = await reader.header(position);
       if (header === undefined) return undefined;
+      // Not the first after an index jump: the batches before it are not known here.
+      if (!first || indexed === undefined) this.#checkOffsets(header, position, lowest);
+      lowest = header.lastOffset + 1;
       if (first && indexed !== undefined && (header.baseOffset > indexed || header.lastOffset < indexed)) {
         throw new SeglogError('ECORRUPT', `${this.offsetIndex.path}: the entry for offset ${indexed} points at position ${position}, which does not hold it`, {
           path: this.offsetIndex.path,
@@ -271,6 +275,7 @@ export class Segment {
    * (at least one batch, however large) and holds no offset >= `maxOffset`.
    */
   async rangeFrom(from: BatchLocation, maxBytes: number, maxOffset: number, reader = new BatchReader(this.log, this.#size)): Promise<{ end: number; nextOffset: number }> {
+    this.#checkOffsets(from.header, from.position, this.baseOffset);
     let end = from.position;
     let nextOffset = from.header.baseOffset;
     let header: BatchHeader | undefined = from.header;
@@ -280,7 +285,13 @@ export class Segment {
     if (entry.position > from.position) {
       // Only to the batch the entry claims: an entry that passed the sanity check can still be wrong.
       const jumped = await reader.headerOrEnd(entry.position);
-      if (jumped !== undefined && jumped.baseOffset <= entry.offset && entry.offset <= jumped.lastOffset && jumped.baseOffset <= maxOffset) {
+      if (
+        jumped !== undefined &&
+        jumped.baseOffset <= entry.offset &&
+        entry.offset <= jumped.lastOffset &&
+        jumped.baseOffset > from.header.lastOffset &&
+        jumped.baseOffset <= maxOffset
+      ) {
         end = entry.position;
         nextOffset = jumped.baseOffset;
         header = jumped;
@@ -292,8 +303,26 @@ export class Segment {
       nextOffset = header.lastOffset + 1;
       if (end - from.position >= maxBytes) break;
       header = await reader.header(end);
+      if (header !== undefined) this.#checkOffsets(header, end, nextOffset);
     }
     return { end, nextOffset };
+  }
+
+  /**
+   * A batch's base offset is outside its CRC: a flipped bit there passes every
+   * other check of a segment trusted without a scan. Offsets served must rise
+   * and stay within the segment.
+   */
+  #checkOffsets(header: BatchHeader, position: number, lowest: number): void {
+    if (header.baseOffset >= lowest && header.lastOffset < this.#nextOffset) return;
+    if (position + header.size > this.#size) {
+      throw new SeglogError('EOFFSETRANGE', `${this.log.path} was truncated to ${this.#size} bytes during a read at ${position}`, { path: this.log.path });
+    }
+    throw new SeglogError(
+      'ECORRUPT',
+      `batch in ${this.log.path} at position ${position} claims offsets ${header.baseOffset}..${header.lastOffset}, outside ${lowest}..${this.#nextOffset - 1}`,
+      { path: this.log.path, position },
+    );
   }
 
   /**
@@ -310,7 +339,11 @@ export class Segment {
     return out;
   }
 
-  /** readRange()'s checks of `bytes`, read for [start, end) of the .log, for reads that came another way (own cache mode). */
+  /**
+   * readRange()'s checks of `bytes`, read for [start, end) of the .log, for
+   * reads that came another way (own cache mode): whole batches, each passing
+   * its CRC, with offsets rising inside the segment.
+   */
   checkRead(bytes: Buffer, start: number, end: number): void {
     const n = bytes.length;
     if (n !== end - start && end > this.#size) {
@@ -320,11 +353,14 @@ export class Segment {
     if (n !== end - start) {
       throw new SeglogError('ECORRUPT', `${this.log.path} ended at ${start + n}, before the ${end} its batches promise`, { path: this.log.path, position: start + n });
     }
+    let lowest = this.baseOffset;
     for (let p = 0; p < n; ) {
       const c = checkBatch(bytes, p, n);
       if (!c.ok) {
         throw new SeglogError('ECORRUPT', `invalid batch in ${this.log.path} at position ${start + p} (${c.reason})`, { path: this.log.path, position: start + p });
       }
+      this.#checkOffsets(c.header, start + p, lowest);
+      lowest = c.header.lastOffset + 1;
       p += c.header.size;
     }
   }
