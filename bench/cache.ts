@@ -9,7 +9,7 @@
 //
 //   npx tsx bench/cache.ts [--quick] [--dir <path>] [--rate <MB/s>] [--page-cache <MiB>]
 //                          [--backlog <GiB>] [--baseline <s>] [--drain <s>] [--flush-ms <ms>]
-//                          [--cgroup <path>] [--modes pagecache,own]
+//                          [--cgroup <path>] [--modes pagecache,own,own@200]
 //
 // Writes a Markdown report to stdout and, with an SVG chart of tail p99
 // over time, to bench/results/.
@@ -17,7 +17,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { tmpdir } from 'node:os';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Log } from '../src/log/log.js';
 import { File, PAGE_SIZE } from '../src/native.js';
@@ -40,12 +41,22 @@ const SAMPLE_MS = 500;
 const BUCKET_MS = 1000;
 /** MemAvailable left beside the page cache budget for this process (heap, tail cache, buffers). */
 const PROCESS_RESERVE = 512 * MiB;
-const MODES = ['pagecache', 'own'] as const;
-type Mode = (typeof MODES)[number];
+/** 'pagecache', 'own', or 'own@<MB/s>': own mode with catch-up reads bounded to that bandwidth. */
+type Mode = string;
+const DEFAULT_MODES: Mode[] = ['pagecache', 'own', 'own@200'];
+const MODE = /^(pagecache|own)(?:@(\d+(?:\.\d+)?))?$/;
+
+/** The cache option a mode names. */
+function cacheOf(mode: Mode): CacheOptions {
+  const m = MODE.exec(mode);
+  if (m === null || (m[1] === 'pagecache' && m[2] !== undefined) || Number(m[2]) === 0) throw new RangeError(`mode must be pagecache, own or own@<MB/s>, got ${mode}`);
+  if (m[1] === 'pagecache') return { mode: 'pagecache' };
+  return { mode: 'own', catchUpBytesPerSecond: m[2] === undefined ? 0 : Math.round(Number(m[2]) * 1e6) };
+}
 
 const USAGE = `usage: npx tsx bench/cache.ts [--quick] [--dir <path>] [--rate <MB/s>] [--page-cache <MiB>]
                             [--backlog <GiB>] [--baseline <s>] [--drain <s>] [--flush-ms <ms>]
-                            [--cgroup <path>] [--modes pagecache,own]
+                            [--cgroup <path>] [--modes pagecache,own,own@200]
   --quick       about a minute: 512 MiB page cache, 5 s phases
   --dir         parent directory for the benchmark's files (default: the OS temp dir)
   --rate        writer rate in MB/s (default 100)
@@ -54,9 +65,10 @@ const USAGE = `usage: npx tsx bench/cache.ts [--quick] [--dir <path>] [--rate <M
   --baseline    seconds of the baseline phase (default 20), --drain: of the drain phase (default 20)
   --flush-ms    flush interval of the log (default 200)
   --cgroup      run inside this cgroup (its memory.max or memory.limit_in_bytes) instead of a balloon
-  --modes       cache modes to run, in order (default pagecache,own)`;
+  --modes       cache modes to run, in order (default pagecache,own,own@200); own@<MB/s> bounds
+                own mode's catch-up reads to that bandwidth (cache.catchUpBytesPerSecond)`;
 
-interface Options {
+export interface Options {
   dir: string | undefined;
   rate: number;
   pageCache: number;
@@ -107,20 +119,42 @@ function options(): Options {
     if (!(n > 0) || !Number.isFinite(n)) usageError(`--${name} must be a positive number, got ${text}`);
     return n;
   };
-  const modes = (values.modes ?? MODES.join(',')).split(',') as Mode[];
-  for (const m of modes) if (!MODES.includes(m)) usageError(`--modes takes pagecache and own, got ${m}`);
+  const d = defaults(quick);
+  const modes = values.modes?.split(',') ?? d.modes;
+  for (const m of modes) {
+    try {
+      cacheOf(m);
+    } catch (err) {
+      usageError(`--modes: ${(err as Error).message}`);
+    }
+  }
   return {
+    ...d,
     dir: values.dir,
-    rate: positive('rate', values.rate, 100) * 1e6,
-    pageCache: positive('page-cache', values['page-cache'], quick ? 512 : 1024) * MiB,
+    rate: positive('rate', values.rate, d.rate / 1e6) * 1e6,
+    pageCache: positive('page-cache', values['page-cache'], d.pageCache / MiB) * MiB,
     backlog: values.backlog === undefined ? undefined : positive('backlog', values.backlog, 0) * GiB,
-    baselineMs: positive('baseline', values.baseline, quick ? 5 : 20) * 1000,
-    drainMs: positive('drain', values.drain, quick ? 5 : 20) * 1000,
-    warmUpMs: quick ? 1000 : 3000,
-    maxReplayMs: quick ? 30_000 : 120_000,
-    flushMs: positive('flush-ms', values['flush-ms'], 200),
+    baselineMs: positive('baseline', values.baseline, d.baselineMs / 1000) * 1000,
+    drainMs: positive('drain', values.drain, d.drainMs / 1000) * 1000,
+    flushMs: positive('flush-ms', values['flush-ms'], d.flushMs),
     cgroup: values.cgroup,
     modes,
+  };
+}
+
+function defaults(quick: boolean): Options {
+  return {
+    dir: undefined,
+    rate: 100e6,
+    pageCache: (quick ? 512 : 1024) * MiB,
+    backlog: undefined,
+    baselineMs: (quick ? 5 : 20) * 1000,
+    drainMs: (quick ? 5 : 20) * 1000,
+    warmUpMs: quick ? 1000 : 3000,
+    maxReplayMs: quick ? 30_000 : 120_000,
+    flushMs: 200,
+    cgroup: undefined,
+    modes: DEFAULT_MODES,
   };
 }
 
@@ -296,7 +330,7 @@ async function buildBacklog(dir: string, bytes: number, batch: Buffer): Promise<
 async function runMode(mode: Mode, o: Options, dir: string, backlogEnd: number, batch: Buffer): Promise<ModeResult> {
   progress(`${mode}: evicting the log from the page cache`);
   await evict(dir);
-  const cache: CacheOptions = mode === 'own' ? { mode: 'own' } : { mode: 'pagecache' };
+  const cache = cacheOf(mode);
   const log = await Log.open(dir, { cache, flush: { intervalMs: o.flushMs } });
   const result: ModeResult = {
     mode,
@@ -425,15 +459,18 @@ function phaseOf(r: ModeResult, name: Phase['name']): Phase {
   return r.phases.find((p) => p.name === name)!;
 }
 
+function tailP99(r: ModeResult, n: Phase['name']): number {
+  return percentile(r.tail.between(phaseOf(r, n).start, phaseOf(r, n).end), 0.99);
+}
+
 function report(results: ModeResult[], o: Options, pressure: string, backlog: number): string {
   const names: Array<Phase['name']> = ['baseline', 'replay', 'drain'];
   const rows: string[][] = [];
   const row = (metric: string, phase: string, cell: (r: ModeResult) => string) => rows.push([metric, phase, ...results.map(cell)]);
   for (const n of names) row('append latency p50 / p99 / p99.9 (ms)', n, (r) => latencyCell(r.append, phaseOf(r, n)));
   for (const n of names) row('tail end-to-end latency p50 / p99 / p99.9 (ms)', n, (r) => latencyCell(r.tail, phaseOf(r, n)));
-  const p99 = (r: ModeResult, n: Phase['name']) => percentile(r.tail.between(phaseOf(r, n).start, phaseOf(r, n).end), 0.99);
-  row('tail p99 ÷ its baseline', 'replay', (r) => `${(p99(r, 'replay') / p99(r, 'baseline')).toFixed(2)}x`);
-  row('tail p99 ÷ its baseline', 'drain', (r) => `${(p99(r, 'drain') / p99(r, 'baseline')).toFixed(2)}x`);
+  row('tail p99 ÷ its baseline', 'replay', (r) => `${(tailP99(r, 'replay') / tailP99(r, 'baseline')).toFixed(2)}x`);
+  row('tail p99 ÷ its baseline', 'drain', (r) => `${(tailP99(r, 'drain') / tailP99(r, 'baseline')).toFixed(2)}x`);
   row('catch-up read rate (MB/s)', 'replay', (r) => {
     const p = phaseOf(r, 'replay');
     return ((r.catchUpBytes / (p.end - p.start)) * 1000 / 1e6).toFixed(0);
@@ -455,14 +492,15 @@ function report(results: ModeResult[], o: Options, pressure: string, backlog: nu
     return `${s.tailHits} / ${s.tailMisses}`;
   });
   row('read system calls of reads', 'all', (r) => String(phaseOf(r, 'drain').stats.readSyscalls));
-  const table = markdownTable(['metric', 'phase', ...results.map((r) => `${r.mode}${r.mode === 'own' ? (r.directIO ? ' (O_DIRECT)' : ' (pread+DONTNEED)') : ''}`)], rows, [
+  const table = markdownTable(['metric', 'phase', ...results.map((r) => `${r.mode}${r.mode.startsWith('own') ? (r.directIO ? ' (O_DIRECT)' : ' (pread+DONTNEED)') : ''}`)], rows, [
     'l',
     'l',
     ...results.map(() => 'r' as const),
   ]);
   return [
     `Writer ${(o.rate / 1e6).toFixed(0)} MB/s of ${BATCH_RECORDS}-record batches of 1 KiB records, flush every ${o.flushMs} ms; ${TAILERS} tailing readers; ` +
-      `1 catch-up reader replaying ${formatBytes(backlog)} in ${formatBytes(FETCH_BYTES)} reads. Page cache kept small by: ${pressure}.`,
+      `1 catch-up reader replaying ${formatBytes(backlog)} in ${formatBytes(FETCH_BYTES)} reads. Page cache kept small by: ${pressure}. ` +
+      'own@N: own mode with catch-up reads bounded to N MB/s (cache.catchUpBytesPerSecond).',
     '',
     table,
     '',
@@ -489,7 +527,8 @@ function chart(results: ModeResult[]): string {
   const right = 20;
   const top = 40;
   const bottom = 50;
-  const colors: Record<Mode, string> = { pagecache: '#d62728', own: '#1f77b4' };
+  const palette = ['#d62728', '#1f77b4', '#2ca02c', '#ff7f0e', '#9467bd'];
+  const colors: Record<Mode, string> = Object.fromEntries(results.map((r, i) => [r.mode, palette[i % palette.length]!]));
   const series = results.map((r) => ({ r, points: p99PerSecond(r) }));
   const all = series.flatMap((s) => s.points);
   const xMax = Math.max(...all.map((p) => p[0])) + 1;
@@ -524,18 +563,34 @@ function chart(results: ModeResult[]): string {
 
 // ---------------------------------------------------------------- main
 
-async function main(): Promise<void> {
-  const o = options();
-  const bench = await benchDir(o.dir);
-  process.on('SIGINT', () => {
+export interface IsolationRun {
+  /** Markdown: what ran, then the side-by-side table. */
+  report: string;
+  /** Tail p99 per second of each mode, as an SVG chart. */
+  svg: string;
+  /** Per mode: tail p99 of the replay phase ÷ that of the baseline phase. */
+  replayRatio: Record<string, number>;
+  /** Memory left to the page cache and the process. */
+  memoryLeft: number;
+}
+
+/**
+ * The isolation run on its own (the main bench suite runs it in its short
+ * form): builds the backlog under `parent`, squeezes the page cache, runs
+ * each mode, releases the memory and removes the files whatever happens.
+ */
+export async function isolation(parent: string | undefined, overrides: Partial<Options> & { quick?: boolean } = {}): Promise<IsolationRun> {
+  const o = { ...defaults(overrides.quick === true), ...overrides };
+  const bench = await benchDir(parent);
+  const dir = join(bench.path, 'log');
+  let pressure: Pressure | undefined;
+  const onSigint = () => {
     balloonChild?.kill('SIGKILL');
     rmSync(bench.path, { recursive: true, force: true });
     process.exit(130);
-  });
-  const dir = join(bench.path, 'log');
-  let pressure: Pressure | undefined;
+  };
+  process.once('SIGINT', onSigint);
   try {
-    const machine = describeMachine(bench.path);
     const limit = o.cgroup === undefined ? o.pageCache + PROCESS_RESERVE : undefined;
     // A little over 4x: the balloon stops a chunk short of its target.
     const backlog = o.backlog ?? Math.ceil((4.25 * (limit ?? o.pageCache)) / MiB) * MiB;
@@ -548,29 +603,40 @@ async function main(): Promise<void> {
     if (backlog < 4 * pressure.limit) progress(`warning: the backlog is less than 4x the ${formatBytes(pressure.limit)} the page cache may use`);
     const results: ModeResult[] = [];
     for (const mode of o.modes) results.push(await runMode(mode, o, dir, backlogEnd, batch));
-    const { how } = pressure;
-    const left = pressure.limit;
-    await pressure.release();
-    pressure = undefined;
-    const text = [
-      '# Cache isolation benchmark',
-      '',
-      formatMachine(machine, { 'Memory for the page cache and the benchmark': formatBytes(left) }),
-      '',
-      report(results, o, how, backlog),
-    ].join('\n');
-    const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-    const out = fileURLToPath(new URL('./results/', import.meta.url));
-    await mkdir(out, { recursive: true });
+    const replayRatio: Record<string, number> = {};
+    for (const r of results) replayRatio[r.mode] = tailP99(r, 'replay') / tailP99(r, 'baseline');
     const series = results.map((r) => `- ${r.mode}: ${p99PerSecond(r).map(([, v]) => ms(v)).join(' ')}`);
-    writeFileSync(join(out, `cache-${stamp}.md`), `${text}\n\nTail p99 per second from the baseline on (ms):\n\n${series.join('\n')}\n`);
-    writeFileSync(join(out, `cache-${stamp}.svg`), chart(results));
-    console.log(text);
-    console.log(`\nChart: bench/results/cache-${stamp}.svg`);
+    return {
+      report: `${report(results, o, pressure.how, backlog)}\n\nTail p99 per second from the baseline on (ms):\n\n${series.join('\n')}`,
+      svg: chart(results),
+      replayRatio,
+      memoryLeft: pressure.limit,
+    };
   } finally {
+    process.off('SIGINT', onSigint);
     await pressure?.release();
     await bench.remove();
   }
 }
 
-await main();
+async function main(): Promise<void> {
+  const o = options();
+  const machine = describeMachine(o.dir ?? tmpdir());
+  const run = await isolation(o.dir, o);
+  const text = [
+    '# Cache isolation benchmark',
+    '',
+    formatMachine(machine, { 'Memory for the page cache and the benchmark': formatBytes(run.memoryLeft) }),
+    '',
+    run.report,
+  ].join('\n');
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const out = fileURLToPath(new URL('./results/', import.meta.url));
+  await mkdir(out, { recursive: true });
+  writeFileSync(join(out, `cache-${stamp}.md`), `${text}\n`);
+  writeFileSync(join(out, `cache-${stamp}.svg`), run.svg);
+  console.log(text);
+  console.log(`\nChart: bench/results/cache-${stamp}.svg`);
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) await main();

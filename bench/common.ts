@@ -3,7 +3,7 @@
 // and the disk under the target directory, and Markdown output. Every
 // benchmark reports seglog next to a baseline measured in the same run, so
 // the helpers are about pairing and summarising figures, not about seglog.
-import { closeSync, fsyncSync, openSync, readdirSync, readFileSync, realpathSync, statSync, statfsSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, statfsSync, unlinkSync, writeSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -67,6 +67,11 @@ export interface Summary {
   min: number;
   max: number;
   samples: number[];
+}
+
+/** p-th percentile (0..100) of ascending `sorted` samples, nearest rank. */
+export function percentile(sorted: ArrayLike<number>, p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
 }
 
 export function summarize(samples: number[]): Summary {
@@ -160,21 +165,59 @@ export function comparisonTable(rows: Comparison[], format: (c: Comparison, n: n
   );
 }
 
+/** Prints `message` and the usage, and exits with 2 (bad usage). */
+export function usageError(message: string, usage: string): never {
+  console.error(`${message}\n${usage}`);
+  process.exit(2);
+}
+
+let progressSink: ((message: string) => void) | undefined;
+
 /** Progress for the person watching; stdout stays clean for the report. */
 export function progress(message: string): void {
-  process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${message}\n`);
+  if (progressSink !== undefined) progressSink(message);
+  else process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${message}\n`);
+}
+
+/** Sends progress() messages to `sink` instead (the suite's progress bar); undefined restores the default. */
+export function redirectProgress(sink: ((message: string) => void) | undefined): void {
+  progressSink = sink;
+}
+
+/** The 1, 5 and 15 minute load averages: other work on the machine shows up as noise in the figures. */
+export function loadAverage(): string {
+  return `${os.loadavg().map((l) => l.toFixed(2)).join(' ')} (1, 5, 15 min)`;
 }
 
 // ---------------------------------------------------------------- files
 
+/** Benchmark directories not removed yet: an interrupt removes them before the process exits. */
+const liveDirs = new Set<string>();
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+function removeOnInterrupt(signal: NodeJS.Signals): void {
+  for (const path of liveDirs) rmSync(path, { recursive: true, force: true });
+  process.exit(128 + os.constants.signals[signal]);
+}
+
 /**
  * A fresh directory for one benchmark, created inside `parent` (default the
  * OS temp dir) so a user-given --dir never has its own files touched.
- * `remove()` deletes it with everything the benchmark wrote.
+ * `remove()` deletes it with everything the benchmark wrote; so does Ctrl-C
+ * (SIGINT), SIGTERM or SIGHUP before then.
  */
 export async function benchDir(parent: string = os.tmpdir()): Promise<{ path: string; remove: () => Promise<void> }> {
   const path = await mkdtemp(join(parent, 'seglog-bench-'));
-  return { path, remove: () => rm(path, { recursive: true, force: true }) };
+  if (liveDirs.size === 0) for (const signal of STOP_SIGNALS) process.on(signal, removeOnInterrupt);
+  liveDirs.add(path);
+  return {
+    path,
+    remove: async () => {
+      await rm(path, { recursive: true, force: true });
+      liveDirs.delete(path);
+      if (liveDirs.size === 0) for (const signal of STOP_SIGNALS) process.off(signal, removeOnInterrupt);
+    },
+  };
 }
 
 /**

@@ -2,38 +2,29 @@
 // concurrent producers under each flush policy — records/s, MB/s and append
 // latency percentiles — beside the raw 4 KiB write+fdatasync latency and the
 // raw sequential write bandwidth of the same directory, in the same run.
+// appendCell() is exported for the suite (bench/suite.ts).
 //
 //   npx tsx bench/durability.ts [--dir <path>] [--seconds <n>] [--runs <n>]
-import { closeSync, fdatasyncSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Log, type FlushPolicy } from '../src/log/log.js';
-import { benchDir, describeMachine, formatBytes, formatMachine, formatMs, formatNumber, formatPercent, markdownTable, now, progress, summarize, warmPageCache } from './common.js';
+import { fdatasyncLatency, sequentialWrite } from './ceilings.js';
+import { benchDir, describeMachine, formatBytes, formatMachine, formatMs, formatNumber, formatPercent, markdownTable, now, percentile, progress, summarize, warmPageCache } from './common.js';
 
 const RECORD = Buffer.alloc(1024, 0x61);
-const PRODUCERS = [1, 8, 64];
-const POLICIES: Array<[string, FlushPolicy]> = [
+export const PRODUCERS = [1, 8, 64];
+export const POLICIES: Array<[string, FlushPolicy]> = [
   ['always', 'always'],
   ['interval 10 ms', { intervalMs: 10 }],
   ['none', 'none'],
 ];
+/** Bytes of the raw sequential write ceiling. */
+const SEQUENTIAL_BYTES = 1024 * 1024 * 1024;
 
-const { values } = parseArgs({
-  options: { dir: { type: 'string' }, seconds: { type: 'string', default: '3' }, runs: { type: 'string', default: '3' } },
-});
-const seconds = Number(values.seconds);
-const runs = Number(values.runs);
-if (!(seconds > 0) || !Number.isInteger(runs) || runs < 1) {
-  console.error('usage: npx tsx bench/durability.ts [--dir <path>] [--seconds <n>] [--runs <n>]');
-  process.exit(2);
-}
+const USAGE = 'usage: npx tsx bench/durability.ts [--dir <path>] [--seconds <n>] [--runs <n>]';
 
-/** p-th percentile (0..100) of sorted samples, nearest rank. */
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
-
-interface Cell {
+export interface Cell {
   recordsPerSecond: number;
   bytesPerSecond: number;
   p50: number;
@@ -41,25 +32,26 @@ interface Cell {
   p999: number;
 }
 
-/** `producers` loops, each appending one record and awaiting it, for `seconds`. */
-async function appendCell(dir: string, policy: FlushPolicy, producers: number): Promise<Cell> {
+/** `producers` loops, each appending one record and awaiting it, for `ms`; every acknowledged record must be in the log. */
+export async function appendCell(dir: string, policy: FlushPolicy, producers: number, ms: number): Promise<Cell> {
   const log = await Log.open(dir, { flush: policy, segmentBytes: 256 * 1024 * 1024 });
   const latencies: number[] = [];
-  const end = now() + seconds * 1000;
+  const start = now();
+  const end = start + ms;
   let bytes = 0;
   await Promise.all(
     Array.from({ length: producers }, async () => {
       while (now() < end) {
-        const start = now();
+        const t = now();
         const r = await log.append([{ value: RECORD }]);
-        latencies.push(now() - start);
+        latencies.push(now() - t);
         bytes += r.bytes;
       }
     }),
   );
-  const elapsed = (now() - end + seconds * 1000) / 1000;
+  const elapsed = (now() - start) / 1000;
   await log.close();
-  if (log.endOffset !== latencies.length) throw new Error(`log holds ${log.endOffset} records, ${latencies.length} were acknowledged`);
+  if (log.endOffset !== latencies.length) throw new Error(`verification: log holds ${log.endOffset} records, ${latencies.length} were acknowledged`);
   latencies.sort((a, b) => a - b);
   return {
     recordsPerSecond: latencies.length / elapsed,
@@ -70,106 +62,88 @@ async function appendCell(dir: string, policy: FlushPolicy, producers: number): 
   };
 }
 
-/** The ceiling for a durable append: one 4 KiB write plus fdatasync, back to back. */
-function rawFdatasync(dir: string): { p50: number; p99: number; p999: number } {
-  const fd = openSync(join(dir, 'raw-fdatasync'), 'w');
-  const block = Buffer.alloc(4096, 0x62);
-  const latencies: number[] = [];
-  const end = now() + seconds * 1000;
-  try {
-    for (let position = 0; now() < end; position += block.length) {
-      const start = now();
-      writeSync(fd, block, 0, block.length, position);
-      fdatasyncSync(fd);
-      latencies.push(now() - start);
-    }
-  } finally {
-    closeSync(fd);
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: { dir: { type: 'string' }, seconds: { type: 'string', default: '3' }, runs: { type: 'string', default: '3' }, help: { type: 'boolean' } },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return;
   }
-  latencies.sort((a, b) => a - b);
-  return { p50: percentile(latencies, 50), p99: percentile(latencies, 99), p999: percentile(latencies, 99.9) };
-}
-
-/** The ceiling for throughput: 1 MiB sequential writes, made durable by one fdatasync at the end. */
-function rawSequentialWrite(dir: string): number {
-  const fd = openSync(join(dir, 'raw-sequential'), 'w');
-  const block = Buffer.alloc(1024 * 1024, 0x63);
-  const start = now();
-  let bytes = 0;
-  try {
-    while (now() - start < seconds * 1000) bytes += writeSync(fd, block);
-    fdatasyncSync(fd);
-  } finally {
-    closeSync(fd);
+  const seconds = Number(values.seconds);
+  const runs = Number(values.runs);
+  if (!(seconds > 0) || !Number.isInteger(runs) || runs < 1) {
+    console.error(USAGE);
+    process.exit(2);
   }
-  return bytes / ((now() - start) / 1000);
-}
-
-const parent = await benchDir(values.dir);
-try {
-  const machine = describeMachine(parent.path);
-  const fsyncRuns: Array<ReturnType<typeof rawFdatasync>> = [];
-  const seqRuns: number[] = [];
-  const cells = new Map<string, Cell[]>();
-  warmPageCache(parent.path, 512 * 1024 * 1024);
-  for (let run = 0; run < runs; run++) {
-    progress(`run ${run + 1}/${runs}: raw fdatasync latency`);
-    fsyncRuns.push(rawFdatasync(parent.path));
-    progress(`run ${run + 1}/${runs}: raw sequential write`);
-    seqRuns.push(rawSequentialWrite(parent.path));
-    for (const [name, policy] of POLICIES) {
-      for (const producers of PRODUCERS) {
-        progress(`run ${run + 1}/${runs}: ${name}, ${producers} producers`);
-        const key = `${name}|${producers}`;
-        const cell = await appendCell(join(parent.path, `log-${run}-${name.replace(/\W/g, '')}-${producers}`), policy, producers);
-        cells.set(key, [...(cells.get(key) ?? []), cell]);
+  const parent = await benchDir(values.dir);
+  try {
+    const machine = describeMachine(parent.path);
+    const fsyncRuns: Array<Awaited<ReturnType<typeof fdatasyncLatency>>> = [];
+    const seqRuns: number[] = [];
+    const cells = new Map<string, Cell[]>();
+    warmPageCache(parent.path, 512 * 1024 * 1024);
+    for (let run = 0; run < runs; run++) {
+      progress(`run ${run + 1}/${runs}: raw fdatasync latency`);
+      fsyncRuns.push(await fdatasyncLatency(join(parent.path, `raw-fdatasync-${run}`), seconds * 1000));
+      progress(`run ${run + 1}/${runs}: raw sequential write`);
+      seqRuns.push((await sequentialWrite(join(parent.path, `raw-sequential-${run}`), SEQUENTIAL_BYTES, false)).synced * 1e6);
+      for (const [name, policy] of POLICIES) {
+        for (const producers of PRODUCERS) {
+          progress(`run ${run + 1}/${runs}: ${name}, ${producers} producers`);
+          const key = `${name}|${producers}`;
+          const cell = await appendCell(join(parent.path, `log-${run}-${name.replace(/\W/g, '')}-${producers}`), policy, producers, seconds * 1000);
+          cells.set(key, [...(cells.get(key) ?? []), cell]);
+        }
       }
     }
-  }
-  const med = (xs: number[]) => summarize(xs).median;
-  const rawP99 = med(fsyncRuns.map((r) => r.p99));
-  const rawSeq = med(seqRuns);
-  console.log(`# seglog durability benchmark\n\n${formatMachine(machine, { Records: '1 KiB, one per append', Runs: `${runs} x ${seconds} s per cell` })}\n`);
-  console.log('## Ceilings measured in this run\n');
-  console.log(
-    markdownTable(
-      ['baseline', 'median', 'min–max'],
-      [
-        ['raw 4 KiB write + fdatasync p50', formatMs(med(fsyncRuns.map((r) => r.p50))), ''],
-        ['raw 4 KiB write + fdatasync p99', formatMs(rawP99), `${formatMs(Math.min(...fsyncRuns.map((r) => r.p99)))}–${formatMs(Math.max(...fsyncRuns.map((r) => r.p99)))}`],
-        ['raw 4 KiB write + fdatasync p99.9', formatMs(med(fsyncRuns.map((r) => r.p999))), ''],
-        ['raw sequential write (1 MiB blocks + fdatasync)', `${formatBytes(rawSeq)}/s`, `${formatBytes(Math.min(...seqRuns))}/s–${formatBytes(Math.max(...seqRuns))}/s`],
-      ],
-      ['l', 'r', 'r'],
-    ),
-  );
-  console.log('\n## seglog appends (medians over runs)\n');
-  const rows: string[][] = [];
-  for (const [name] of POLICIES) {
-    for (const producers of PRODUCERS) {
-      const c = cells.get(`${name}|${producers}`)!;
-      const bps = med(c.map((x) => x.bytesPerSecond));
-      const p99 = med(c.map((x) => x.p99));
-      rows.push([
-        name,
-        String(producers),
-        formatNumber(med(c.map((x) => x.recordsPerSecond))),
-        `${formatBytes(bps)}/s`,
-        formatPercent(bps / rawSeq),
-        formatMs(med(c.map((x) => x.p50))),
-        formatMs(p99),
-        formatMs(med(c.map((x) => x.p999))),
-        name === 'always' ? `${(p99 / rawP99).toFixed(2)}x` : '',
-      ]);
+    const med = (xs: number[]) => summarize(xs).median;
+    const rawP99 = med(fsyncRuns.map((r) => r.p99));
+    const rawSeq = med(seqRuns);
+    console.log(`# seglog durability benchmark\n\n${formatMachine(machine, { Records: '1 KiB, one per append', Runs: `${runs} x ${seconds} s per cell` })}\n`);
+    console.log('## Ceilings measured in this run\n');
+    console.log(
+      markdownTable(
+        ['baseline', 'median', 'min–max'],
+        [
+          ['raw 4 KiB write + fdatasync p50', formatMs(med(fsyncRuns.map((r) => r.p50))), ''],
+          ['raw 4 KiB write + fdatasync p99', formatMs(rawP99), `${formatMs(Math.min(...fsyncRuns.map((r) => r.p99)))}–${formatMs(Math.max(...fsyncRuns.map((r) => r.p99)))}`],
+          ['raw 4 KiB write + fdatasync p99.9', formatMs(med(fsyncRuns.map((r) => r.p999))), ''],
+          ['raw sequential write (1 MiB blocks + fdatasync)', `${formatBytes(rawSeq)}/s`, `${formatBytes(Math.min(...seqRuns))}/s–${formatBytes(Math.max(...seqRuns))}/s`],
+        ],
+        ['l', 'r', 'r'],
+      ),
+    );
+    console.log('\n## seglog appends (medians over runs)\n');
+    const rows: string[][] = [];
+    for (const [name] of POLICIES) {
+      for (const producers of PRODUCERS) {
+        const c = cells.get(`${name}|${producers}`)!;
+        const bps = med(c.map((x) => x.bytesPerSecond));
+        const p99 = med(c.map((x) => x.p99));
+        rows.push([
+          name,
+          String(producers),
+          formatNumber(med(c.map((x) => x.recordsPerSecond))),
+          `${formatBytes(bps)}/s`,
+          formatPercent(bps / rawSeq),
+          formatMs(med(c.map((x) => x.p50))),
+          formatMs(p99),
+          formatMs(med(c.map((x) => x.p999))),
+          name === 'always' ? `${(p99 / rawP99).toFixed(2)}x` : '',
+        ]);
+      }
     }
+    console.log(
+      markdownTable(
+        ['policy', 'producers', 'records/s', 'MB/s', '÷ raw seq write', 'p50', 'p99', 'p99.9', 'p99 ÷ raw fdatasync p99'],
+        rows,
+        ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+      ),
+    );
+  } finally {
+    await parent.remove();
   }
-  console.log(
-    markdownTable(
-      ['policy', 'producers', 'records/s', 'MB/s', '÷ raw seq write', 'p50', 'p99', 'p99.9', 'p99 ÷ raw fdatasync p99'],
-      rows,
-      ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
-    ),
-  );
-} finally {
-  await parent.remove();
 }
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) await main();

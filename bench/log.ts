@@ -6,14 +6,17 @@
 //
 // Every run builds a fresh log; figures are medians over runs with min–max.
 // Reads are warm-cache: the data was just written and nothing is evicted.
+// The seglog side of each phase is exported for the suite (bench/suite.ts),
+// which sets it against the machine's ceilings instead.
 import { closeSync, fstatSync, fsyncSync, openSync, readdirSync, readFileSync, readSync, rmSync, unlinkSync, writevSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { OffsetIndex } from '../src/index/offset-index.js';
-import { CLEAN_SHUTDOWN_FILE, Log } from '../src/log/log.js';
+import { CLEAN_SHUTDOWN_FILE, Log, type LogOptions } from '../src/log/log.js';
 import { crc32cHardware, File } from '../src/native.js';
-import { decodeBatch, encodeBatch, type LogRecord, type RecordInput } from '../src/segment/batch.js';
+import { checkBatch, decodeBatch, encodeBatch, readBatchHeader, type LogRecord, type RecordInput } from '../src/segment/batch.js';
 import {
   benchDir,
   comparisonTable,
@@ -29,13 +32,14 @@ import {
   settle,
   summarize,
   timed,
+  usageError,
   warmPageCache,
   warmUp,
   type Comparison,
 } from './common.js';
 
-const RECORD_BYTES = 1024;
-const BATCH_RECORDS = 100;
+export const RECORD_BYTES = 1024;
+export const BATCH_RECORDS = 100;
 const SEGMENT_BYTES = 256 * 1024 * 1024;
 // Distinct record values, cycled by offset; prime so consecutive batches differ.
 const VALUE_POOL = 997;
@@ -47,20 +51,17 @@ const LOOKUP_MS = 1000;
 const LOOKUP_BLOCK = 1000;
 const CLEAN_REOPENS = 5;
 // Appends in flight for the pipelined row: enough for group commit to write several batches per pwritev.
-const APPEND_DEPTH = 8;
+export const APPEND_DEPTH = 8;
 // Every SAMPLE_EVERY-th record of a sequential read has its contents compared.
 const SAMPLE_EVERY = 1009;
+// Every CRC_EVERY-th batch of a fetch-by-fetch read has its CRC checked (all have their offsets checked).
+const CRC_EVERY = 16;
 
 const USAGE = `usage: npx tsx bench/log.ts [--dir <path>] [--gb <n>] [--runs <n>]
   --dir   parent directory for the benchmark's files (default: the OS temp dir);
           a fresh subdirectory is created there and removed at the end
   --gb    log size in GiB of record values (default 1)
   --runs  repetitions; figures are medians with min–max (default 3)`;
-
-function usageError(message: string): never {
-  console.error(`${message}\n${USAGE}`);
-  process.exit(2);
-}
 
 function options(): { dir: string | undefined; gb: number; runs: number } {
   let values;
@@ -69,7 +70,7 @@ function options(): { dir: string | undefined; gb: number; runs: number } {
       options: { dir: { type: 'string' }, gb: { type: 'string', default: '1' }, runs: { type: 'string', default: '3' }, help: { type: 'boolean' } },
     }));
   } catch (err) {
-    usageError((err as Error).message);
+    usageError((err as Error).message, USAGE);
   }
   if (values.help) {
     console.log(USAGE);
@@ -77,8 +78,8 @@ function options(): { dir: string | undefined; gb: number; runs: number } {
   }
   const gb = Number(values.gb);
   const runs = Number(values.runs);
-  if (!(gb > 0) || !Number.isFinite(gb)) usageError(`--gb must be a positive number, got ${values.gb}`);
-  if (!Number.isInteger(runs) || runs < 1) usageError(`--runs must be a positive integer, got ${values.runs}`);
+  if (!(gb > 0) || !Number.isFinite(gb)) usageError(`--gb must be a positive number, got ${values.gb}`, USAGE);
+  if (!Number.isInteger(runs) || runs < 1) usageError(`--runs must be a positive integer, got ${values.runs}`, USAGE);
   return { dir: values.dir, gb, runs };
 }
 
@@ -113,9 +114,35 @@ function checkBatchHolds(batch: Buffer, offset: number): void {
   checkRecord(record, offset);
 }
 
+export interface Workload {
+  batches: number;
+  records: number;
+  /** Bytes of one encoded batch on disk (all batches are the same size). */
+  batchBytes: number;
+  logBytes: number;
+  /** encoded[k]: BATCHES[k] as append() encodes it before the log sets its offsets. */
+  encoded: Buffer[];
+  /** Batch b is appended with timestamp firstTimestamp + b, so a time lookup knows its answer. */
+  firstTimestamp: number;
+}
+
+/** A log of about `valueBytes` of record values. */
+export function workload(valueBytes: number): Workload {
+  const batches = Math.max(1, Math.round(valueBytes / (RECORD_BYTES * BATCH_RECORDS)));
+  const encoded = BATCHES.map((records) => encodeBatch(records));
+  const batchBytes = encoded[0]!.length;
+  if (encoded.some((b) => b.length !== batchBytes)) throw new Error('batches of equal records should encode to equal sizes');
+  return { batches, records: batches * BATCH_RECORDS, batchBytes, logBytes: batches * batchBytes, encoded, firstTimestamp: Date.now() };
+}
+
+/** The bytes the raw baselines write for batch `b`: the same records seglog appends there. */
+function encodedAt(w: Workload, b: number): Buffer {
+  return w.encoded[(b * BATCH_RECORDS) % VALUE_POOL]!;
+}
+
 // ---------------------------------------------------------------- raw helpers
 
-function logFiles(dir: string): string[] {
+export function logFiles(dir: string): string[] {
   return readdirSync(dir)
     .filter((n) => /^\d{20}\.log$/.test(n))
     .sort()
@@ -155,16 +182,23 @@ function floorIndex(keys: number[], target: number): number {
   return lo;
 }
 
+// ---------------------------------------------------------------- seglog phases
+
+/** Options every phase opens the log with; `cache` picks the read path. */
+export function logOptions(cache?: LogOptions['cache']): LogOptions {
+  return cache === undefined ? { segmentBytes: SEGMENT_BYTES } : { segmentBytes: SEGMENT_BYTES, cache };
+}
+
 /**
  * Appends batches 0..count-1 keeping up to `depth` appends in flight (1: each
  * awaited before the next), checking every offset seglog assigns.
  */
-async function appendAll(log: Log, count: number, depth: number): Promise<void> {
+async function appendAll(log: Log, w: Workload, depth: number): Promise<void> {
   const inflight: Array<Promise<void>> = [];
-  for (let b = 0; b < count; b++) {
+  for (let b = 0; b < w.batches; b++) {
     const base = b * BATCH_RECORDS;
     inflight.push(
-      log.append(recordsAt(base)).then((r) => {
+      log.append(recordsAt(base), { timestamp: w.firstTimestamp + b }).then((r) => {
         if (r.baseOffset !== base || r.lastOffset !== base + BATCH_RECORDS - 1) throw new Error(`verification: batch ${b} got offsets ${r.baseOffset}..${r.lastOffset}`);
       }),
     );
@@ -173,22 +207,206 @@ async function appendAll(log: Log, count: number, depth: number): Promise<void> 
   await Promise.all(inflight);
 }
 
+/**
+ * Writes the workload into a fresh log at `path` with `depth` appends in
+ * flight, after an untimed warm-up on a scratch log beside it. Returns the
+ * open log, its contents checked and its data fsynced (untimed).
+ */
+export async function appendLog(path: string, w: Workload, depth: number): Promise<{ log: Log; ms: number }> {
+  const scratch = `${path}.warm-up`;
+  const warm = await Log.open(scratch, logOptions());
+  await warmUp((i) => warm.append(recordsAt(i * BATCH_RECORDS)), WARM_UP_MS);
+  await warm.close();
+  rmSync(scratch, { recursive: true });
+  const log = await Log.open(path, logOptions());
+  const t = await timed(() => appendAll(log, w, depth));
+  if (log.endOffset !== w.records || log.size !== w.logBytes) {
+    throw new Error(`verification: log holds ${log.endOffset} records in ${log.size} bytes, expected ${w.records} in ${w.logBytes}`);
+  }
+  settle(path);
+  return { log, ms: t.ms };
+}
+
+/** log.records(0) to the end, after a short warm-up: milliseconds, every offset and a sample of values checked. */
+export async function readRecords(log: Log, w: Workload): Promise<number> {
+  await warmUp(async () => {
+    const records = log.records(0);
+    for (let i = 0; i < 10 * BATCH_RECORDS; i++) await records.next();
+    await records.return(undefined);
+  }, WARM_UP_MS);
+  const read = await timed(async () => {
+    let expected = 0;
+    for await (const r of log.records(0)) {
+      if (expected % SAMPLE_EVERY === 0) checkRecord(r, expected);
+      else if (r.offset !== expected) throw new Error(`verification: expected offset ${expected}, got ${r.offset}`);
+      expected++;
+    }
+    return expected;
+  });
+  if (read.result !== w.records) throw new Error(`verification: read ${read.result} records, expected ${w.records}`);
+  return read.ms;
+}
+
+/**
+ * log.read() fetch after fetch of up to `maxBytes` from offset 0 to the end,
+ * as a consumer fetches: milliseconds. Every batch's offsets are checked and
+ * every CRC_EVERY-th batch's CRC, so a read of the wrong bytes fails.
+ */
+export async function readFetches(log: Log, w: Workload, maxBytes: number): Promise<number> {
+  const read = await timed(async () => {
+    let batches = 0;
+    for (let next = 0; next < log.endOffset; ) {
+      const { bytes, nextOffset } = await log.read(next, { maxBytes });
+      for (let p = 0; p < bytes.length; batches++) {
+        const h = readBatchHeader(bytes, p);
+        if (h.baseOffset !== batches * BATCH_RECORDS || h.recordsCount !== BATCH_RECORDS) throw new Error(`verification: batch ${batches} read back as offset ${h.baseOffset}`);
+        if (batches % CRC_EVERY === 0 && !checkBatch(bytes, p, p + h.size).ok) throw new Error(`verification: batch ${batches} fails its CRC`);
+        p += h.size;
+      }
+      next = nextOffset;
+    }
+    return batches;
+  });
+  if (read.result !== w.batches) throw new Error(`verification: read ${read.result} batches, expected ${w.batches}`);
+  return read.ms;
+}
+
+/** log.read() of one batch at random offsets for `ms`, after a warm-up: reads per second, a sample of them decoded and checked. */
+export async function randomReads(log: Log, w: Workload, ms: number, seed: number): Promise<number> {
+  const kept: Array<{ offset: number; batch: Buffer }> = [];
+  const read = (next: () => number) => async (i: number) => {
+    const offset = Math.floor(next() * w.records);
+    const { bytes, nextOffset } = await log.read(offset, { maxBytes: 1 });
+    const base = offset - (offset % BATCH_RECORDS);
+    if (bytes.length !== w.batchBytes || bytes.readUInt32BE(4) !== base || nextOffset !== base + BATCH_RECORDS) {
+      throw new Error(`verification: read(${offset}) returned ${bytes.length} bytes up to ${nextOffset}`);
+    }
+    // Decoding is not part of the figure: keep a sample to check afterwards.
+    if (i % 64 === 0) kept.push({ offset, batch: bytes });
+  };
+  await warmUp(read(rng(1)), WARM_UP_MS);
+  kept.length = 0;
+  const rate = await opsPerSecond(read(rng(seed)), ms);
+  for (const k of kept) checkBatchHolds(k.batch, k.offset);
+  return rate.perSecond;
+}
+
+/** log.offsetForTimestamp() of random batches' timestamps for `ms`: lookups per second, each answer checked. */
+export async function timeLookups(log: Log, w: Workload, ms: number, seed: number): Promise<number> {
+  const lookup = (next: () => number) => async () => {
+    const b = Math.floor(next() * w.batches);
+    const offset = await log.offsetForTimestamp(w.firstTimestamp + b);
+    if (offset !== b * BATCH_RECORDS) throw new Error(`verification: offsetForTimestamp(batch ${b}'s time) gave ${offset}, expected ${b * BATCH_RECORDS}`);
+  };
+  await warmUp(lookup(rng(3)), WARM_UP_MS);
+  return (await opsPerSecond(lookup(rng(seed)), ms)).perSecond;
+}
+
+/**
+ * OffsetIndex.lookup on the closed log's own index files for `ms`, beside a
+ * binary search over JS arrays of the same entries: lookups per second each.
+ */
+export async function offsetLookups(logDir: string, w: Workload, ms: number, seed: number): Promise<{ seglog: number; baseline: number }> {
+  const paths = logFiles(logDir);
+  const bases = paths.map((p) => Number(p.slice(-24, -4)));
+  const indexes = await Promise.all(bases.map((base, i) => OffsetIndex.open(paths[i]!.replace(/\.log$/, '.index'), base, { writable: false })));
+  // The baseline's arrays come from the files' bytes, not from seglog, so a wrong lookup cannot agree with them by construction.
+  const arrays = paths.map((p, i) => {
+    const bytes = readFileSync(p.replace(/\.log$/, '.index'));
+    const offsets: number[] = [];
+    const positions: number[] = [];
+    for (let at = 0; at < bytes.length; at += 8) {
+      offsets.push(bases[i]! + bytes.readInt32BE(at));
+      positions.push(bytes.readInt32BE(at + 4));
+    }
+    return { offsets, positions };
+  });
+  if (arrays.some((a, i) => a.offsets.length !== indexes[i]!.entries)) throw new Error('verification: index entry counts differ');
+  // Targets and their segments are picked up front: both sides time the in-segment search only.
+  const pick = rng(seed);
+  const targets = Array.from({ length: 1 << 16 }, () => {
+    const offset = Math.floor(pick() * w.records);
+    return { segment: floorIndex(bases, offset), offset };
+  });
+  const arrayLookup = (segment: number, offset: number) => {
+    const a = arrays[segment]!;
+    const slot = floorIndex(a.offsets, offset);
+    return slot < 0 ? { offset: bases[segment]!, position: 0 } : { offset: a.offsets[slot]!, position: a.positions[slot]! };
+  };
+  for (const t of targets) {
+    const got = indexes[t.segment]!.lookup(t.offset);
+    const want = arrayLookup(t.segment, t.offset);
+    if (got.offset !== want.offset || got.position !== want.position) {
+      throw new Error(`verification: lookup(${t.offset}) gave ${got.offset}@${got.position}, the entries say ${want.offset}@${want.position}`);
+    }
+  }
+  const mask = targets.length - 1;
+  // Results are summed so the work cannot be optimised away.
+  let sink = 0;
+  const seglogLookups = (block: number) => {
+    for (let i = block * LOOKUP_BLOCK, end = i + LOOKUP_BLOCK; i < end; i++) {
+      const t = targets[i & mask]!;
+      sink += indexes[t.segment]!.lookup(t.offset).position;
+    }
+  };
+  const arrayLookups = (block: number) => {
+    for (let i = block * LOOKUP_BLOCK, end = i + LOOKUP_BLOCK; i < end; i++) {
+      const t = targets[i & mask]!;
+      sink += arrayLookup(t.segment, t.offset).position;
+    }
+  };
+  await warmUp(seglogLookups, WARM_UP_MS);
+  await warmUp(arrayLookups, WARM_UP_MS);
+  const seglogRate = await opsPerSecond(seglogLookups, ms);
+  const arrayRate = await opsPerSecond(arrayLookups, ms);
+  if (!Number.isFinite(sink)) throw new Error('unreachable');
+  await Promise.all(indexes.map((x) => x.close()));
+  return { seglog: seglogRate.perSecond * LOOKUP_BLOCK, baseline: arrayRate.perSecond * LOOKUP_BLOCK };
+}
+
+/**
+ * Log.open of the cleanly closed log at `logDir`, CLEAN_REOPENS times, beside
+ * readdir + open + fstat of every segment file: median milliseconds of each.
+ */
+export async function reopenClean(logDir: string, w: Workload): Promise<{ seglog: number; baseline: number }> {
+  const openAll = () => {
+    const fds = readdirSync(logDir)
+      .filter((n) => /^\d{20}\.(log|index|timeindex)$/.test(n))
+      .map((n) => openSync(join(logDir, n), 'r'));
+    for (const fd of fds) fstatSync(fd);
+    return fds;
+  };
+  const seglog: number[] = [];
+  const baseline: number[] = [];
+  for (let i = 0; i < CLEAN_REOPENS; i++) {
+    const opened = await timed(() => Log.open(logDir, logOptions()));
+    const log = opened.result;
+    if (log.endOffset !== w.records || log.size !== w.logBytes) throw new Error('verification: clean reopen lost data');
+    seglog.push(opened.ms);
+    await log.close();
+    const raw = await timed(openAll);
+    raw.result.forEach((fd) => closeSync(fd));
+    baseline.push(raw.ms);
+  }
+  return { seglog: summarize(seglog).median, baseline: summarize(baseline).median };
+}
+
+/** Log.open of the closed log at `logDir` as if it had crashed (full CRC scan): milliseconds, then a sample of reads checked. */
+export async function reopenUnclean(logDir: string, w: Workload, seed: number): Promise<number> {
+  unlinkSync(join(logDir, CLEAN_SHUTDOWN_FILE));
+  const recovered = await timed(() => Log.open(logDir, logOptions()));
+  const log = recovered.result;
+  if (log.endOffset !== w.records || log.size !== w.logBytes) throw new Error('verification: recovery lost data');
+  const probe = rng(seed);
+  for (let i = 0; i < 20; i++) {
+    const offset = Math.floor(probe() * w.records);
+    checkBatchHolds((await log.read(offset, { maxBytes: 1 })).bytes, offset);
+  }
+  await log.close();
+  return recovered.ms;
+}
+
 // ---------------------------------------------------------------- one run
-
-interface Workload {
-  batches: number;
-  records: number;
-  /** Bytes of one encoded batch on disk (all batches are the same size). */
-  batchBytes: number;
-  logBytes: number;
-  /** encoded[k]: BATCHES[k] as append() encodes it before the log sets its offsets. */
-  encoded: Buffer[];
-}
-
-/** The bytes the raw baselines write for batch `b`: the same records seglog appends there. */
-function encodedAt(w: Workload, b: number): Buffer {
-  return w.encoded[(b * BATCH_RECORDS) % VALUE_POOL]!;
-}
 
 type Samples = Record<string, { seglog: number; baseline: number }>;
 
@@ -196,7 +414,7 @@ async function oneRun(parent: string, w: Workload, run: number): Promise<Samples
   const out: Samples = {};
   const dir = join(parent, `run-${run}`);
   const logDir = join(dir, 'log');
-  await mkdir(logDir, { recursive: true });
+  await mkdir(dir, { recursive: true });
   const tag = `run ${run + 1}`;
 
   // -------- append: four writes of the same bytes; each file but the log is deleted before the next
@@ -234,26 +452,14 @@ async function oneRun(parent: string, w: Workload, run: number): Promise<Samples
   await rawFile.close();
   rmSync(raw);
 
-  const appendPhase = async (path: string, depth: number) => {
-    progress(`${tag}: append, seglog, ${depth} in flight`);
-    const warm = await Log.open(scratch, { segmentBytes: SEGMENT_BYTES });
-    await warmUp((i) => warm.append(recordsAt(i * BATCH_RECORDS)), WARM_UP_MS);
-    await warm.close();
-    rmSync(scratch, { recursive: true });
-    const log = await Log.open(path, { segmentBytes: SEGMENT_BYTES });
-    const t = await timed(() => appendAll(log, w.batches, depth));
-    if (log.endOffset !== w.records || log.size !== w.logBytes) {
-      throw new Error(`verification: log holds ${log.endOffset} records in ${log.size} bytes, expected ${w.records} in ${w.logBytes}`);
-    }
-    settle(path);
-    return { log, ms: t.ms };
-  };
-  const pipelined = await appendPhase(join(dir, 'pipelined'), APPEND_DEPTH);
+  progress(`${tag}: append, seglog, ${APPEND_DEPTH} in flight`);
+  const pipelined = await appendLog(join(dir, 'pipelined'), w, APPEND_DEPTH);
   await pipelined.log.close();
   rmSync(join(dir, 'pipelined'), { recursive: true });
   // The log the read phases use is written last, so no other write phase ran with it in the page cache.
-  const awaited = await appendPhase(logDir, 1);
-  let log = awaited.log;
+  progress(`${tag}: append, seglog, 1 in flight`);
+  const awaited = await appendLog(logDir, w, 1);
+  const log = awaited.log;
   const mbs = (ms: number) => w.logBytes / 1e3 / ms;
   out.appendMBs = { seglog: mbs(awaited.ms), baseline: mbs(rawWrite.ms) };
   out.appendRecords = { seglog: (w.records * 1e3) / awaited.ms, baseline: (w.records * 1e3) / rawWrite.ms };
@@ -266,24 +472,10 @@ async function oneRun(parent: string, w: Workload, run: number): Promise<Samples
   const chunk = Buffer.allocUnsafe(READ_CHUNK);
   const rawRead = await timed(() => rawSequentialRead(paths, chunk));
   if (rawRead.result !== w.logBytes) throw new Error(`verification: raw read ${rawRead.result} bytes, expected ${w.logBytes}`);
-  await warmUp(async () => {
-    const records = log.records(0);
-    for (let i = 0; i < 10 * BATCH_RECORDS; i++) await records.next();
-    await records.return(undefined);
-  }, WARM_UP_MS);
-  const seqRead = await timed(async () => {
-    let expected = 0;
-    for await (const r of log.records(0)) {
-      if (expected % SAMPLE_EVERY === 0) checkRecord(r, expected);
-      else if (r.offset !== expected) throw new Error(`verification: expected offset ${expected}, got ${r.offset}`);
-      expected++;
-    }
-    return expected;
-  });
-  if (seqRead.result !== w.records) throw new Error(`verification: read ${seqRead.result} records, expected ${w.records}`);
-  out.seqMBs = { seglog: w.logBytes / 1e3 / seqRead.ms, baseline: w.logBytes / 1e3 / rawRead.ms };
+  const seqMs = await readRecords(log, w);
+  out.seqMBs = { seglog: w.logBytes / 1e3 / seqMs, baseline: w.logBytes / 1e3 / rawRead.ms };
   // Raw pread decodes nothing; its records/s is the rate its bytes carry records at.
-  out.seqRecords = { seglog: (w.records * 1e3) / seqRead.ms, baseline: (w.records * 1e3) / rawRead.ms };
+  out.seqRecords = { seglog: (w.records * 1e3) / seqMs, baseline: (w.records * 1e3) / rawRead.ms };
 
   // -------- random reads
   progress(`${tag}: random reads`);
@@ -306,121 +498,21 @@ async function oneRun(parent: string, w: Workload, run: number): Promise<Samples
   await warmUp(rawRandom(rng(1)), WARM_UP_MS);
   const rawRandomRate = await opsPerSecond(rawRandom(rng(2 + run)), RANDOM_MS);
   fds.forEach((fd) => closeSync(fd));
-
-  const kept: Array<{ offset: number; batch: Buffer }> = [];
-  const seglogRandom = (next: () => number) => async (i: number) => {
-    const offset = Math.floor(next() * w.records);
-    const { bytes, nextOffset } = await log.read(offset, { maxBytes: 1 });
-    const base = offset - (offset % BATCH_RECORDS);
-    if (bytes.length !== w.batchBytes || bytes.readUInt32BE(4) !== base || nextOffset !== base + BATCH_RECORDS) {
-      throw new Error(`verification: read(${offset}) returned ${bytes.length} bytes up to ${nextOffset}`);
-    }
-    // Decoding is not part of the figure: keep a sample to check afterwards.
-    if (i % 64 === 0) kept.push({ offset, batch: bytes });
-  };
-  await warmUp(seglogRandom(rng(1)), WARM_UP_MS);
-  kept.length = 0;
-  const seglogRandomRate = await opsPerSecond(seglogRandom(rng(2 + run)), RANDOM_MS);
-  for (const k of kept) checkBatchHolds(k.batch, k.offset);
-  out.random = { seglog: seglogRandomRate.perSecond, baseline: rawRandomRate.perSecond };
-
+  out.random = { seglog: await randomReads(log, w, RANDOM_MS, 2 + run), baseline: rawRandomRate.perSecond };
   await log.close();
 
   // -------- offset lookups, on the log's own index files
   progress(`${tag}: offset lookups`);
-  const bases = paths.map((p) => Number(p.slice(-24, -4)));
-  const indexes = await Promise.all(bases.map((base, i) => OffsetIndex.open(paths[i]!.replace(/\.log$/, '.index'), base, { writable: false })));
-  // The baseline's arrays come from the files' bytes, not from seglog, so a wrong lookup cannot agree with them by construction.
-  const arrays = paths.map((p, i) => {
-    const bytes = readFileSync(p.replace(/\.log$/, '.index'));
-    const offsets: number[] = [];
-    const positions: number[] = [];
-    for (let at = 0; at < bytes.length; at += 8) {
-      offsets.push(bases[i]! + bytes.readInt32BE(at));
-      positions.push(bytes.readInt32BE(at + 4));
-    }
-    return { offsets, positions };
-  });
-  if (arrays.some((a, i) => a.offsets.length !== indexes[i]!.entries)) throw new Error('verification: index entry counts differ');
-  // Targets and their segments are picked up front: both sides time the in-segment search only.
-  const pick = rng(7 + run);
-  const targets = Array.from({ length: 1 << 16 }, () => {
-    const offset = Math.floor(pick() * w.records);
-    return { segment: floorIndex(bases, offset), offset };
-  });
-  const arrayLookup = (segment: number, offset: number) => {
-    const a = arrays[segment]!;
-    const slot = floorIndex(a.offsets, offset);
-    return slot < 0 ? { offset: bases[segment]!, position: 0 } : { offset: a.offsets[slot]!, position: a.positions[slot]! };
-  };
-  for (const t of targets) {
-    const got = indexes[t.segment]!.lookup(t.offset);
-    const want = arrayLookup(t.segment, t.offset);
-    if (got.offset !== want.offset || got.position !== want.position) {
-      throw new Error(`verification: lookup(${t.offset}) gave ${got.offset}@${got.position}, the entries say ${want.offset}@${want.position}`);
-    }
-  }
-  const mask = targets.length - 1;
-  // Results are summed so the work cannot be optimised away.
-  let sink = 0;
-  const seglogLookups = (block: number) => {
-    for (let i = block * LOOKUP_BLOCK, end = i + LOOKUP_BLOCK; i < end; i++) {
-      const t = targets[i & mask]!;
-      sink += indexes[t.segment]!.lookup(t.offset).position;
-    }
-  };
-  const arrayLookups = (block: number) => {
-    for (let i = block * LOOKUP_BLOCK, end = i + LOOKUP_BLOCK; i < end; i++) {
-      const t = targets[i & mask]!;
-      sink += arrayLookup(t.segment, t.offset).position;
-    }
-  };
-  await warmUp(seglogLookups, WARM_UP_MS);
-  await warmUp(arrayLookups, WARM_UP_MS);
-  const seglogLookupRate = await opsPerSecond(seglogLookups, LOOKUP_MS);
-  const arrayLookupRate = await opsPerSecond(arrayLookups, LOOKUP_MS);
-  if (!Number.isFinite(sink)) throw new Error('unreachable');
-  await Promise.all(indexes.map((x) => x.close()));
-  out.lookups = { seglog: seglogLookupRate.perSecond * LOOKUP_BLOCK, baseline: arrayLookupRate.perSecond * LOOKUP_BLOCK };
+  out.lookups = await offsetLookups(logDir, w, LOOKUP_MS, 7 + run);
 
-  // -------- reopen after clean shutdown
+  // -------- reopen
   progress(`${tag}: reopen after clean shutdown`);
-  const openAll = () => {
-    const fds = readdirSync(logDir)
-      .filter((n) => /^\d{20}\.(log|index|timeindex)$/.test(n))
-      .map((n) => openSync(join(logDir, n), 'r'));
-    for (const fd of fds) fstatSync(fd);
-    return fds;
-  };
-  const cleanSeglog: number[] = [];
-  const cleanRaw: number[] = [];
-  for (let i = 0; i < CLEAN_REOPENS; i++) {
-    const opened = await timed(() => Log.open(logDir, { segmentBytes: SEGMENT_BYTES }));
-    log = opened.result;
-    if (log.endOffset !== w.records || log.size !== w.logBytes) throw new Error('verification: clean reopen lost data');
-    cleanSeglog.push(opened.ms);
-    await log.close();
-    const raw = await timed(openAll);
-    raw.result.forEach((fd) => closeSync(fd));
-    cleanRaw.push(raw.ms);
-  }
-  out.reopenClean = { seglog: summarize(cleanSeglog).median, baseline: summarize(cleanRaw).median };
-
-  // -------- reopen after unclean shutdown
+  out.reopenClean = await reopenClean(logDir, w);
   progress(`${tag}: reopen after unclean shutdown`);
-  unlinkSync(join(logDir, CLEAN_SHUTDOWN_FILE));
-  const recovered = await timed(() => Log.open(logDir, { segmentBytes: SEGMENT_BYTES }));
-  log = recovered.result;
-  if (log.endOffset !== w.records || log.size !== w.logBytes) throw new Error('verification: recovery lost data');
-  const probe = rng(11 + run);
-  for (let i = 0; i < 20; i++) {
-    const offset = Math.floor(probe() * w.records);
-    checkBatchHolds((await log.read(offset, { maxBytes: 1 })).bytes, offset);
-  }
-  await log.close();
+  const recoveredMs = await reopenUnclean(logDir, w, 11 + run);
   const scan = await timed(() => rawSequentialRead(logFiles(logDir), chunk));
   if (scan.result !== w.logBytes) throw new Error('verification: raw scan read the wrong number of bytes');
-  out.reopenUnclean = { seglog: recovered.ms, baseline: scan.ms };
+  out.reopenUnclean = { seglog: recoveredMs, baseline: scan.ms };
 
   rmSync(dir, { recursive: true });
   return out;
@@ -449,11 +541,8 @@ const ROWS: Array<Omit<Comparison, 'seglog' | 'baseline'> & { key: string }> = [
 
 async function main(): Promise<void> {
   const opts = options();
-  const batches = Math.max(1, Math.round((opts.gb * 2 ** 30) / (RECORD_BYTES * BATCH_RECORDS)));
-  const encoded = BATCHES.map((records) => encodeBatch(records));
-  const batchBytes = encoded[0]!.length;
-  if (encoded.some((b) => b.length !== batchBytes)) throw new Error('batches of equal records should encode to equal sizes');
-  const w: Workload = { batches, records: batches * BATCH_RECORDS, batchBytes, logBytes: batches * batchBytes, encoded };
+  const w = workload(opts.gb * 2 ** 30);
+  const batchBytes = w.batchBytes;
 
   const dir = await benchDir(opts.dir);
   const started = now();
@@ -496,4 +585,4 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) await main();

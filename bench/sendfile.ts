@@ -10,17 +10,19 @@
 // into one 4 MiB buffer and discards; it reports its own rate and how busy
 // its CPU was, to show whether it kept up. Rates are end to end: from the
 // first byte offered to the receiver's EOF. CPU is the sender process's
-// (all threads) per GB served.
+// (all threads) per GB served. The suite (bench/suite.ts) reuses the
+// receiver, the senders and serve().
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createReadStream } from 'node:fs';
+import { readdir } from 'node:fs/promises';
 import net from 'node:net';
-import os from 'node:os';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Log } from '../src/log/log.js';
-import { File, sendfile, stats } from '../src/native.js';
+import { crc32c, File, sendfile, stats } from '../src/native.js';
 import { encodeBatch } from '../src/segment/batch.js';
-import { benchDir, describeMachine, formatMachine, formatPercent, formatSummary, markdownTable, now, progress, settle, summarize } from './common.js';
+import { benchDir, describeMachine, formatMachine, formatPercent, formatSummary, loadAverage, markdownTable, now, progress, settle, summarize } from './common.js';
 
 const MiB = 1024 * 1024;
 const RECORD_BYTES = 1024;
@@ -83,13 +85,16 @@ interface Received {
   ms: number;
   /** CPU time it used meanwhile (user + system). */
   cpuMs: number;
+  /** CRC-32C of everything received, when asked for (0 otherwise). */
+  crc: number;
 }
 
-/** --drain: connects where told, reads into one buffer until EOF, reports, repeats. */
+/** --drain: connects where told, reads into one buffer until EOF (checksumming it if asked), reports, repeats. */
 function drain(): void {
   const buffer = Buffer.allocUnsafe(RECEIVE_BUFFER);
-  process.on('message', ({ port }: { port: number }) => {
+  process.on('message', ({ port, checksum }: { port: number; checksum: boolean }) => {
     let bytes = 0;
+    let crc = 0;
     let first = 0;
     let cpu = process.cpuUsage();
     const socket = net.connect({
@@ -103,13 +108,14 @@ function drain(): void {
             cpu = process.cpuUsage();
           }
           bytes += n;
+          if (checksum) crc = crc32c(buffer.subarray(0, n), crc);
           return true;
         },
       },
     });
     socket.on('end', () => {
       const used = process.cpuUsage(cpu);
-      process.send!({ bytes, ms: now() - first, cpuMs: (used.user + used.system) / 1000 } satisfies Received);
+      process.send!({ bytes, ms: now() - first, cpuMs: (used.user + used.system) / 1000, crc } satisfies Received);
       socket.destroy();
     });
   });
@@ -117,22 +123,58 @@ function drain(): void {
 
 // ---------------------------------------------------------------- sender
 
-interface Sample {
+export interface Sample {
   gbps: number;
   cpuSecondsPerGB: number;
   receiverGbps: number;
   receiverBusy: number;
 }
 
-interface Segments {
+/** Files served whole, in order: a log's segments or a ceiling's scratch file. */
+export interface Segments {
   paths: string[];
   files: File[];
   sizes: number[];
   total: number;
+  /** CRC-32C of all the files' bytes in order: what a receiver of a whole pass must have seen. */
+  crc: number;
+}
+
+/** Reads `paths` through the page cache (so they are warm afterwards); returns the CRC-32C of their bytes in order. */
+async function readAll(paths: string[]): Promise<number> {
+  let crc = 0;
+  for (const path of paths) {
+    for await (const chunk of createReadStream(path, { highWaterMark: 4 * MiB })) crc = crc32c(chunk as Buffer, crc);
+  }
+  return crc;
+}
+
+export async function openSegments(paths: string[]): Promise<Segments> {
+  const files = await Promise.all(paths.map((p) => File.open(p)));
+  const sizes = await Promise.all(files.map((f) => f.size()));
+  return { paths, files, sizes, total: sizes.reduce((a, b) => a + b, 0), crc: await readAll(paths) };
+}
+
+/** A log's segment files, checked against its size. */
+export async function logSegments(dir: string, log: Log): Promise<Segments> {
+  const paths = (await readdir(dir))
+    .filter((n) => n.endsWith('.log'))
+    .sort()
+    .map((n) => join(dir, n));
+  const segments = await openSegments(paths);
+  if (segments.total !== log.size) throw new Error(`segment files hold ${segments.total} bytes, the log says ${log.size}`);
+  return segments;
+}
+
+function allResident(segments: Segments): boolean {
+  return segments.files.every((f, i) => {
+    const r = f.residentPages(0, segments.sizes[i]!);
+    return r.resident === r.total;
+  });
 }
 
 /** Connections to the receiver, one per measurement. */
-class Receiver {
+export class Receiver {
   readonly #child: ChildProcess;
   readonly #server: net.Server;
   #connections: Array<(s: net.Socket) => void> = [];
@@ -150,11 +192,15 @@ class Receiver {
     return new Receiver(child, server);
   }
 
-  /** Has the receiver connect, runs `send` on the connection, ends it and waits for the receiver's EOF. */
-  async measure(bytes: number, send: (socket: net.Socket) => Promise<void>): Promise<Sample> {
+  /**
+   * Has the receiver connect, runs `send` on the connection, ends it and
+   * waits for the receiver's EOF. With `crc`, the receiver checksums what it
+   * got and a mismatch throws (that costs it CPU: use it on untimed passes).
+   */
+  async measure(bytes: number, send: (socket: net.Socket) => Promise<void>, crc?: number): Promise<Sample> {
     const connected = new Promise<net.Socket>((resolve) => this.#connections.push(resolve));
     const received = new Promise<Received>((resolve) => this.#child.once('message', resolve));
-    this.#child.send({ port: (this.#server.address() as net.AddressInfo).port });
+    this.#child.send({ port: (this.#server.address() as net.AddressInfo).port, checksum: crc !== undefined });
     const socket = await connected;
     const cpu = process.cpuUsage();
     const start = now();
@@ -163,7 +209,8 @@ class Receiver {
     const r = await received;
     const seconds = (now() - start) / 1000;
     const used = process.cpuUsage(cpu);
-    if (r.bytes !== bytes) throw new Error(`the receiver got ${r.bytes} bytes, ${bytes} were sent`);
+    if (r.bytes !== bytes) throw new Error(`verification: the receiver got ${r.bytes} bytes, ${bytes} were sent`);
+    if (crc !== undefined && r.crc !== crc) throw new Error(`verification: the receiver's CRC-32C ${r.crc} differs from the data's ${crc}`);
     const gb = bytes / 1e9;
     return { gbps: gb / seconds, cpuSecondsPerGB: (used.user + used.system) / 1e6 / gb, receiverGbps: gb / (r.ms / 1000), receiverBusy: r.cpuMs / r.ms };
   }
@@ -174,44 +221,28 @@ class Receiver {
   }
 }
 
-async function buildLog(dir: string, o: Options): Promise<Log> {
-  const log = await Log.open(dir, { segmentBytes: SEGMENT_BYTES });
-  const batch = encodeBatch(
-    Array.from({ length: Math.max(1, Math.floor(o.batchBytes / (RECORD_BYTES + 16))) }, (_, i) => ({ value: Buffer.alloc(RECORD_BYTES, i) })),
-    { now: Date.now() },
-  );
-  // Several batches per append: appendBatches renumbers each.
-  const group = Buffer.concat(Array.from({ length: Math.max(1, Math.floor((4 * MiB) / batch.length)) }, () => batch));
-  while (log.size < o.mib * MiB) await log.appendBatches(group);
-  await log.flush();
-  return log;
+export interface Sender {
+  name: string;
+  send: (socket: net.Socket) => Promise<void>;
 }
 
-async function openSegments(dir: string, log: Log): Promise<Segments> {
-  const { readdir } = await import('node:fs/promises');
-  const paths = (await readdir(dir))
-    .filter((n) => n.endsWith('.log'))
-    .sort()
-    .map((n) => `${dir}/${n}`);
-  const files = await Promise.all(paths.map((p) => File.open(p)));
-  const sizes = await Promise.all(files.map((f) => f.size()));
-  const total = sizes.reduce((a, b) => a + b, 0);
-  if (total !== log.size) throw new Error(`segment files hold ${total} bytes, the log says ${log.size}`);
-  return { paths, files, sizes, total };
+/** The ceiling: the addon's sendfile(2) of each file, whole, with no log logic. */
+export function rawSendfile(segments: Segments): Sender['send'] {
+  return async (socket) => {
+    const fd = (socket as unknown as { _handle: { fd: number } })._handle.fd;
+    for (let i = 0; i < segments.files.length; i++) await sendfile(fd, segments.files[i]!, 0, segments.sizes[i]!);
+  };
 }
 
-function allResident(segments: Segments): boolean {
-  return segments.files.every((f, i) => {
-    const r = f.residentPages(0, segments.sizes[i]!);
-    return r.resident === r.total;
-  });
+/** log.sendTo() fetch after fetch from the start to the end, as a broker answers one consumer's requests. */
+export function sendToFetches(log: Log, maxBytes: number): Sender['send'] {
+  return async (socket) => {
+    for (let next = log.startOffset; next < log.endOffset; ) next = (await log.sendTo(socket, next, { maxBytes })).nextOffset;
+  };
 }
 
-function readAll(path: string): Promise<void> {
-  return new Promise((resolve, reject) => createReadStream(path, { highWaterMark: 4 * MiB }).on('data', () => {}).once('end', resolve).once('error', reject));
-}
-
-function pipeFiles(paths: string[], highWaterMark: number | undefined): (socket: net.Socket) => Promise<void> {
+/** Node's copying way: fs.createReadStream(file).pipe(socket), file after file. */
+export function pipeFiles(paths: string[], highWaterMark: number | undefined): Sender['send'] {
   return async (socket) => {
     for (const path of paths) {
       await new Promise<void>((resolve, reject) => {
@@ -223,31 +254,97 @@ function pipeFiles(paths: string[], highWaterMark: number | undefined): (socket:
   };
 }
 
-/** iperf3 -Z (sendfile from a file it writes) over loopback, when installed. */
-function iperf3(bytes: number): Sample | string {
+export interface Served {
+  /** samples[sender][run] */
+  samples: Sample[][];
+  /** Measurements that found pages evicted and re-read them first, of all measurements. */
+  rewarmed: number;
+  measurements: number;
+  /** Bytes sendfile(2) moved in the last run, per sender. */
+  sendfileBytes: number[];
+}
+
+/**
+ * Every sender serves all of `segments` once untimed (the receiver checks
+ * the CRC of what it got), then `runs` times timed. Every measurement starts
+ * with every page in the page cache: checked with mincore, re-read (untimed)
+ * when something (e.g. DAMON's pageout) evicted pages.
+ */
+export async function serve(receiver: Receiver, segments: Segments, senders: Sender[], runs: number): Promise<Served> {
+  const served: Served = { samples: senders.map(() => []), rewarmed: 0, measurements: 0, sendfileBytes: senders.map(() => 0) };
+  const measure = async (send: Sender['send'], crc?: number) => {
+    served.measurements++;
+    if (!allResident(segments)) {
+      served.rewarmed++;
+      await readAll(segments.paths);
+      if (!allResident(segments)) throw new Error('the files do not stay in the page cache: not enough memory for a warm-cache benchmark');
+    }
+    return receiver.measure(segments.total, send, crc);
+  };
+  // Warm-up: one pass of each, untimed, so JIT and TCP autotuning settle; it also proves each sender sends the right bytes.
+  for (const sender of senders) await measure(sender.send, segments.crc);
+  for (let run = 1; run <= runs; run++) {
+    for (let i = 0; i < senders.length; i++) {
+      progress(runs > 1 ? `run ${run}/${runs}: ${senders[i]!.name}` : senders[i]!.name);
+      const before = stats().sendfileBytes;
+      served.samples[i]!.push(await measure(senders[i]!.send));
+      served.sendfileBytes[i] = stats().sendfileBytes - before;
+    }
+  }
+  return served;
+}
+
+/** A log of at least `bytes` in batches of about `batchBytes` of 1 KiB records, flushed. */
+export async function buildLog(dir: string, bytes: number, batchBytes: number): Promise<Log> {
+  const log = await Log.open(dir, { segmentBytes: SEGMENT_BYTES });
+  const batch = encodeBatch(
+    Array.from({ length: Math.max(1, Math.floor(batchBytes / (RECORD_BYTES + 16))) }, (_, i) => ({ value: Buffer.alloc(RECORD_BYTES, i) })),
+    { now: Date.now() },
+  );
+  // Several batches per append: appendBatches renumbers each.
+  const group = Buffer.concat(Array.from({ length: Math.max(1, Math.floor((4 * MiB) / batch.length)) }, () => batch));
+  while (log.size < bytes) await log.appendBatches(group);
+  await log.flush();
+  return log;
+}
+
+/** iperf3 -Z (sendfile from a file it writes) over loopback, when installed; a string says why there is no figure. */
+export function iperf3(bytes: number): Sample | string {
   if (spawnSync('iperf3', ['--version']).error !== undefined) return 'not installed';
   const port = String(20000 + Math.floor(Math.random() * 20000));
-  const server = spawn('iperf3', ['-s', '-1', '-p', port], { stdio: 'ignore' });
+  const server = spawn('iperf3', ['-s', '-p', port], { stdio: 'ignore' });
+  interface End {
+    sum_sent: { bytes: number; seconds: number };
+    sum_received: { bytes: number; seconds: number };
+    cpu_utilization_percent: { host_total: number; remote_total: number };
+  }
   try {
-    let r = spawnSync('iperf3', ['-c', '127.0.0.1', '-p', port, '-Z', '-n', String(bytes), '-J'], { encoding: 'utf8' });
-    // The server may not listen yet on the first try.
-    for (let i = 0; i < 20 && r.status !== 0; i++) {
-      spawnSync('sleep', ['0.1']);
-      r = spawnSync('iperf3', ['-c', '127.0.0.1', '-p', port, '-Z', '-n', String(bytes), '-J'], { encoding: 'utf8' });
+    let failure = '';
+    // The server may not listen yet on the first tries.
+    for (let attempt = 0; attempt < 20; attempt++) {
+      if (attempt > 0) spawnSync('sleep', ['0.1']);
+      const r = spawnSync('iperf3', ['-c', '127.0.0.1', '-p', port, '-Z', '-n', String(bytes), '-J'], { encoding: 'utf8' });
+      let report: { error?: string; end?: Partial<End> };
+      try {
+        report = JSON.parse(r.stdout);
+      } catch {
+        failure = r.stderr || r.stdout;
+        continue;
+      }
+      const end = report.end;
+      if (report.error !== undefined || end?.sum_sent === undefined || end.sum_received === undefined || end.cpu_utilization_percent === undefined) {
+        failure = report.error ?? 'no totals in its report';
+        continue;
+      }
+      const gb = end.sum_received.bytes / 1e9;
+      return {
+        gbps: gb / end.sum_received.seconds,
+        cpuSecondsPerGB: ((end.cpu_utilization_percent.host_total / 100) * end.sum_sent.seconds) / (end.sum_sent.bytes / 1e9),
+        receiverGbps: gb / end.sum_received.seconds,
+        receiverBusy: end.cpu_utilization_percent.remote_total / 100,
+      };
     }
-    if (r.status !== 0) return `failed: ${r.stderr || r.stdout}`.slice(0, 200);
-    const end = JSON.parse(r.stdout).end as {
-      sum_sent: { bytes: number; seconds: number };
-      sum_received: { bytes: number; seconds: number };
-      cpu_utilization_percent: { host_total: number; remote_total: number };
-    };
-    const gb = end.sum_received.bytes / 1e9;
-    return {
-      gbps: gb / end.sum_received.seconds,
-      cpuSecondsPerGB: ((end.cpu_utilization_percent.host_total / 100) * end.sum_sent.seconds) / (end.sum_sent.bytes / 1e9),
-      receiverGbps: gb / end.sum_received.seconds,
-      receiverBusy: end.cpu_utilization_percent.remote_total / 100,
-    };
+    return `failed: ${failure}`.slice(0, 200);
   } finally {
     server.kill();
   }
@@ -255,57 +352,21 @@ function iperf3(bytes: number): Sample | string {
 
 async function main(): Promise<void> {
   const o = options();
-  const load = os.loadavg();
+  const load = loadAverage();
   const dir = await benchDir(o.dir);
   try {
     progress(`writing a ${o.mib} MiB log (${o.batchBytes / 1024} KiB batches) in ${dir.path}`);
-    const log = await buildLog(dir.path, o);
+    const log = await buildLog(dir.path, o.mib * MiB, o.batchBytes);
     settle(dir.path);
-    const segments = await openSegments(dir.path, log);
-    let rewarmed = 0;
-    let measurements = 0;
-    // Every measurement starts with every page in the page cache: checked with
-    // mincore, re-read (untimed) when something (e.g. DAMON's pageout) evicted pages.
-    const measure = async (send: (socket: net.Socket) => Promise<void>) => {
-      measurements++;
-      if (!allResident(segments)) {
-        rewarmed++;
-        for (const path of segments.paths) await readAll(path);
-        if (!allResident(segments)) throw new Error('the segments do not stay in the page cache: not enough memory for a warm-cache benchmark');
-      }
-      return receiver.measure(segments.total, send);
-    };
+    const segments = await logSegments(dir.path, log);
     const receiver = await Receiver.start();
-    const rows: Array<{ name: string; send: (socket: net.Socket) => Promise<void> }> = [
-      {
-        name: 'raw sendfile(2) of the segment files (ceiling)',
-        send: async (socket) => {
-          const fd = (socket as unknown as { _handle: { fd: number } })._handle.fd;
-          for (let i = 0; i < segments.files.length; i++) await sendfile(fd, segments.files[i]!, 0, segments.sizes[i]!);
-        },
-      },
-      // Fetch after fetch, as a broker answers one consumer's requests.
-      ...o.fetchBytes.map((maxBytes) => ({
-        name: `seglog log.sendTo(), ${maxBytes / 1024} KiB fetches`,
-        send: async (socket: net.Socket) => {
-          for (let next = log.startOffset; next < log.endOffset; ) next = (await log.sendTo(socket, next, { maxBytes })).nextOffset;
-        },
-      })),
+    const senders: Sender[] = [
+      { name: 'raw sendfile(2) of the segment files (ceiling)', send: rawSendfile(segments) },
+      ...o.fetchBytes.map((maxBytes) => ({ name: `seglog log.sendTo(), ${maxBytes / 1024} KiB fetches`, send: sendToFetches(log, maxBytes) })),
       { name: 'fs.createReadStream().pipe(socket), default 64 KiB', send: pipeFiles(segments.paths, undefined) },
       { name: 'fs.createReadStream().pipe(socket), 1 MiB highWaterMark', send: pipeFiles(segments.paths, MiB) },
     ];
-    const samples = rows.map(() => [] as Sample[]);
-    const sendfileBytes = rows.map(() => 0);
-    // Warm-up: one pass of each, untimed, so JIT and TCP autotuning settle.
-    for (const row of rows) await measure(row.send);
-    for (let run = 1; run <= o.runs; run++) {
-      for (let i = 0; i < rows.length; i++) {
-        progress(`run ${run}/${o.runs}: ${rows[i]!.name}`);
-        const before = stats().sendfileBytes;
-        samples[i]!.push(await measure(rows[i]!.send));
-        sendfileBytes[i] = stats().sendfileBytes - before;
-      }
-    }
+    const { samples, rewarmed, measurements, sendfileBytes } = await serve(receiver, segments, senders, o.runs);
     await receiver.stop();
     progress('iperf3 -Z');
     const iperf = iperf3(segments.total);
@@ -315,10 +376,10 @@ async function main(): Promise<void> {
     const table = markdownTable(
       ['sender', 'throughput', '÷ ceiling', 'sender CPU s/GB', 'receiver rate', 'receiver CPU busy'],
       [
-        ...rows.map((row, i) => {
+        ...senders.map((sender, i) => {
           const s = samples[i]!;
           return [
-            row.name,
+            sender.name,
             formatSummary(summarize(s.map((x) => x.gbps)), gbps),
             formatSummary(summarize(s.map((x, r) => x.gbps / ceiling[r]!)), formatPercent),
             formatSummary(summarize(s.map((x) => x.cpuSecondsPerGB)), (n) => n.toFixed(3)),
@@ -346,15 +407,14 @@ async function main(): Promise<void> {
       formatMachine(describeMachine(dir.path), {
         Served: `${(segments.total / MiB).toFixed(0)} MiB per measurement: ${segments.files.length} segment files, ${o.batchBytes / 1024} KiB batches; loopback TCP`,
         'Page cache': `all segment pages resident (mincore) at the start of every measurement; re-read before ${rewarmed} of ${measurements}`,
-        Runs: `${o.runs}, after one untimed warm-up pass; median (min–max)`,
-        // Other work on the machine shows up as noise: say how busy it was.
-        'Load average': `${load.map((l) => l.toFixed(2)).join(' ')} at the start (1, 5, 15 min)`,
+        Runs: `${o.runs}, after one untimed warm-up pass (whose bytes the receiver checks by CRC-32C); median (min–max)`,
+        'Load average': `${load} at the start`,
         Receiver: `a separate process reading into one ${RECEIVE_BUFFER / MiB} MiB buffer; its rate is first byte to EOF`,
       }),
     );
     console.log(`\n${table}\n`);
-    console.log(`- ${rows[1]!.name} ÷ ceiling: ${formatPercent(summarize(sendTo.map((v, r) => v / ceiling[r]!)).median)} (target ≥ 90%)`);
-    console.log(`- ${rows[1]!.name} ÷ default stream pipe: ${summarize(sendTo.map((v, r) => v / pipeDefault[r]!)).median.toFixed(2)}x (target ≥ 3x)`);
+    console.log(`- ${senders[1]!.name} ÷ ceiling: ${formatPercent(summarize(sendTo.map((v, r) => v / ceiling[r]!)).median)} (target ≥ 90%)`);
+    console.log(`- ${senders[1]!.name} ÷ default stream pipe: ${summarize(sendTo.map((v, r) => v / pipeDefault[r]!)).median.toFixed(2)}x (target ≥ 3x)`);
     console.log(`- bytes moved by sendfile(2) in the last run, per row: ${sendfileBytes.map((b) => (b / MiB).toFixed(0) + ' MiB').join(', ')}`);
     await Promise.all(segments.files.map((f) => f.close()));
     await log.close();
@@ -363,5 +423,7 @@ async function main(): Promise<void> {
   }
 }
 
-if (process.argv.includes('--drain')) drain();
-else await main();
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  if (process.argv.includes('--drain')) drain();
+  else await main();
+}

@@ -1,5 +1,11 @@
-// The seglog command line: dump, verify and recover logs on disk. Exit codes:
-// 0 all good, 1 problems found (or a recovery refused), 2 bad usage.
+// The seglog command line: dump, verify and recover logs on disk, and run the
+// benchmark suite. Exit codes: 0 all good, 1 problems found (or a recovery
+// refused), 2 bad usage.
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { SeglogError } from '../errors.js';
 import { dump } from './dump.js';
@@ -21,12 +27,17 @@ const USAGE = `usage: seglog <command> [options]
       bytes of log, default 4096: give the logs' own setting), closes the log
       cleanly and reports what changed. Corruption followed by valid data is
       refused unless --repair, which cuts the log at the corruption.
+  bench [--dir <path>] [--full] [--only <group>[,<group>...]]
+      Runs the benchmark suite from a checkout of seglog (after npm install):
+      this machine's ceilings, then seglog beside them (bench --help for more).
 
 Exit code: 0 all good, 1 problems found or recovery refused, 2 bad usage.`;
 
 class UsageError extends Error {}
 
 export async function main(argv: string[]): Promise<number> {
+  // The suite parses its own options.
+  if (argv[0] === 'bench') return bench(argv.slice(1));
   const out = new Printer();
   let args;
   try {
@@ -77,6 +88,37 @@ export async function main(argv: string[]): Promise<number> {
     console.error(`seglog ${command}: ${(err as Error).message}`);
     return 1;
   }
+}
+
+/**
+ * Runs bench/suite.ts (TypeScript, through tsx) with `args`. Both live only
+ * in a checkout of seglog with its dev dependencies, not in the published
+ * package; the suite's exit code is the command's.
+ */
+function bench(args: string[]): Promise<number> {
+  // src/cli/main.ts and dist/cli/main.js both sit two levels below the package root.
+  const root = fileURLToPath(new URL('../../', import.meta.url));
+  const suite = join(root, 'bench', 'suite.ts');
+  let tsx: string | undefined;
+  try {
+    tsx = createRequire(join(root, 'package.json')).resolve('tsx');
+  } catch {
+    // Not installed: said below.
+  }
+  if (tsx === undefined || !existsSync(suite)) {
+    console.error(`seglog bench: runs from a checkout of seglog after npm install (it needs ${suite} and the dev dependency tsx)`);
+    return Promise.resolve(2);
+  }
+  // Ctrl-C reaches the suite as well (same process group): wait for it to clean up and exit.
+  process.on('SIGINT', () => undefined);
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', pathToFileURL(tsx).href, suite, ...args], { stdio: 'inherit' });
+    child.on('error', (err) => {
+      console.error(`seglog bench: ${err.message}`);
+      resolve(1);
+    });
+    child.on('exit', (code, signal) => resolve(code ?? (signal === 'SIGINT' ? 130 : 1)));
+  });
 }
 
 function indexInterval(text: string | undefined): number | undefined {

@@ -1,0 +1,74 @@
+// The benchmark suite's plumbing: `seglog bench` hands its options to
+// bench/suite.ts, and the report sets each row beside its ceiling. No figure
+// is measured here: benchmarks report, tests do not time.
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, test } from 'vitest';
+import type { CeilingRun } from '../bench/ceilings.js';
+import { ceilingsTable, ratioChart, rowsTable, type Row } from '../bench/report.js';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+
+function seglog(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['--import', 'tsx', join(root, 'src', 'cli', 'main.ts'), ...args], { cwd: root }, (err, stdout, stderr) => {
+      resolve({ code: err === null ? 0 : ((err as { code?: number }).code ?? -1), stdout, stderr });
+    });
+  });
+}
+
+describe('seglog bench', () => {
+  test('runs the suite with the options given: --help, and a bad --only exits 2', async () => {
+    const help = await seglog('bench', '--help');
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain('--only');
+    expect(help.stdout).toContain('ceilings, log, durability, sendfile, isolation');
+    const bad = await seglog('bench', '--only', 'nope');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("no group 'nope'");
+  });
+});
+
+describe('bench report', () => {
+  const rows: Row[] = [
+    { group: 'log', name: 'append', unit: 'MB/s', kind: 'rate', seglog: [400, 500, 450], baseline: [800, 1000, 900], baselineLabel: 'sequential write, buffered', detail: 'x' },
+    { group: 'log', name: 'reopen', unit: 'ms', kind: 'time', seglog: [4], baseline: [1], baselineLabel: 'open + fstat', detail: '' },
+    { group: 'isolation', name: 'tail p99 ratio', unit: 'x', kind: 'time', seglog: [0.1], baseline: [1], baselineLabel: 'no slowdown (1.00x)', detail: '' },
+  ];
+
+  test('each row shows seglog, its ceiling and the ratio, median (min–max)', () => {
+    const table = rowsTable(rows).replace(/ +/g, ' ');
+    expect(table).toContain('| log | append (MB/s) | 450 (400–500) | sequential write, buffered | 900 (800–1,000) | 50% | x |');
+    // Times: ceiling time ÷ seglog time.
+    expect(table).toContain('| reopen (time) | 4 ms | open + fstat | 1 ms | 25% |');
+  });
+
+  test('the chart has a bar per row and cuts bars past 200%, saying how far they go', () => {
+    const svg = ratioChart(rows, 'title & more');
+    expect(svg).toContain('title &amp; more');
+    expect(svg).toContain('log: append (MB/s)');
+    expect(svg).toContain('>50%<');
+    expect(svg).toContain('1000% →');
+    expect(svg.match(/<text[^>]*text-anchor="end">/g)).toHaveLength(rows.length);
+  });
+
+  test('the ceilings table has a line per ceiling', () => {
+    const run: CeilingRun = {
+      writeBuffered: 1000,
+      writeSynced: 500,
+      writeDirect: 600,
+      fdatasyncP50: 0.3,
+      fdatasyncP99: 2,
+      fdatasyncPerSecond: 3000,
+      readCold: 700,
+      readWarm: 9000,
+      randomReadsPerSecond: 20_000,
+      sendfile: 2500,
+    };
+    const table = ceilingsTable([run, { ...run, readWarm: 11_000 }]);
+    expect(table.split('\n')).toHaveLength(2 + Object.keys(run).length);
+    expect(table).toContain('10,000 (9,000–11,000)');
+    expect(table).toContain('300 µs');
+  });
+});
