@@ -25,7 +25,8 @@ import { File, PAGE_SIZE } from '../src/native.js';
 import type { CacheOptions } from '../src/pagecache/options.js';
 import type { CacheStats } from '../src/pagecache/stats.js';
 import { encodeBatch, readBatchHeader } from '../src/segment/batch.js';
-import { benchDir, describeMachine, formatBytes, formatMachine, markdownTable, now, progress } from './common.js';
+import { benchDir, describeMachine, evict, formatBytes, formatMachine, markdownTable, now, progress } from './common.js';
+import { logFiles } from './log.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -281,15 +282,9 @@ interface ModeResult {
   backlogResidentBytes: number;
 }
 
-/** Drops every page of the log's files from the page cache (written back first, so that all can go). */
-async function evict(dir: string): Promise<void> {
-  for (const name of await readdir(dir)) {
-    if (!name.endsWith('.log')) continue;
-    const f = await File.open(join(dir, name));
-    await f.datasync();
-    await f.advise(0, 0, 'dontneed');
-    await f.close();
-  }
+/** Drops every page of the log's files from the page cache. */
+async function evictLog(dir: string): Promise<void> {
+  for (const path of logFiles(dir)) await evict(path);
 }
 
 async function residentBytes(dir: string, maxOffsetName?: string): Promise<number> {
@@ -329,7 +324,7 @@ async function buildBacklog(dir: string, bytes: number, batch: Buffer): Promise<
 
 async function runMode(mode: Mode, o: Options, dir: string, backlogEnd: number, batch: Buffer): Promise<ModeResult> {
   progress(`${mode}: evicting the log from the page cache`);
-  await evict(dir);
+  await evictLog(dir);
   const cache = cacheOf(mode);
   const log = await Log.open(dir, { cache, flush: { intervalMs: o.flushMs } });
   const result: ModeResult = {
@@ -598,7 +593,7 @@ export async function isolation(parent: string | undefined, overrides: Partial<O
     progress(`building a backlog of ${formatBytes(backlog)}`);
     const backlogEnd = await buildBacklog(dir, backlog, batch);
     // Clean pages are quicker for the balloon to push out than dirty ones.
-    await evict(dir);
+    await evictLog(dir);
     pressure = o.cgroup === undefined ? await inflateBalloon(limit!) : joinCgroup(o.cgroup);
     if (backlog < 4 * pressure.limit) progress(`warning: the backlog is less than 4x the ${formatBytes(pressure.limit)} the page cache may use`);
     const results: ModeResult[] = [];

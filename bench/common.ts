@@ -8,6 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { File } from '../src/native.js';
 
 // ---------------------------------------------------------------- timing
 
@@ -382,4 +383,18 @@ export function formatMachine(m: Machine, extra: Record<string, string> = {}): s
   return Object.entries(lines)
     .map(([k, v]) => `- ${k}: ${v}`)
     .join('\n');
+}
+
+/** Drops a file's pages from the page cache (written back first, so all can go); returns the share still cached. */
+export async function evict(path: string): Promise<number> {
+  const file = await File.open(path);
+  try {
+    await file.datasync();
+    await file.advise(0, 0, 'dontneed');
+    const size = await file.size();
+    const r = file.residentPages(0, size);
+    return r.total === 0 ? 0 : r.resident / r.total;
+  } finally {
+    await file.close();
+  }
 }

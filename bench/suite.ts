@@ -15,12 +15,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Log } from '../src/log/log.js';
-import { crc32cHardware, File, freeBytes } from '../src/native.js';
+import { crc32cHardware, freeBytes } from '../src/native.js';
 import { isolation, type IsolationRun } from './cache.js';
 import { CEILINGS, fioCeilings, measureCeilings, type CeilingName, type CeilingRun, type CeilingSizes } from './ceilings.js';
 import {
   benchDir,
   describeMachine,
+  evict,
   formatBytes,
   formatMachine,
   formatMs,
@@ -243,20 +244,6 @@ const median = (xs: number[]) => summarize(xs).median;
 /** A row set against ceiling `name` of each run. */
 function againstCeiling(ctx: Context, name: CeilingName): Pick<Row, 'baseline' | 'baselineLabel'> {
   return { baseline: ctx.ceilings.map((c) => c[name]), baselineLabel: CEILINGS[name].label };
-}
-
-/** Drops a file's pages from the page cache (written back first, so all can go); returns the share still cached. */
-async function evict(path: string): Promise<number> {
-  const file = await File.open(path);
-  try {
-    await file.datasync();
-    await file.advise(0, 0, 'dontneed');
-    const size = await file.size();
-    const r = file.residentPages(0, size);
-    return r.total === 0 ? 0 : r.resident / r.total;
-  } finally {
-    await file.close();
-  }
 }
 
 interface LogRun {

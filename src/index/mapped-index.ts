@@ -60,8 +60,8 @@ export abstract class MappedIndex {
   #entries: number;
   #region: MappedRegion | undefined;
   #closing: Promise<void> | undefined;
-  // Preallocated length before a trim(), for untrim().
-  #trimmedFrom: number | undefined;
+  // Bytes the file had while writable (its preallocation), to go back to in untrim().
+  readonly #preallocated: number;
   // msyncs and trims under way: nothing unmaps until they settle, so an msync
   // never runs on an address range that was unmapped (or reused) meanwhile.
   #pending: Promise<unknown> = Promise.resolve();
@@ -80,6 +80,7 @@ export abstract class MappedIndex {
     this.#sizeAtOpen = state.sizeAtOpen;
     this.#entries = state.entries;
     this.#length = state.length;
+    this.#preallocated = state.length;
     this.#region = state.region;
   }
 
@@ -286,7 +287,6 @@ export abstract class MappedIndex {
     // Switches over only once pending msyncs settled; entries appended meanwhile are kept.
     const done = this.#pending.then(async () => {
       if (!this.#writable) return;
-      const preallocated = this.#length;
       this.#writable = false;
       this.#unmap();
       this.#length = this.#entries * this.#entrySize;
@@ -294,10 +294,9 @@ export abstract class MappedIndex {
         await this.#file.truncate(this.#length);
       } catch (err) {
         // The file kept its size: writable again, as the segment stays active when its roll fails.
-        this.#remapWritable(preallocated);
+        this.#remapWritable();
         throw err;
       }
-      this.#trimmedFrom = preallocated;
     });
     this.#track(done);
     await done;
@@ -310,27 +309,25 @@ export abstract class MappedIndex {
    */
   async untrim(): Promise<void> {
     this.#checkOpen();
-    const preallocated = this.#trimmedFrom;
-    if (this.#writable || preallocated === undefined) return;
+    if (this.#writable || !this.#fileWritable) return;
     const done = this.#pending.then(async () => {
-      await this.#file.truncate(preallocated);
-      this.#remapWritable(preallocated);
+      await this.#file.truncate(this.#preallocated);
+      this.#remapWritable();
     });
     this.#track(done);
     await done;
   }
 
-  #remapWritable(length: number): void {
+  #remapWritable(): void {
     this.#unmap();
     try {
-      this.#region = this.#file.map(0, length, { writable: true });
+      this.#region = this.#file.map(0, this.#preallocated, { writable: true });
     } catch {
       // Read-only it stays, mapped on lookups; full, so the segment rolls at the next append.
       return;
     }
-    this.#length = length;
+    this.#length = this.#preallocated;
     this.#writable = true;
-    this.#trimmedFrom = undefined;
   }
 
   /**
