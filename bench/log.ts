@@ -14,7 +14,8 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { OffsetIndex } from '../src/index/offset-index.js';
-import { CLEAN_SHUTDOWN_FILE, Log, type LogOptions } from '../src/log/log.js';
+import { CLEAN_SHUTDOWN_FILE } from '../src/layout.js';
+import { Log, type LogOptions } from '../src/log/log.js';
 import { crc32cHardware, File } from '../src/native.js';
 import { checkBatch, decodeBatch, encodeBatch, readBatchHeader, type LogRecord, type RecordInput } from '../src/segment/batch.js';
 import {

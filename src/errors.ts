@@ -6,7 +6,6 @@ export type SeglogErrorCode =
   | 'EOFFSETRANGE'
   | 'ECLOSED'
   | 'ELOCKED'
-  | 'EFAILED'
   | 'ECANCELED'
   | (string & {});
 

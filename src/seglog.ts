@@ -8,8 +8,8 @@ export { sendParts, sendSlice } from './sendfile/send.js';
 export type { FileSlice, Part } from './sendfile/send.js';
 export { LogStore, checkLogName } from './store/store.js';
 export type { LogStoreOptions, StoreLogOptions, RetentionOptions } from './store/store.js';
-export type { CacheOptions } from './pagecache/options.js';
-export type { CacheStats, Residency } from './pagecache/stats.js';
+export type { CacheOptions } from './cache/options.js';
+export type { CacheStats, Residency } from './cache/stats.js';
 
 export { encodeBatch, decodeBatch, checkBatch, readBatchHeader, BATCH_HEADER_SIZE } from './segment/batch.js';
 export type { RecordInput, LogRecord, BatchHeader, EncodeOptions, CheckBatchResult } from './segment/batch.js';

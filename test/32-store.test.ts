@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, test } from 'vitest';
 import { injectFault } from '../src/native.js';
 import { LogStore, checkLogName } from '../src/store/store.js';
-import { readOffsetCheckpoint } from '../src/store/checkpoint.js';
+import { readOffsetCheckpoint } from '../src/common/durable-files.js';
 import { tempDir } from './helpers/tmp.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));

@@ -2,11 +2,13 @@
 // of a .log, or the entries of a .index / .timeindex, in the layout of
 // Kafka's kafka-dump-log.sh (DumpLogSegments) so that the two can be compared.
 import { basename } from 'node:path';
+import { isZeroEntry, offsetEntry, timeEntry } from '../index/entries.js';
+import { DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, parseSegmentFileName, TIME_INDEX_SUFFIX, type SegmentFileKind } from '../layout.js';
 import { File } from '../native.js';
 import { BatchReader } from '../segment/batch-reader.js';
-import { decodeBatch, readBatchHeader, type BatchHeader } from '../segment/batch.js';
+import { walkBatches } from '../segment/batch-walk.js';
+import { decodeBatch, type BatchHeader } from '../segment/batch.js';
 import { KAFKA_CODEC_NAMES, type CodecId } from '../segment/codecs.js';
-import { INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX } from '../segment/segment.js';
 import { printable, type Printer } from './output.js';
 
 export interface DumpOptions {
@@ -16,16 +18,16 @@ export interface DumpOptions {
   data: boolean;
 }
 
-const SEGMENT_FILE = /^(\d{20})\.(log|index|timeindex)(\.deleted)?$/;
-
 /** What a file name says: its kind by suffix and, for a segment file name, its base offset. */
-export function segmentFileKind(path: string): { kind: 'log' | 'index' | 'timeindex'; baseOffset: number | undefined } | undefined {
-  const name = basename(path).replace(/\.deleted$/, '');
-  const m = SEGMENT_FILE.exec(basename(path));
-  const baseOffset = m === null || !Number.isSafeInteger(Number(m[1])) ? undefined : Number(m[1]);
-  if (name.endsWith(LOG_SUFFIX)) return { kind: 'log', baseOffset };
-  if (name.endsWith(TIME_INDEX_SUFFIX)) return { kind: 'timeindex', baseOffset };
-  if (name.endsWith(INDEX_SUFFIX)) return { kind: 'index', baseOffset };
+function segmentFileKind(path: string): { kind: SegmentFileKind; baseOffset: number | undefined } | undefined {
+  const name = basename(path);
+  const segment = parseSegmentFileName(name);
+  if (segment !== undefined) return { kind: segment.kind, baseOffset: Number.isNaN(segment.baseOffset) ? undefined : segment.baseOffset };
+  // Any other name with a segment suffix is dumped too, offsets relative to 0.
+  const bare = name.endsWith(DELETED_SUFFIX) ? name.slice(0, -DELETED_SUFFIX.length) : name;
+  if (bare.endsWith(LOG_SUFFIX)) return { kind: 'log', baseOffset: undefined };
+  if (bare.endsWith(TIME_INDEX_SUFFIX)) return { kind: 'timeindex', baseOffset: undefined };
+  if (bare.endsWith(INDEX_SUFFIX)) return { kind: 'index', baseOffset: undefined };
   return undefined;
 }
 
@@ -49,36 +51,35 @@ export async function dump(path: string, options: DumpOptions, out: Printer): Pr
 
 async function dumpLog(file: File, baseOffset: number, options: DumpOptions, out: Printer): Promise<boolean> {
   const size = await file.size();
-  const reader = new BatchReader(file, size, 1 << 20);
+  const reader = BatchReader.ofFile(file, size, 1 << 20);
   await out.line(`Log starting offset: ${baseOffset}`);
-  let position = 0;
+  const print = async (h: BatchHeader, position: number): Promise<void> => {
+    await out.line(batchLine(h, position, true));
+    if (options.records || options.data) await dumpRecords(reader, h, position, options.data, out);
+  };
   let valid = true;
-  while (position < size) {
-    const check = await reader.check(position);
-    if (check.ok) {
-      await out.line(batchLine(check.header, position, true));
-      if (options.records || options.data) await dumpRecords(reader, check.header, position, options.data, out);
-      position += check.header.size;
-      continue;
+  let from = 0;
+  let nextOffset = baseOffset;
+  for (;;) {
+    const stop = await walkBatches(reader, { from, baseOffset, nextOffset, checkCrc: true, onBatch: print });
+    if (stop.reason === undefined) return valid;
+    let header = stop.misplaced;
+    if (header !== undefined) {
+      // A whole, valid batch: shown as is, offsets out of place or not (that is verify's business).
+      await print(header, stop.position);
+    } else {
+      valid = false;
+      // A batch whose size is sane but whose content is not: show it and go on, as Kafka does.
+      const check = stop.reason === 'crc' || stop.reason === 'records' ? await reader.checkHeader(stop.position) : undefined;
+      if (check === undefined || !check.ok) {
+        await out.line(`Found ${size - stop.position} invalid bytes at position ${stop.position} to the end of ${file.path} (${stop.reason})`);
+        return valid;
+      }
+      header = check.header;
+      await out.line(`${batchLine(header, stop.position, false)} reason: ${stop.reason}`);
     }
-    valid = false;
-    // A batch whose size is sane but whose content is not: show it and go on, as Kafka does.
-    const header = check.reason === 'crc' || check.reason === 'records' ? await headerAt(reader, position) : undefined;
-    if (header === undefined) {
-      await out.line(`Found ${size - position} invalid bytes at position ${position} to the end of ${file.path} (${check.reason})`);
-      break;
-    }
-    await out.line(`${batchLine(header, position, false)} reason: ${check.reason}`);
-    position += header.size;
-  }
-  return valid;
-}
-
-async function headerAt(reader: BatchReader, position: number): Promise<BatchHeader | undefined> {
-  try {
-    return readBatchHeader(await reader.bytes(position, 61), 0);
-  } catch {
-    return undefined;
+    from = stop.position + header.size;
+    nextOffset = Math.max(stop.nextOffset, header.lastOffset + 1);
   }
 }
 
@@ -116,22 +117,22 @@ async function dumpRecords(reader: BatchReader, h: BatchHeader, position: number
 }
 
 async function dumpIndex(file: File, baseOffset: number, kind: 'index' | 'timeindex', out: Printer): Promise<boolean> {
-  const entrySize = kind === 'index' ? 8 : 12;
+  const entrySize = kind === 'index' ? offsetEntry.bytes : timeEntry.bytes;
   const size = await file.size();
   const buf = Buffer.alloc(size);
   const n = await file.read(buf, 0);
   const entries = Math.floor(n / entrySize);
   for (let i = 0; i < entries; i++) {
-    const e = buf.subarray(i * entrySize, (i + 1) * entrySize);
     // An all-zero entry after the first is preallocated room (an index not trimmed by a clean close).
-    if (i > 0 && e.every((b) => b === 0)) {
+    if (i > 0 && isZeroEntry(buf, i, entrySize)) {
       await out.line(`(${entries - i} zero entries from byte ${i * entrySize}: preallocated, not yet trimmed)`);
       break;
     }
     if (kind === 'index') {
-      await out.line(`offset: ${baseOffset + e.readInt32BE(0)} position: ${e.readInt32BE(4)}`);
+      await out.line(`offset: ${baseOffset + offsetEntry.relativeOffset(buf, i)} position: ${offsetEntry.position(buf, i)}`);
     } else {
-      await out.line(`timestamp: ${e.readBigInt64BE(0)} offset: ${baseOffset + e.readInt32BE(8)}`);
+      const timestamp = timeEntry.timestamp(buf, i);
+      await out.line(`timestamp: ${Number.isNaN(timestamp) ? '(not a safe integer)' : timestamp} offset: ${baseOffset + timeEntry.relativeOffset(buf, i)}`);
     }
   }
   if (n % entrySize !== 0) {

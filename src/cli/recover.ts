@@ -6,10 +6,9 @@ import { createHash } from 'node:crypto';
 import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SeglogError } from '../errors.js';
-import { CLEAN_SHUTDOWN_FILE, Log } from '../log/log.js';
+import { CLEAN_SHUTDOWN_FILE, LOCK_FILE, LOG_SUFFIX } from '../layout.js';
+import { Log } from '../log/log.js';
 import { File, fsyncDir, tryLockExclusive } from '../native.js';
-import { LOCK_FILE } from '../store/store.js';
-import { LOG_SUFFIX } from '../segment/segment.js';
 import type { Printer } from './output.js';
 import { findLogDirs } from './verify.js';
 

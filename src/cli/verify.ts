@@ -3,12 +3,24 @@
 // never mapped, so a concurrent truncation cannot fault this process.
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CLEAN_SHUTDOWN_FILE, DELETED_SUFFIX, LOG_START_OFFSET_FILE } from '../log/log.js';
+import { readOffsetCheckpoint } from '../common/durable-files.js';
+import { isZeroEntry, offsetEntry, timeEntry } from '../index/entries.js';
+import {
+  CLEAN_SHUTDOWN_FILE,
+  DELETED_SUFFIX,
+  isSegmentLog,
+  LOCK_FILE,
+  LOG_START_OFFSET_CHECKPOINT,
+  LOG_START_OFFSET_FILE,
+  LOG_SUFFIX,
+  parseSegmentFileName,
+  RECOVERY_POINT_CHECKPOINT,
+  segmentBases,
+  segmentPaths,
+} from '../layout.js';
 import { File, tryLockExclusive } from '../native.js';
 import { BatchReader } from '../segment/batch-reader.js';
-import { LOG_SUFFIX, scanLog, Segment } from '../segment/segment.js';
-import { readOffsetCheckpoint } from '../store/checkpoint.js';
-import { LOCK_FILE, LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT } from '../store/store.js';
+import { scanLog } from '../segment/scan-log.js';
 import type { Printer } from './output.js';
 
 export interface Finding {
@@ -19,16 +31,14 @@ export interface Finding {
   message: string;
 }
 
-const SEGMENT_LOG = /^(\d{20})\.log$/;
-
 /** The log directories `dir` stands for: itself, or the logs of the store it holds. */
 export async function findLogDirs(dir: string): Promise<{ logs: string[]; store: boolean }> {
   const entries = await readdir(dir, { withFileTypes: true });
-  if (entries.some((e) => e.isFile() && (SEGMENT_LOG.test(e.name) || e.name === LOG_START_OFFSET_FILE))) return { logs: [dir], store: false };
+  if (entries.some((e) => e.isFile() && (isSegmentLog(e.name) || e.name === LOG_START_OFFSET_FILE))) return { logs: [dir], store: false };
   const logs: string[] = [];
   for (const e of entries) {
     if (!e.isDirectory() || e.name.startsWith('.')) continue;
-    if ((await readdir(join(dir, e.name))).some((n) => SEGMENT_LOG.test(n))) logs.push(join(dir, e.name));
+    if ((await readdir(join(dir, e.name))).some(isSegmentLog)) logs.push(join(dir, e.name));
   }
   const store = entries.some((e) => [LOCK_FILE, RECOVERY_POINT_CHECKPOINT, LOG_START_OFFSET_CHECKPOINT].includes(e.name));
   if (logs.length === 0 && !store) throw new RangeError(`${dir} holds neither a seglog log nor a store`);
@@ -83,7 +93,7 @@ interface Batches {
 async function verifyLog(dir: string, out: Printer): Promise<{ segments: number; findings: Finding[] }> {
   const names = await readdir(dir);
   const findings: Finding[] = [];
-  const bases = names.flatMap((n) => (SEGMENT_LOG.exec(n) === null ? [] : [Number(SEGMENT_LOG.exec(n)![1])])).sort((a, b) => a - b);
+  const bases = segmentBases(names);
   const clean = names.includes(CLEAN_SHUTDOWN_FILE);
   if (!clean) findings.push({ level: 'note', path: dir, message: 'not closed cleanly (or open now): the next open runs recovery' });
   findings.push(...strayFiles(dir, names, new Set(bases)));
@@ -92,18 +102,18 @@ async function verifyLog(dir: string, out: Printer): Promise<{ segments: number;
   for (let i = 0; i < bases.length; i++) {
     const base = bases[i]!;
     const last = i === bases.length - 1;
-    const paths = Segment.paths(dir, base);
-    if (!Number.isSafeInteger(base)) {
-      findings.push({ level: 'problem', path: paths.log, message: 'base offset beyond the safe integer range' });
-      continue;
+    if (Number.isNaN(base)) {
+      findings.push(...unsafeBases(dir, names));
+      break;
     }
+    const paths = segmentPaths(dir, base);
     const file = await File.open(paths.log);
     let batches: Batches;
     let nextOffset: number;
     try {
       const size = await file.size();
       batches = { positions: [], baseOffsets: [], lastOffsets: [] };
-      const scan = await scanLog(new BatchReader(file, size, 1 << 20), size, base, (h, position) => {
+      const scan = await scanLog(BatchReader.ofFile(file, size, 1 << 20), base, (h, position) => {
         batches.positions.push(position);
         batches.baseOffsets.push(h.baseOffset);
         batches.lastOffsets.push(h.lastOffset);
@@ -138,18 +148,25 @@ async function verifyLog(dir: string, out: Printer): Promise<{ segments: number;
   return { segments: bases.length, findings };
 }
 
+/** The segments whose base offset is beyond the safe integer range (segmentBases() puts them last, as NaN). */
+function unsafeBases(dir: string, names: string[]): Finding[] {
+  return names
+    .filter((n) => isSegmentLog(n) && Number.isNaN(parseSegmentFileName(n)!.baseOffset))
+    .map((n) => ({ level: 'problem', path: join(dir, n), message: 'base offset beyond the safe integer range' }));
+}
+
 function strayFiles(dir: string, names: string[], bases: Set<number>): Finding[] {
   const findings: Finding[] = [];
   for (const n of names) {
     const path = join(dir, n);
-    if (SEGMENT_LOG.test(n) || n === CLEAN_SHUTDOWN_FILE || n === LOG_START_OFFSET_FILE) continue;
+    if (isSegmentLog(n) || n === CLEAN_SHUTDOWN_FILE || n === LOG_START_OFFSET_FILE) continue;
     if (n.endsWith(DELETED_SUFFIX)) {
       findings.push({ level: 'note', path, message: 'left by retention; the next open removes it' });
       continue;
     }
-    const index = /^(\d{20})\.(index|timeindex)$/.exec(n);
-    if (index !== null) {
-      if (!bases.has(Number(index[1]))) findings.push({ level: 'note', path, message: 'index without a .log: ignored' });
+    const segmentFile = parseSegmentFileName(n);
+    if (segmentFile !== undefined) {
+      if (!bases.has(segmentFile.baseOffset)) findings.push({ level: 'note', path, message: 'index without a .log: ignored' });
     } else if (n.endsWith(LOG_SUFFIX)) {
       findings.push({ level: 'problem', path, message: 'named like a segment but not as 20 digits + .log: seglog ignores it and any data in it' });
     } else {
@@ -185,7 +202,7 @@ async function checkIndex(path: string, kind: 'index' | 'timeindex', base: numbe
   } finally {
     await file.close();
   }
-  const entrySize = kind === 'index' ? 8 : 12;
+  const entrySize = kind === 'index' ? offsetEntry.bytes : timeEntry.bytes;
   const problem = (message: string, position?: number): Finding[] => [{ level: 'problem', path, ...(position === undefined ? {} : { position }), message }];
   if (bytes.length % entrySize !== 0) return problem(`size ${bytes.length} is not a multiple of the entry size ${entrySize}: the next open rebuilds it`);
   const entries = bytes.length / entrySize;
@@ -193,14 +210,13 @@ async function checkIndex(path: string, kind: 'index' | 'timeindex', base: numbe
   let previousOffset = base;
   for (let i = 0; i < entries; i++) {
     const at = i * entrySize;
-    const e = bytes.subarray(at, at + entrySize);
-    if (i > 0 && e.every((b) => b === 0)) {
+    if (i > 0 && isZeroEntry(bytes, i, entrySize)) {
       if (untrimmedOk) return [];
       return problem(`${entries - i} zero entries from here: preallocated room that a clean close trims`, at);
     }
     if (kind === 'index') {
-      const offset = base + e.readInt32BE(0);
-      const position = e.readInt32BE(4);
+      const offset = base + offsetEntry.relativeOffset(bytes, i);
+      const position = offsetEntry.position(bytes, i);
       if (offset <= previousKey) return problem(`offset ${offset} does not follow ${previousKey}`, at);
       const slot = batchAt(batches.positions, position);
       if (slot < 0 || batches.baseOffsets[slot]! > offset || batches.lastOffsets[slot]! < offset) {
@@ -208,9 +224,10 @@ async function checkIndex(path: string, kind: 'index' | 'timeindex', base: numbe
       }
       previousKey = offset;
     } else {
-      const timestamp = Number(e.readBigInt64BE(0));
-      const offset = base + e.readInt32BE(8);
-      if (!Number.isSafeInteger(timestamp) || timestamp <= previousKey) return problem(`timestamp ${e.readBigInt64BE(0)} does not follow ${previousKey}`, at);
+      const timestamp = timeEntry.timestamp(bytes, i);
+      const offset = base + timeEntry.relativeOffset(bytes, i);
+      if (Number.isNaN(timestamp)) return problem('timestamp is not a safe integer', at);
+      if (timestamp <= previousKey) return problem(`timestamp ${timestamp} does not follow ${previousKey}`, at);
       const end = batches.lastOffsets.length === 0 ? base : batches.lastOffsets[batches.lastOffsets.length - 1]! + 1;
       if (offset < previousOffset || offset >= end) return problem(`offset ${offset} is out of order or outside the segment's offsets`, at);
       previousKey = timestamp;

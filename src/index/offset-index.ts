@@ -1,21 +1,19 @@
 // The `.index` file: sparse map from offset to the byte position of the batch
-// holding it in the segment's `.log`. Entries are 8 bytes, big-endian, as in
-// Kafka: offset - baseOffset (i32), file position (i32).
+// holding it in the segment's `.log`. Entries as in Kafka (see entries.ts):
+// offset - baseOffset (i32), file position (i32).
 import { checkInteger } from '../validate.js';
-import { MappedIndex, type IndexOptions, type IndexState, type KeyReader } from './mapped-index.js';
+import { offsetEntry } from './entries.js';
+import { MappedIndex, type IndexOptions, type IndexState } from './mapped-index.js';
 
 export interface OffsetPosition {
   offset: number;
   position: number;
 }
 
-const ENTRY_SIZE = 8;
-
-const relativeOffsetAt: KeyReader = (b, slot) => b.readInt32BE(slot * ENTRY_SIZE);
-const positionAt: KeyReader = (b, slot) => b.readInt32BE(slot * ENTRY_SIZE + 4);
+const { relativeOffset: relativeOffsetAt, position: positionAt } = offsetEntry;
 
 export class OffsetIndex extends MappedIndex {
-  static readonly ENTRY_SIZE = ENTRY_SIZE;
+  static readonly ENTRY_SIZE = offsetEntry.bytes;
 
   protected readonly offsetKey = relativeOffsetAt;
 
@@ -25,7 +23,7 @@ export class OffsetIndex extends MappedIndex {
 
   /** Opens (creating if writable) the `.index` of the segment starting at `baseOffset`. */
   static async open(path: string, baseOffset: number, options: IndexOptions): Promise<OffsetIndex> {
-    return new OffsetIndex(await MappedIndex.load(path, baseOffset, options, ENTRY_SIZE));
+    return new OffsetIndex(await MappedIndex.load(path, baseOffset, options, offsetEntry.bytes));
   }
 
   /**
@@ -40,17 +38,14 @@ export class OffsetIndex extends MappedIndex {
     const b = this.writableView();
     const n = this.entries;
     if (n > 0) {
-      const last = (n - 1) * ENTRY_SIZE;
-      if (relative <= b.readInt32BE(last)) {
-        throw new RangeError(`offset must be greater than the last indexed offset ${this.baseOffset + b.readInt32BE(last)}, got ${offset}`);
+      if (relative <= relativeOffsetAt(b, n - 1)) {
+        throw new RangeError(`offset must be greater than the last indexed offset ${this.baseOffset + relativeOffsetAt(b, n - 1)}, got ${offset}`);
       }
-      if (position < b.readInt32BE(last + 4)) {
-        throw new RangeError(`position must not be below the last indexed position ${b.readInt32BE(last + 4)}, got ${position}`);
+      if (position < positionAt(b, n - 1)) {
+        throw new RangeError(`position must not be below the last indexed position ${positionAt(b, n - 1)}, got ${position}`);
       }
     }
-    const at = this.nextSlot() * ENTRY_SIZE;
-    b.writeInt32BE(relative, at);
-    b.writeInt32BE(position, at + 4);
+    offsetEntry.write(b, this.nextSlot(), relative, position);
     this.commitSlot();
   }
 
@@ -97,8 +92,8 @@ export class OffsetIndex extends MappedIndex {
       let previousOffset = -1;
       let previousPosition = 0;
       for (let slot = 0; slot < n; slot++) {
-        const relative = b.readInt32BE(slot * ENTRY_SIZE);
-        const position = b.readInt32BE(slot * ENTRY_SIZE + 4);
+        const relative = relativeOffsetAt(b, slot);
+        const position = positionAt(b, slot);
         if (relative <= previousOffset) {
           throw this.corrupt(
             relative < 0 ? `relative offset ${relative} is negative` : `offset ${this.baseOffset + relative} does not follow ${this.baseOffset + previousOffset}`,
@@ -119,6 +114,6 @@ export class OffsetIndex extends MappedIndex {
 
   #entry(b: Buffer, slot: number): OffsetPosition {
     if (slot < 0) return { offset: this.baseOffset, position: 0 };
-    return { offset: this.baseOffset + b.readInt32BE(slot * ENTRY_SIZE), position: b.readInt32BE(slot * ENTRY_SIZE + 4) };
+    return { offset: this.baseOffset + relativeOffsetAt(b, slot), position: positionAt(b, slot) };
   }
 }

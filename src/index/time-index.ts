@@ -1,9 +1,10 @@
 // The `.timeindex` file: sparse map from timestamp to the offset of the batch
-// that first reached it. Entries are 12 bytes, big-endian, as in Kafka:
-// timestamp (i64), offset - baseOffset (i32). An entry is added only when the
-// segment's max timestamp grows, so timestamps strictly increase and lookups
-// can binary search although record timestamps themselves may go backwards.
+// that first reached it. Entries as in Kafka (see entries.ts): timestamp
+// (i64), offset - baseOffset (i32). An entry is added only when the segment's
+// max timestamp grows, so timestamps strictly increase and lookups can
+// binary search although record timestamps themselves may go backwards.
 import { checkInteger } from '../validate.js';
+import { timeEntry } from './entries.js';
 import { MappedIndex, type IndexOptions, type IndexState, type KeyReader } from './mapped-index.js';
 
 export interface TimestampOffset {
@@ -11,15 +12,13 @@ export interface TimestampOffset {
   offset: number;
 }
 
-const ENTRY_SIZE = 12;
-const TWO_32 = 2 ** 32;
 /** Kafka's RecordBatch.NO_TIMESTAMP: what an empty index reports. */
 const NO_TIMESTAMP = -1;
 
 export class TimeIndex extends MappedIndex {
-  static readonly ENTRY_SIZE = ENTRY_SIZE;
+  static readonly ENTRY_SIZE = timeEntry.bytes;
 
-  protected readonly offsetKey: KeyReader = (b, slot) => b.readInt32BE(slot * ENTRY_SIZE + 8);
+  protected readonly offsetKey: KeyReader = timeEntry.relativeOffset;
   readonly #timestampKey: KeyReader = (b, slot) => this.#timestampAt(b, slot);
 
   private constructor(state: IndexState) {
@@ -28,7 +27,7 @@ export class TimeIndex extends MappedIndex {
 
   /** Opens (creating if writable) the `.timeindex` of the segment starting at `baseOffset`. */
   static async open(path: string, baseOffset: number, options: IndexOptions): Promise<TimeIndex> {
-    return new TimeIndex(await MappedIndex.load(path, baseOffset, options, ENTRY_SIZE));
+    return new TimeIndex(await MappedIndex.load(path, baseOffset, options, timeEntry.bytes));
   }
 
   /**
@@ -47,11 +46,7 @@ export class TimeIndex extends MappedIndex {
       throw new RangeError(`offset must not be below the last indexed offset ${this.baseOffset + this.offsetKey(b, n - 1)}, got ${offset}`);
     }
     if (timestamp <= (n === 0 ? NO_TIMESTAMP : this.#timestampAt(b, n - 1))) return false;
-    const at = this.nextSlot() * ENTRY_SIZE;
-    const high = Math.floor(timestamp / TWO_32);
-    b.writeInt32BE(high, at);
-    b.writeUInt32BE(timestamp - high * TWO_32, at + 4);
-    b.writeInt32BE(relative, at + 8);
+    timeEntry.write(b, this.nextSlot(), timestamp, relative);
     this.commitSlot();
     return true;
   }
@@ -104,11 +99,9 @@ export class TimeIndex extends MappedIndex {
     });
   }
 
-  // Two 32-bit reads instead of readBigInt64BE: no BigInt per probe. A value
-  // outside the safe range cannot round back into it, so the check is exact.
   #timestampAt(b: Buffer, slot: number): number {
-    const timestamp = b.readInt32BE(slot * ENTRY_SIZE) * TWO_32 + b.readUInt32BE(slot * ENTRY_SIZE + 4);
-    if (!Number.isSafeInteger(timestamp)) throw this.corrupt('timestamp is not a safe integer', slot);
+    const timestamp = timeEntry.timestamp(b, slot);
+    if (Number.isNaN(timestamp)) throw this.corrupt('timestamp is not a safe integer', slot);
     return timestamp;
   }
 

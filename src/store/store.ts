@@ -4,19 +4,16 @@
 import { readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SeglogError } from '../errors.js';
+import { CLEAN_SHUTDOWN_FILE, LOCK_FILE, LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT } from '../layout.js';
 import { Log, type LogOptions } from '../log/log.js';
 import { File, fsyncDir, tryLockExclusive } from '../native.js';
-import { CacheGroup } from '../pagecache/group.js';
-import { checkCacheOptions } from '../pagecache/options.js';
-import type { CacheStats, Residency } from '../pagecache/stats.js';
+import { CacheGroup } from '../cache/group.js';
+import { checkCacheOptions } from '../cache/options.js';
+import type { CacheStats, Residency } from '../cache/stats.js';
 import { checkInteger, checkOptions, checkString } from '../validate.js';
-import { mkdirDurable, readOffsetCheckpoint, writeOffsetCheckpoint } from './checkpoint.js';
-import { Scheduler } from './scheduler.js';
+import { mkdirDurable, readOffsetCheckpoint, writeOffsetCheckpoint } from '../common/durable-files.js';
+import { Scheduler } from '../common/scheduler.js';
 
-export const LOCK_FILE = '.lock';
-export const STORE_CLEAN_SHUTDOWN_FILE = '.clean-shutdown';
-export const RECOVERY_POINT_CHECKPOINT = 'recovery-point-offset-checkpoint';
-export const LOG_START_OFFSET_CHECKPOINT = 'log-start-offset-checkpoint';
 
 /**
  * Log names: 1 to 249 characters from letters, digits, '.', '_' and '-'
@@ -128,9 +125,9 @@ export class LogStore {
       await lock.truncate(0);
       await lock.write(Buffer.from(`${process.pid}\n`), 0);
       const names = await readdir(dataDir, { withFileTypes: true });
-      const clean = names.some((d) => d.name === STORE_CLEAN_SHUTDOWN_FILE);
+      const clean = names.some((d) => d.name === CLEAN_SHUTDOWN_FILE);
       if (clean) {
-        await rm(join(dataDir, STORE_CLEAN_SHUTDOWN_FILE));
+        await rm(join(dataDir, CLEAN_SHUTDOWN_FILE));
         await fsyncDir(dataDir);
       }
       // Dropped logs whose removal a crash interrupted.
@@ -291,7 +288,7 @@ export class LogStore {
         try {
           await this.checkpoint();
           if (clean) {
-            await writeFile(join(this.dataDir, STORE_CLEAN_SHUTDOWN_FILE), '');
+            await writeFile(join(this.dataDir, CLEAN_SHUTDOWN_FILE), '');
             await fsyncDir(this.dataDir);
           }
         } finally {

@@ -3,7 +3,7 @@
 // costs one large read per buffer rather than one small read per batch. The
 // buffer is aligned so that it can be filled with O_DIRECT.
 import { allocAligned, freeAligned, type File } from '../native.js';
-import { BatchReader } from '../segment/batch-reader.js';
+import type { ByteSource } from '../segment/batch-reader.js';
 import type { Segment } from '../segment/segment.js';
 
 /** Reads into `into` from `position` of the stream's segment; returns the bytes read (fewer at the end of the file). */
@@ -153,24 +153,24 @@ export class ReadAheadStream {
   }
 }
 
-/** The BatchReader interface over a read-ahead stream, for Segment.locate and rangeFrom. */
-export class CatchUpReader extends BatchReader {
+/** A read-ahead stream as the byte source that Segment.locate and rangeFrom walk. */
+export class StreamBytes implements ByteSource {
+  readonly path: string;
+  readonly end: number;
   readonly #stream: ReadAheadStream;
-  readonly #end: number;
   readonly #fill: Fill;
 
   constructor(file: File, end: number, stream: ReadAheadStream, fill: Fill) {
-    // The base class's own buffer is not used: bytes() is served from the stream.
-    super(file, end, 0);
+    this.path = file.path;
+    this.end = end;
     this.#stream = stream;
-    this.#end = end;
     this.#fill = fill;
   }
 
-  override async bytes(position: number, length: number): Promise<Buffer> {
-    const want = Math.min(length, this.#end - position);
+  async bytes(position: number, length: number): Promise<Buffer> {
+    const want = Math.min(length, this.end - position);
     if (want <= 0) return EMPTY;
-    await this.#stream.ensure(position, want, this.#end, this.#fill);
+    await this.#stream.ensure(position, want, this.end, this.#fill);
     return this.#stream.view(position, want);
   }
 }

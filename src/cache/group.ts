@@ -6,7 +6,7 @@ import { SeglogError } from '../errors.js';
 import { directIOAlignment, PAGE_SIZE, probeDirectIO } from '../native.js';
 import { PageCacheLog, type LogCache, type SyncPolicy } from './log-cache.js';
 import type { CacheConfig } from './options.js';
-import { OwnLog } from './own-cache.js';
+import { OwnLog, type OwnCacheShared } from './own-cache.js';
 import { Pace } from './pace.js';
 import type { ReadAheadStream } from './read-ahead.js';
 import { Semaphore } from './semaphore.js';
@@ -18,7 +18,7 @@ const CATCH_UP_READS = 2;
 /** Read-ahead buffers kept between reads, per store: a store of many logs must not keep one per log. */
 const IDLE_STREAMS = 8;
 
-export class CacheGroup {
+export class CacheGroup implements OwnCacheShared {
   readonly mode: 'pagecache' | 'own';
   /** The store's totals: every log's counters add to them. */
   readonly counters = new CacheCounters();

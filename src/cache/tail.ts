@@ -9,7 +9,7 @@
 // truncation drops the window instead of rewriting it), so a reader may keep
 // views of them, and of blocks evicted meanwhile, for as long as it likes.
 import type { File } from '../native.js';
-import { BatchReader } from '../segment/batch-reader.js';
+import type { ByteSource } from '../segment/batch-reader.js';
 import type { BatchHeader } from '../segment/batch.js';
 import type { Segment } from '../segment/segment.js';
 
@@ -159,12 +159,12 @@ export class TailWindow {
     return lo === this.#lastOffsets.length ? undefined : this.#positions[lo];
   }
 
-  /** A reader of the cached bytes from `position` (inside the window) to its end. */
-  reader(file: File, position: number): TailReader {
+  /** The cached bytes from `position` (inside the window) to its end, as a snapshot. */
+  bytesFrom(file: File, position: number): TailBytes {
     const size = this.#budget.blockBytes;
     const from = Math.floor((position - this.#base) / size);
-    return new TailReader(
-      file,
+    return new TailBytes(
+      file.path,
       this.#blocks.slice(from).map((b) => b.bytes),
       this.#base + from * size,
       size,
@@ -203,26 +203,26 @@ export class TailWindow {
 }
 
 /**
- * Serves batch headers and bytes from a snapshot of a window's blocks: the
- * BatchReader interface that Segment.rangeFrom walks, with no system call.
+ * A snapshot of a window's blocks as the byte source that Segment.locate and
+ * rangeFrom walk, with no system call.
  */
-export class TailReader extends BatchReader {
+export class TailBytes implements ByteSource {
+  readonly path: string;
+  readonly end: number;
   readonly #blocks: Buffer[];
   readonly #base: number;
   readonly #blockBytes: number;
-  readonly #end: number;
 
-  constructor(file: File, blocks: Buffer[], base: number, blockBytes: number, end: number) {
-    // The base class's own buffer is not used: bytes() is served from the blocks.
-    super(file, end, 0);
+  constructor(path: string, blocks: Buffer[], base: number, blockBytes: number, end: number) {
+    this.path = path;
     this.#blocks = blocks;
     this.#base = base;
     this.#blockBytes = blockBytes;
-    this.#end = end;
+    this.end = end;
   }
 
-  override async bytes(position: number, length: number): Promise<Buffer> {
-    const parts = this.parts(position, Math.min(position + length, this.#end));
+  async bytes(position: number, length: number): Promise<Buffer> {
+    const parts = this.parts(position, Math.min(position + length, this.end));
     return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
   }
 

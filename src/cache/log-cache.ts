@@ -1,7 +1,8 @@
 // What a Log asks of its cache mode: where each segment's part of a read
-// comes from, and the events (appends, syncs, rolls, removals) the mode may
-// act on. Pagecache mode, here, reads the files as seglog always has and
-// acts on nothing; own mode is in own-cache.ts.
+// comes from, and the events of the log's segment set (appends, syncs,
+// rolls, removals, truncations) the mode may act on. Pagecache mode, here,
+// reads the files as seglog always has and acts on nothing; own mode is in
+// own-cache.ts.
 import { stats } from '../native.js';
 import { BatchReader } from '../segment/batch-reader.js';
 import type { BatchHeader } from '../segment/batch.js';
@@ -43,6 +44,8 @@ export interface LogCache {
   sealed(segment: Segment): void;
   /** `segments` left the log (retention, truncation). */
   removed(segments: readonly Segment[]): void;
+  /** truncateTo is cutting `segment`: what is cached of it goes. */
+  replacing(segment: Segment): void;
   /** The log was cut back (truncateTo): what was cached or read ahead past the cut is wrong now. */
   truncated(): void;
   /** Memory held now. */
@@ -92,6 +95,7 @@ export class PageCacheLog implements LogCache {
   synced(): void {}
   sealed(): void {}
   removed(): void {}
+  replacing(): void {}
   truncated(): void {}
   async close(): Promise<void> {}
 }
@@ -110,7 +114,7 @@ class FileSource implements SegmentSource {
 
   constructor(segment: Segment, counters: CacheCounters, release: () => void) {
     this.#segment = segment;
-    this.#reader = new BatchReader(segment.log, segment.size);
+    this.#reader = BatchReader.ofFile(segment.log, segment.size);
     this.#counters = counters;
     this.#release = release;
   }

@@ -6,14 +6,32 @@
 // write-behind.ts).
 import type { SeglogError } from '../errors.js';
 import { File } from '../native.js';
+import { BatchReader } from '../segment/batch-reader.js';
 import { BATCH_HEADER_SIZE, type BatchHeader } from '../segment/batch.js';
 import type { BatchLocation, Segment } from '../segment/segment.js';
-import type { CacheGroup } from './group.js';
+import type { Pace } from './pace.js';
+import type { Semaphore } from './semaphore.js';
 import type { LogCache, SegmentSource, SyncPolicy } from './log-cache.js';
-import { CatchUpReader, ReadAheadStream } from './read-ahead.js';
+import { ReadAheadStream, StreamBytes } from './read-ahead.js';
 import type { CacheCounters } from './stats.js';
-import { TailWindow, type TailReader } from './tail.js';
+import { TailWindow, type TailBudget, type TailBytes } from './tail.js';
 import { WriteBehind } from './write-behind.js';
+
+/** What the logs of one store share in own mode (CacheGroup provides it). */
+export interface OwnCacheShared {
+  readonly directIO: boolean;
+  /** The tail cache's memory; undefined with tailBytes 0. */
+  readonly budget: TailBudget | undefined;
+  readonly readAheadBytes: number;
+  /** Of read-ahead buffers, file positions and lengths. */
+  readonly alignment: number;
+  readonly catchUpSlots: Semaphore;
+  readonly catchUpPace: Pace | undefined;
+  /** A read-ahead stream's read is done: it keeps its buffer unless that makes too many kept. */
+  parked(stream: ReadAheadStream): void;
+  /** A stream is in use again, or gone. */
+  taken(stream: ReadAheadStream): void;
+}
 
 /** Read-ahead streams a log keeps between reads (the store frees the buffers of all but a few idle ones). */
 const MAX_STREAMS = 4;
@@ -21,7 +39,7 @@ const MAX_STREAMS = 4;
 export class OwnLog implements LogCache {
   readonly mode = 'own';
   readonly counters: CacheCounters;
-  readonly #group: CacheGroup;
+  readonly #group: OwnCacheShared;
   readonly #windows = new Map<Segment, TailWindow>();
   #streams: ReadAheadStream[] = [];
   readonly #writeBehind: WriteBehind;
@@ -37,7 +55,7 @@ export class OwnLog implements LogCache {
   #closed = false;
 
   /** `onError` gets failures of background writeback, which must stop the log like a failed fsync. */
-  constructor(group: CacheGroup, counters: CacheCounters, onError: (err: unknown) => void, syncs: SyncPolicy) {
+  constructor(group: OwnCacheShared, counters: CacheCounters, onError: (err: unknown) => void, syncs: SyncPolicy) {
     this.#group = group;
     this.counters = counters;
     this.#writeBehind = new WriteBehind(onError, syncs);
@@ -179,6 +197,10 @@ export class OwnLog implements LogCache {
     }
   }
 
+  replacing(segment: Segment): void {
+    this.removed([segment]);
+  }
+
   truncated(): void {
     this.#writeBehind.clear();
     for (const w of this.#windows.values()) w.drop();
@@ -207,7 +229,8 @@ class TailSource implements SegmentSource {
   readonly #segment: Segment;
   readonly #window: TailWindow;
   readonly #counters: CacheCounters;
-  #reader: TailReader | undefined;
+  #bytes: TailBytes | undefined;
+  #reader: BatchReader | undefined;
 
   constructor(segment: Segment, window: TailWindow, counters: CacheCounters) {
     this.#segment = segment;
@@ -219,7 +242,8 @@ class TailSource implements SegmentSource {
     const position = this.#window.positionOf(offset);
     if (position === undefined) return undefined;
     // A snapshot: evictions meanwhile do not change what this read sees.
-    this.#reader = this.#window.reader(this.#segment.log, position);
+    this.#bytes = this.#window.bytesFrom(this.#segment.log, position);
+    this.#reader = new BatchReader(this.#bytes);
     return { position, header: (await this.#reader.header(position))! };
   }
 
@@ -230,7 +254,7 @@ class TailSource implements SegmentSource {
   async bytes(start: number, end: number, copy: boolean): Promise<Buffer[]> {
     this.#counters.add('tailHits', 1);
     this.#counters.add('tailHitBytes', end - start);
-    const parts = this.#reader!.parts(start, end);
+    const parts = this.#bytes!.parts(start, end);
     return copy ? [Buffer.concat(parts, end - start)] : parts;
   }
 
@@ -242,7 +266,7 @@ class CatchUpSource implements SegmentSource {
   readonly #segment: Segment;
   readonly #stream: ReadAheadStream;
   readonly #owner: OwnLog;
-  readonly #reader: CatchUpReader;
+  readonly #reader: BatchReader;
   /** The segment's size when the read began: bytes past it may be half written. */
   readonly #end: number;
 
@@ -253,7 +277,7 @@ class CatchUpSource implements SegmentSource {
     this.#stream = stream;
     this.#owner = owner;
     this.#end = segment.size;
-    this.#reader = new CatchUpReader(segment.log, this.#end, stream, this.#fill);
+    this.#reader = new BatchReader(new StreamBytes(segment.log, this.#end, stream, this.#fill));
   }
 
   async locate(offset: number): Promise<BatchLocation | undefined> {

@@ -1,0 +1,75 @@
+// The on-disk layout, in one place: segment file names (Kafka's 20-digit base
+// offset plus a suffix), the markers and checkpoint files of a log and of a
+// store, and the widths of index entries. Everything that names or parses a
+// file on disk (log, store, segment, index, CLI, tests) takes it from here.
+import { join } from 'node:path';
+
+export const LOG_SUFFIX = '.log';
+export const INDEX_SUFFIX = '.index';
+export const TIME_INDEX_SUFFIX = '.timeindex';
+/** Appended to segment files removed by retention until they are unlinked (fileDeleteDelayMs later). */
+export const DELETED_SUFFIX = '.deleted';
+
+/** Present while a log (or a store) is closed cleanly; its absence on open means recovery. */
+export const CLEAN_SHUTDOWN_FILE = '.clean-shutdown';
+/** A standalone log's start offset when deleteRecordsBefore or retention moved it. */
+export const LOG_START_OFFSET_FILE = '.log-start-offset';
+/** A store's lock file: flock'd while a LogStore has the data directory open; holds its pid. */
+export const LOCK_FILE = '.lock';
+/** A store's checkpoints, in Kafka's offset checkpoint layout (one line per log). */
+export const RECOVERY_POINT_CHECKPOINT = 'recovery-point-offset-checkpoint';
+export const LOG_START_OFFSET_CHECKPOINT = 'log-start-offset-checkpoint';
+
+/** Bytes of an offset index entry: relative offset i32, file position i32 (Kafka's layout). */
+export const OFFSET_INDEX_ENTRY_BYTES = 8;
+/** Bytes of a time index entry: timestamp i64, relative offset i32 (Kafka's layout). */
+export const TIME_INDEX_ENTRY_BYTES = 12;
+
+export type SegmentFileKind = 'log' | 'index' | 'timeindex';
+
+const SUFFIXES: Record<SegmentFileKind, string> = { log: LOG_SUFFIX, index: INDEX_SUFFIX, timeindex: TIME_INDEX_SUFFIX };
+/** A segment file: 20 digits, a suffix, and `.deleted` once retention removed it. */
+const SEGMENT_FILE = /^(\d{20})\.(log|index|timeindex)(\.deleted)?$/;
+
+/** Kafka's file name for a segment: the base offset, 20 digits, zero padded, then the suffix. */
+export function segmentFileName(baseOffset: number, kind: SegmentFileKind): string {
+  return `${String(baseOffset).padStart(20, '0')}${SUFFIXES[kind]}`;
+}
+
+/** The paths of the three files of the segment at `baseOffset` in `dir`. */
+export function segmentPaths(dir: string, baseOffset: number): { log: string; index: string; timeIndex: string } {
+  return {
+    log: join(dir, segmentFileName(baseOffset, 'log')),
+    index: join(dir, segmentFileName(baseOffset, 'index')),
+    timeIndex: join(dir, segmentFileName(baseOffset, 'timeindex')),
+  };
+}
+
+/**
+ * What a file name says, when it is a segment file: its kind, its base
+ * offset (NaN beyond the safe integer range) and whether retention removed
+ * it. Undefined for any other name.
+ */
+export function parseSegmentFileName(name: string): { kind: SegmentFileKind; baseOffset: number; deleted: boolean } | undefined {
+  const m = SEGMENT_FILE.exec(name);
+  if (m === null) return undefined;
+  const baseOffset = Number(m[1]);
+  return { kind: m[2] as SegmentFileKind, baseOffset: Number.isSafeInteger(baseOffset) ? baseOffset : Number.NaN, deleted: m[3] !== undefined };
+}
+
+/** Whether `name` is a live segment's .log (the file that makes a segment exist). */
+export function isSegmentLog(name: string): boolean {
+  const p = parseSegmentFileName(name);
+  return p !== undefined && p.kind === 'log' && !p.deleted;
+}
+
+/**
+ * The base offsets of the segments among `names` (a directory listing), in
+ * order. A name beyond the safe integer range comes back as NaN, last.
+ */
+export function segmentBases(names: readonly string[]): number[] {
+  return names
+    .filter(isSegmentLog)
+    .map((n) => parseSegmentFileName(n)!.baseOffset)
+    .sort((a, b) => (Number.isNaN(a) ? 1 : Number.isNaN(b) ? -1 : a - b));
+}

@@ -1,0 +1,141 @@
+// The order of a log's writes: appends and exclusive work (roll, truncation,
+// retention) run one at a time, in call order; consecutive appends are handed
+// out as groups for one commit; appends beyond maxPendingBytes wait for room
+// (backpressure), in call order too.
+import type { checkBatch } from '../segment/batch.js';
+
+export type CheckedBatch = Extract<ReturnType<typeof checkBatch>, { ok: true }>;
+
+export interface AppendResult {
+  baseOffset: number;
+  lastOffset: number;
+  /** Bytes written to the log. */
+  bytes: number;
+  /** The batches' timestamp when LogAppendTime was applied, else -1. */
+  logAppendTime: number;
+}
+
+/** One append waiting for its turn; batches are checked and carry their headers. */
+export interface PendingAppend {
+  data: Buffer;
+  checks: CheckedBatch[];
+  logAppendTime: number;
+  resolve(result: AppendResult): void;
+  reject(err: unknown): void;
+}
+
+/** Work that must run alone between append groups. */
+interface ExclusiveWork {
+  work(): Promise<unknown>;
+  resolve(value: unknown): void;
+  reject(err: unknown): void;
+}
+
+/** Commits the appends that `take` hands out (at least one), settling each. */
+export type Commit = (take: (room: number) => PendingAppend[]) => Promise<void>;
+
+export class AppendQueue {
+  readonly #maxPendingBytes: number;
+  readonly #commit: Commit;
+  readonly #items: Array<PendingAppend | ExclusiveWork> = [];
+  #pendingBytes = 0;
+  #running: Promise<void> | undefined;
+  /** Appends waiting for room (backpressure), in call order. */
+  #roomWaiters: Array<() => void> = [];
+
+  constructor(maxPendingBytes: number, commit: Commit) {
+    this.#maxPendingBytes = maxPendingBytes;
+    this.#commit = commit;
+  }
+
+  /** The drain under way, if any: close waits for it. */
+  get running(): Promise<void> | undefined {
+    return this.#running;
+  }
+
+  /**
+   * Queues an append once there is room for it; `stillWritable` runs after
+   * a wait for room and throws if the log can no longer take it.
+   */
+  async append(data: Buffer, checks: CheckedBatch[], logAppendTime: number, stillWritable: () => void): Promise<AppendResult> {
+    if (this.#roomWaiters.length > 0 || (this.#pendingBytes > 0 && this.#pendingBytes + data.length > this.#maxPendingBytes)) {
+      await new Promise<void>((resolve) => this.#roomWaiters.push(resolve));
+      stillWritable();
+    }
+    this.#pendingBytes += data.length;
+    return new Promise<AppendResult>((resolve, reject) => {
+      this.#items.push({ data, checks, logAppendTime, resolve, reject });
+      void this.#pump();
+    });
+  }
+
+  /** Runs `work` alone, after every append queued before it. */
+  exclusive<T>(work: () => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.#items.push({ work, resolve: resolve as (v: unknown) => void, reject });
+      void this.#pump();
+    });
+  }
+
+  /** The bytes of settled appends leave the queue: appends waiting for room may go. */
+  settled(bytes: number): void {
+    this.#pendingBytes -= bytes;
+    while (this.#roomWaiters.length > 0 && (this.#pendingBytes === 0 || this.#pendingBytes < this.#maxPendingBytes)) {
+      this.#roomWaiters.shift()!();
+      // The woken append adds its bytes in a later microtask; let one through at a time past the bound.
+      if (this.#pendingBytes >= this.#maxPendingBytes) break;
+    }
+  }
+
+  /** Rejects every queued append with `err` (the log failed); exclusive work stays queued. */
+  rejectAppends(err: unknown): void {
+    for (const item of this.#items.splice(0)) {
+      if ('data' in item) {
+        this.settled(item.data.length);
+        item.reject(err);
+      } else {
+        this.#items.push(item);
+      }
+    }
+  }
+
+  #pump(): Promise<void> {
+    this.#running ??= this.#drain();
+    return this.#running;
+  }
+
+  async #drain(): Promise<void> {
+    try {
+      while (this.#items.length > 0) {
+        const head = this.#items[0]!;
+        if ('work' in head) {
+          this.#items.shift();
+          try {
+            head.resolve(await head.work());
+          } catch (err) {
+            head.reject(err);
+          }
+          continue;
+        }
+        await this.#commit((room) => this.#take(room));
+      }
+    } finally {
+      this.#running = undefined;
+    }
+  }
+
+  /** The appends at the head of the queue whose bytes fit in `room`; the first always goes. */
+  #take(room: number): PendingAppend[] {
+    const group: PendingAppend[] = [];
+    let bytes = 0;
+    while (this.#items.length > 0) {
+      const next = this.#items[0]!;
+      if (!('data' in next)) break;
+      if (group.length > 0 && bytes + next.data.length > room) break;
+      bytes += next.data.length;
+      group.push(next);
+      this.#items.shift();
+    }
+    return group;
+  }
+}

@@ -1,0 +1,153 @@
+// Committing a group of queued appends: number the batches from the log end,
+// roll to a new segment when the active one is full or old, write the group
+// with one pwritev, under 'always' fdatasync it, then publish it (readers and
+// followers see it) and settle its appends. A failed write leaves no partial
+// batch; a failed fdatasync stops the log. A segment is durable before the
+// next one is created, so the segments on disk never leave a hole.
+import { SeglogError } from '../errors.js';
+import { freeBytes } from '../native.js';
+import { setBaseOffset, setLogAppendTime, type BatchHeader } from '../segment/batch.js';
+import { Segment, type SegmentConfig } from '../segment/segment.js';
+import type { AppendResult, PendingAppend } from './append-queue.js';
+import type { Flusher } from './flusher.js';
+import { INT32_MAX, type LogConfig } from './options.js';
+import type { LogSegments } from './segments.js';
+
+/** Most bytes one group commit writes with one pwritev. */
+const MAX_GROUP_BYTES = 16 * 1024 * 1024;
+
+export class GroupCommit {
+  readonly #dir: string;
+  readonly #config: LogConfig;
+  readonly #segmentConfig: SegmentConfig;
+  readonly #segments: LogSegments;
+  readonly #flusher: Flusher;
+  /** Puts the log in its failed state and returns the error that stopped it. */
+  readonly #fail: (err: unknown) => unknown;
+  readonly #failure: () => unknown;
+  /** The queue's bytes of settled appends (see AppendQueue.settled). */
+  readonly #settled: (bytes: number) => void;
+
+  constructor(
+    dir: string,
+    config: LogConfig,
+    segmentConfig: SegmentConfig,
+    parts: { segments: LogSegments; flusher: Flusher; fail: (err: unknown) => unknown; failure: () => unknown; settled: (bytes: number) => void },
+  ) {
+    this.#dir = dir;
+    this.#config = config;
+    this.#segmentConfig = segmentConfig;
+    this.#segments = parts.segments;
+    this.#flusher = parts.flusher;
+    this.#fail = parts.fail;
+    this.#failure = parts.failure;
+    this.#settled = parts.settled;
+  }
+
+  /** Takes the appends that one pwritev can write into one segment and commits them. */
+  async commit(take: (room: number) => PendingAppend[]): Promise<void> {
+    const group = take(Math.min(this.#config.segmentBytes - this.#segments.active.size, MAX_GROUP_BYTES));
+    const bytes = group.reduce((n, a) => n + a.data.length, 0);
+    try {
+      const failure = this.#failure();
+      if (failure !== undefined) throw failure;
+      const { headers, results, endOffset, records } = number(group, this.#segments.endOffset);
+      await this.#rollIfNeeded(bytes, endOffset - 1);
+      const active = this.#segments.active;
+      const position = active.size;
+      const chunks = group.map((a) => a.data);
+      try {
+        await active.append(chunks, headers);
+      } catch (err) {
+        // No partial batch may stay: cut the file back to the last good end, or stop.
+        await active.log.truncate(active.size).catch((cutErr) => this.#fail(cutErr));
+        throw err;
+      }
+      if (this.#config.flush.always) {
+        try {
+          await active.log.datasync();
+        } catch (err) {
+          throw this.#fail(err);
+        }
+      }
+      // Only bytes on file (under 'always': durable) are published, before readers can ask for them.
+      this.#segments.appended(position, chunks, headers, endOffset);
+      this.#flusher.written(bytes, records, endOffset);
+      group.forEach((a, i) => a.resolve(results[i]!));
+    } catch (err) {
+      for (const a of group) a.reject(err);
+    } finally {
+      this.#settled(bytes);
+    }
+  }
+
+  async #rollIfNeeded(bytes: number, lastOffset: number, now = Date.now()): Promise<void> {
+    const s = this.#segments.active;
+    if (s.isEmpty) return;
+    const full = s.size + bytes > this.#config.segmentBytes;
+    const old = s.firstAppendAt !== undefined && now - s.firstAppendAt >= this.#config.segmentMs;
+    // Relative offsets in the indexes are i32.
+    const overflow = lastOffset - s.baseOffset > INT32_MAX;
+    if (full || old || overflow || s.indexesFull) await this.roll();
+  }
+
+  /** Starts a new active segment at the log end (a no-op when the active one is empty). Run between groups. */
+  async roll(): Promise<void> {
+    const s = this.#segments.active;
+    if (s.isEmpty) return;
+    if (this.#config.minFreeBytes > 0) {
+      const free = await freeBytes(this.#dir);
+      if (free < this.#config.minFreeBytes) {
+        throw new SeglogError('ENOSPC', `refusing to roll ${this.#dir}: ${free} bytes free, below the floor of ${this.#config.minFreeBytes} (minFreeBytes)`, {
+          path: this.#dir,
+        });
+      }
+    }
+    if (!this.#config.flush.always) {
+      // Durable before the next segment exists: a power cut must not leave a later segment behind a hole in this one.
+      const size = s.size;
+      try {
+        await s.log.datasync();
+      } catch (err) {
+        throw this.#fail(err);
+      }
+      this.#segments.synced(s, size);
+    }
+    const next = await Segment.create(this.#dir, this.#segments.endOffset, this.#segmentConfig);
+    try {
+      await s.seal();
+    } catch (err) {
+      // The roll did not happen: its files go, or a later truncation would leave them as a segment past the log end.
+      await next.delete().catch(() => undefined);
+      throw err;
+    }
+    this.#segments.rolled(next);
+  }
+}
+
+/**
+ * Gives the group's batches their offsets from `offset` on (rewriting each
+ * baseOffset in place, and the timestamps under LogAppendTime), and works out
+ * what each append resolves to.
+ */
+function number(group: PendingAppend[], offset: number): { headers: BatchHeader[]; results: AppendResult[]; endOffset: number; records: number } {
+  const headers: BatchHeader[] = [];
+  const results: AppendResult[] = [];
+  let records = 0;
+  for (const a of group) {
+    const baseOffset = offset;
+    let position = 0;
+    for (const { header: h } of a.checks) {
+      setBaseOffset(a.data, position, offset);
+      if (a.logAppendTime >= 0) setLogAppendTime(a.data, position, a.logAppendTime);
+      const maxTimestamp = a.logAppendTime >= 0 ? a.logAppendTime : h.maxTimestamp;
+      headers.push({ ...h, baseOffset: offset, lastOffset: offset + h.lastOffsetDelta, maxTimestamp });
+      offset += h.lastOffsetDelta + 1;
+      records += h.recordsCount;
+      position += h.size;
+    }
+    results.push({ baseOffset, lastOffset: offset - 1, bytes: a.data.length, logAppendTime: a.logAppendTime });
+  }
+  if (!Number.isSafeInteger(offset)) throw new RangeError(`offset ${offset} is beyond the safe integer range`);
+  return { headers, results, endOffset: offset, records };
+}

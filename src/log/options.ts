@@ -1,0 +1,145 @@
+// A log's options as callers write them, their defaults, and their checks:
+// a bad option is a TypeError/RangeError before anything touches the disk.
+import { checkCacheOptions, type CacheConfig, type CacheOptions } from '../cache/options.js';
+import type { SyncPolicy } from '../cache/log-cache.js';
+import { checkBoolean, checkInteger, checkOptions, checkString } from '../validate.js';
+
+export const INT32_MAX = 0x7fffffff;
+/** "No limit" for thresholds and retention. */
+export const NEVER = Number.MAX_SAFE_INTEGER;
+
+/**
+ * When appended data is forced to disk (fdatasync) and what an append's
+ * promise means:
+ * - 'none': the kernel writes back when it likes; the promise means "written".
+ * - { intervalMs, bytes, messages }: fdatasync in the background every
+ *   intervalMs and/or once that many bytes or records are unflushed; the
+ *   promise still means "written".
+ * - 'always': the promise resolves only after the data is durable. Appends
+ *   queued meanwhile are group-committed: one pwritev, one fdatasync.
+ */
+export type FlushPolicy = 'none' | 'always' | { intervalMs?: number; bytes?: number; messages?: number };
+
+export interface LogOptions {
+  /** Roll to a new segment before a segment's .log would exceed this. Default 1 GiB. */
+  segmentBytes?: number;
+  /** Roll once the active segment's first append is this old. Default 7 days. */
+  segmentMs?: number;
+  /** Bytes of log between offset index entries. Default 4096. */
+  indexIntervalBytes?: number;
+  /** Preallocated size of each index file. Default 10 MiB. */
+  segmentIndexBytes?: number;
+  /** On open, cut corrupt data (and everything after it) instead of refusing to open. Default false. */
+  repair?: boolean;
+  /** Compression for append(). Default 'none'. */
+  compression?: string;
+  /** Durability policy. Default 'none'. */
+  flush?: FlushPolicy;
+  /** Bytes of appends that may wait to be written; further appends wait for room. Default 64 MiB. */
+  maxPendingBytes?: number;
+  /** Refuse to create a segment when the filesystem has fewer free bytes than this (0: no check). Default 64 MiB. */
+  minFreeBytes?: number;
+  /** Delay before segment files removed by retention are unlinked. Default 60 s. */
+  fileDeleteDelayMs?: number;
+  /** Read path and its memory: { mode: 'pagecache' } (default) or { mode: 'own', ... }, see CacheOptions. In a LogStore, set for the whole store. */
+  cache?: CacheOptions;
+}
+
+/** Options of Log.append. */
+export interface AppendOptions {
+  /** The records' timestamp (ms since the epoch) where a record has none. Default: now. */
+  timestamp?: number;
+}
+
+/** Options of Log.appendBatches. */
+export interface AppendBatchesOptions {
+  /** Stamp every batch as LogAppendTime with this timestamp (the CRC is recomputed). Default: keep the producer's times. */
+  logAppendTime?: number;
+}
+
+/** Options of Log.records. */
+export interface RecordsOptions {
+  /** Wait for appends at the end instead of finishing, until the log closes or `signal` aborts. Default false. */
+  follow?: boolean;
+  signal?: AbortSignal;
+  /** Bytes read per step. Default 1 MiB. */
+  maxBytes?: number;
+}
+
+/** What Log.applyRetention removes. */
+export interface RetentionPolicy {
+  /** Delete segments whose newest record is older than this. Default: keep. */
+  retentionMs?: number;
+  /** Delete oldest segments while the log stays at least this big without them. Default: keep. */
+  retentionBytes?: number;
+  /** The time to judge age against. Default: Date.now(). */
+  now?: number;
+}
+
+export interface FlushConfig {
+  always: boolean;
+  intervalMs: number;
+  bytes: number;
+  messages: number;
+}
+
+export interface LogConfig {
+  segmentBytes: number;
+  segmentMs: number;
+  indexIntervalBytes: number;
+  segmentIndexBytes: number;
+  repair: boolean;
+  compression: string;
+  flush: FlushConfig;
+  maxPendingBytes: number;
+  minFreeBytes: number;
+  fileDeleteDelayMs: number;
+  cache: CacheConfig;
+}
+
+const NO_FLUSH: FlushConfig = { always: false, intervalMs: NEVER, bytes: NEVER, messages: NEVER };
+
+function checkFlushPolicy(policy: unknown): FlushConfig {
+  if (policy === undefined || policy === 'none') return NO_FLUSH;
+  if (policy === 'always') return { ...NO_FLUSH, always: true };
+  if (typeof policy === 'string') throw new RangeError(`options.flush must be 'none', 'always' or an object, got '${policy}'`);
+  const o = checkOptions<{ intervalMs?: number; bytes?: number; messages?: number }>('options.flush', policy);
+  if (o.intervalMs === undefined && o.bytes === undefined && o.messages === undefined) {
+    throw new RangeError('options.flush needs at least one of intervalMs, bytes, messages');
+  }
+  return {
+    always: false,
+    intervalMs: o.intervalMs === undefined ? NEVER : checkInteger('options.flush.intervalMs', o.intervalMs, 1),
+    bytes: o.bytes === undefined ? NEVER : checkInteger('options.flush.bytes', o.bytes, 1),
+    messages: o.messages === undefined ? NEVER : checkInteger('options.flush.messages', o.messages, 1),
+  };
+}
+
+/** An option's value: its default when absent, else checked by `check`. */
+function pick<T>(value: T | undefined, fallback: T, check: (v: T) => T): T {
+  return value === undefined ? fallback : check(value);
+}
+
+export function checkLogOptions(options: unknown): LogConfig {
+  const o = checkOptions<LogOptions>('options', options);
+  const int = (name: keyof LogOptions, min = 0, max?: number) => (v: number) => checkInteger(`options.${name}`, v, min, max);
+  return {
+    segmentBytes: pick(o.segmentBytes, 1024 * 1024 * 1024, int('segmentBytes', 1024, INT32_MAX)),
+    segmentMs: pick(o.segmentMs, 7 * 24 * 3600 * 1000, int('segmentMs', 1)),
+    indexIntervalBytes: pick(o.indexIntervalBytes, 4096, int('indexIntervalBytes', 0, INT32_MAX)),
+    segmentIndexBytes: pick(o.segmentIndexBytes, 10 * 1024 * 1024, int('segmentIndexBytes', 64, INT32_MAX)),
+    repair: pick(o.repair, false, (v) => checkBoolean('options.repair', v)),
+    compression: pick(o.compression, 'none', (v) => checkString('options.compression', v)),
+    flush: checkFlushPolicy(o.flush),
+    maxPendingBytes: pick(o.maxPendingBytes, 64 * 1024 * 1024, int('maxPendingBytes', 1)),
+    minFreeBytes: pick(o.minFreeBytes, 64 * 1024 * 1024, int('minFreeBytes')),
+    fileDeleteDelayMs: pick(o.fileDeleteDelayMs, 60_000, int('fileDeleteDelayMs')),
+    cache: checkCacheOptions('options.cache', o.cache),
+  };
+}
+
+/** When a flush policy makes data durable, as the cache needs to know it. */
+export function syncPolicyOf(flush: FlushConfig): SyncPolicy {
+  if (flush.always) return 'always';
+  return flush.intervalMs !== NEVER || flush.bytes !== NEVER || flush.messages !== NEVER ? 'periodic' : 'none';
+}

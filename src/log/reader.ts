@@ -1,0 +1,171 @@
+// Reading a log: whole batches from an offset across segments (read), the
+// same bytes sent to a socket without copying (sendTo), and the offset for a
+// timestamp. Each segment is pinned while read, so retention or truncation
+// may drop it meanwhile without pulling the file from under the read. Where
+// the bytes come from (the file, the tail cache, a catch-up read) is the
+// cache mode's business (src/cache/).
+import type { Writable } from 'node:stream';
+import type { LogCache, SegmentSource } from '../cache/log-cache.js';
+import { SeglogError } from '../errors.js';
+import { decodeBatch } from '../segment/batch.js';
+import type { Segment } from '../segment/segment.js';
+import { sendParts, type Part } from '../sendfile/send.js';
+import type { LogSegments } from './segments.js';
+
+export interface ReadOptions {
+  /** Bytes of whole batches to return at most (at least one batch is returned, however large). Default 1 MiB. */
+  maxBytes?: number;
+  /** Exclusive upper bound: no batch holding an offset >= maxOffset is returned. Default: the log end. */
+  maxOffset?: number;
+}
+
+export interface ReadResult {
+  /** Whole batches, as stored. Empty at the end of the log. */
+  bytes: Buffer;
+  /** Offset to read from next. */
+  nextOffset: number;
+}
+
+export interface SendToOptions extends ReadOptions {
+  /**
+   * Bytes to send just before the batches, made once their size is known
+   * (e.g. a length-prefixed response header); they share the batches' place
+   * in the socket's write order.
+   */
+  prefix?: (range: SendToResult) => Uint8Array;
+}
+
+export interface SendToResult {
+  /** Bytes of whole batches sent, the prefix not included. */
+  bytes: number;
+  /** Offset to read from next. */
+  nextOffset: number;
+}
+
+/** A read's bounds, checked by the facade: `maxOffset` is already capped at the log end. */
+export interface ReadBounds {
+  offset: number;
+  maxBytes: number;
+  maxOffset: number;
+}
+
+/** Receives one segment's part of a read: [start, end) of its .log, while the segment is pinned, and the source that has its bytes in memory if the cache holds them. */
+type RangeTaker = (segment: Segment, start: number, end: number, source: SegmentSource) => Promise<void> | void;
+
+export class LogReader {
+  readonly #dir: string;
+  readonly #segments: LogSegments;
+  readonly #cache: LogCache;
+  /** Throws ECLOSED once the log is closed. */
+  readonly #checkOpen: () => void;
+
+  constructor(dir: string, segments: LogSegments, cache: LogCache, checkOpen: () => void) {
+    this.#dir = dir;
+    this.#segments = segments;
+    this.#cache = cache;
+    this.#checkOpen = checkOpen;
+  }
+
+  /** Bytes of whole batches from the batch holding `offset`, across segment boundaries, up to `maxBytes` (at least one batch). */
+  async read(bounds: ReadBounds): Promise<ReadResult> {
+    const parts: Buffer[] = [];
+    const { bytes, nextOffset } = await this.#range(bounds, async (segment, start, end, source) => {
+      // Copies from the cache: what read() returns is the caller's to change.
+      parts.push(...((await source.bytes(start, end, true)) ?? [await segment.readRange(start, end)]));
+    });
+    return { bytes: parts.length === 1 ? parts[0]! : Buffer.concat(parts, bytes), nextOffset };
+  }
+
+  /** What read() would return, sent to `socket` (see Log.sendTo). */
+  sendTo(socket: Writable, bounds: ReadBounds, prefix: SendToOptions['prefix']): Promise<SendToResult> {
+    let transferEnded!: () => void;
+    const ended = new Promise<void>((resolve) => (transferEnded = resolve));
+    const slices: Part[] = [];
+    const range = this.#range(bounds, async (segment, start, end, source) => {
+      // In own mode the bytes come from memory (the tail cache or a catch-up read), not the file.
+      const held = await source.bytes(start, end, false);
+      if (held !== undefined) {
+        slices.push(...held);
+        return;
+      }
+      // Pinned on until the transfer ends, so the file stays usable if retention or truncation close it.
+      slices.push({ file: segment.log, position: start, length: end - start });
+      void segment.log.pin(() => ended);
+    });
+    const parts = range.then((r) => (prefix === undefined ? slices : [prefix(r), ...slices]));
+    const sent = sendParts(socket, parts).finally(transferEnded);
+    this.#cache.sending(sent);
+    return Promise.all([range, sent]).then(([r]) => r);
+  }
+
+  /**
+   * The whole batches of a read, each segment's byte range handed to `take`
+   * in order while the segment is pinned. An offset outside the log throws
+   * at once, before sendTo touches its socket.
+   */
+  #range(bounds: ReadBounds, take: RangeTaker): Promise<SendToResult> {
+    this.#checkRange(bounds.offset);
+    return this.#scan(bounds, take);
+  }
+
+  async #scan({ offset, maxBytes, maxOffset }: ReadBounds, take: RangeTaker): Promise<SendToResult> {
+    let total = 0;
+    let next = offset;
+    for (let segment: Segment | undefined = this.#segments.floor(offset); segment !== undefined && total < maxBytes; ) {
+      const current: Segment = segment;
+      const done = await this.#pinned(current, async () => {
+        // The file (pagecache mode), or in own mode the tail cache or a catch-up read.
+        const source = this.#cache.source(current, next);
+        try {
+          const at = await source.locate(next);
+          if (at === undefined) return false;
+          if (at.header.lastOffset >= maxOffset) return true;
+          // After the first batch, the rest must fit: Kafka returns one oversized batch only when it comes first.
+          const budget = total === 0 ? maxBytes : maxBytes - total;
+          const range = await source.rangeFrom(at, budget, maxOffset);
+          if (range.end === at.position || (total > 0 && range.end - at.position > budget)) return true;
+          await take(current, at.position, range.end, source);
+          total += range.end - at.position;
+          next = range.nextOffset;
+          return range.nextOffset < current.nextOffset;
+        } finally {
+          source.release();
+        }
+      });
+      if (done) break;
+      // Retention, truncation and rolls change the set meanwhile: what follows is found by offset, and once
+      // bytes were taken only a segment that continues them will do.
+      segment = this.#segments.higher(current);
+      if (segment !== undefined && total > 0 && segment.baseOffset !== next) break;
+    }
+    return { bytes: total, nextOffset: total === 0 ? offset : next };
+  }
+
+  /** Runs `work` with the segment's file held open; a segment closed before that was removed: EOFFSETRANGE. */
+  async #pinned<T>(segment: Segment, work: () => Promise<T>): Promise<T> {
+    if (segment.log.closed) {
+      this.#checkOpen();
+      throw new SeglogError('EOFFSETRANGE', `segment ${segment.log.path} was removed (start offset is now ${this.#segments.startOffset})`, { path: this.#dir });
+    }
+    return segment.log.pin(work);
+  }
+
+  #checkRange(offset: number): void {
+    const { startOffset, endOffset } = this.#segments;
+    if (offset < startOffset || offset > endOffset) {
+      throw new SeglogError('EOFFSETRANGE', `offset ${offset} is outside the log's range [${startOffset}, ${endOffset}]`, { path: this.#dir });
+    }
+  }
+
+  /** First offset whose record timestamp is >= `timestamp`, or undefined if none is. */
+  async offsetForTimestamp(timestamp: number): Promise<number | undefined> {
+    for (const segment of this.#segments.all) {
+      const at = await segment.findByTimestamp(timestamp);
+      if (at === undefined) continue;
+      const batch = await segment.readRange(at.position, at.position + at.header.size);
+      const record = decodeBatch(batch).find((r) => r.timestamp >= timestamp);
+      if (record !== undefined) return record.offset;
+    }
+    return undefined;
+  }
+}

@@ -1,0 +1,119 @@
+// Removing records: from the start (retention by age or size, Kafka's
+// DeleteRecords) by dropping whole segments behind a durable start offset,
+// and from the end (truncateTo, a follower matching its leader) by deleting
+// later segments and cutting the one that holds the offset. Runs as
+// exclusive work between append groups.
+import { rename, rm } from 'node:fs/promises';
+import { SeglogError } from '../errors.js';
+import { DELETED_SUFFIX, segmentPaths } from '../layout.js';
+import { fsyncDir } from '../native.js';
+import { Segment, type SegmentConfig } from '../segment/segment.js';
+import type { LogContext } from './context.js';
+import type { LogSegments } from './segments.js';
+
+export class Retention {
+  readonly #dir: string;
+  readonly #segmentConfig: SegmentConfig;
+  readonly #fileDeleteDelayMs: number;
+  readonly #segments: LogSegments;
+  readonly #context: LogContext;
+  /** Puts the log in its failed state and returns the error that stopped it. */
+  readonly #fail: (err: unknown) => unknown;
+
+  constructor(dir: string, segmentConfig: SegmentConfig, fileDeleteDelayMs: number, segments: LogSegments, context: LogContext, fail: (err: unknown) => unknown) {
+    this.#dir = dir;
+    this.#segmentConfig = segmentConfig;
+    this.#fileDeleteDelayMs = fileDeleteDelayMs;
+    this.#segments = segments;
+    this.#context = context;
+    this.#fail = fail;
+  }
+
+  /** Removes every record at or after `offset`; a batch holding it goes whole. Returns the new end offset. */
+  async truncateTo(offset: number): Promise<number> {
+    const segments = this.#segments;
+    if (offset >= segments.endOffset) return segments.endOffset;
+    if (offset < segments.startOffset) throw new SeglogError('EOFFSETRANGE', `cannot truncate to ${offset}, before the log start ${segments.startOffset}`, { path: this.#dir });
+    const doomed = segments.takeAfter(offset);
+    for (const s of doomed) await s.delete();
+    // Gone for good before the kept segment is cut: a power cut in between leaves a prefix of the log, not a gap.
+    if (doomed.length > 0) await fsyncDir(this.#dir);
+    // Cut through a new Segment (writable: it is the active one now), published only once cut: closing the
+    // old one waits for the reads and sendTo transfers under way on it, so none sees bytes change under it.
+    const kept = segments.replacing();
+    await kept.close();
+    let segment: Segment | undefined;
+    let end: number;
+    try {
+      segment = await Segment.open(this.#dir, kept.baseOffset, this.#segmentConfig, true);
+      end = await segment.truncateTo(offset);
+      // Durable before it is reported, or a power cut could bring the cut records back (fdatasync persists the new size).
+      await segment.log.datasync();
+    } catch (err) {
+      await segment?.close().catch(() => undefined);
+      throw this.#fail(err);
+    }
+    segments.replaceActive(segment, end);
+    return end;
+  }
+
+  /** Makes every record before `offset` unreadable: the start offset moves there durably, then whole segments below it go. */
+  async deleteRecordsBefore(offset: number): Promise<number> {
+    const segments = this.#segments;
+    if (offset > segments.endOffset) {
+      throw new SeglogError('EOFFSETRANGE', `cannot delete records before ${offset}, past the log end ${segments.endOffset}`, { path: this.#dir });
+    }
+    if (segments.raiseStart(offset)) await this.#context.persistStartOffset(offset);
+    await this.#removeSegmentsBelow(segments.startOffset);
+    return segments.startOffset;
+  }
+
+  /**
+   * Deletes whole oldest segments (never the active one) while they are
+   * older than `retentionMs` at `now` (by their newest record) or the log is
+   * larger than `retentionBytes`. Returns the number of segments removed.
+   */
+  async apply(retentionMs: number, retentionBytes: number, now: number): Promise<number> {
+    const all = this.#segments.all;
+    let size = this.#segments.size;
+    let cut = 0;
+    for (const s of all.slice(0, -1)) {
+      const expired = s.maxTimestamp >= 0 && now - s.maxTimestamp > retentionMs;
+      const oversize = size - s.size >= retentionBytes;
+      if (!expired && !oversize) break;
+      size -= s.size;
+      cut++;
+    }
+    if (cut === 0) return 0;
+    const newStart = all[cut]!.baseOffset;
+    if (this.#segments.raiseStart(newStart)) await this.#context.persistStartOffset(newStart);
+    return this.#removeSegmentsBelow(newStart);
+  }
+
+  /**
+   * Removes inactive segments that hold nothing at or after `start`: renamed
+   * to *.deleted at once (a crash cannot bring them back), closed once calls
+   * under way on them finish, unlinked after fileDeleteDelayMs.
+   */
+  async #removeSegmentsBelow(start: number): Promise<number> {
+    const doomed = this.#segments.takeBelow(start);
+    if (doomed.length === 0) return 0;
+    const renamed: string[] = [];
+    for (const s of doomed) {
+      for (const path of Object.values(segmentPaths(this.#dir, s.baseOffset))) {
+        await rename(path, path + DELETED_SUFFIX).catch((err: NodeJS.ErrnoException) => {
+          if (err.code !== 'ENOENT') throw err;
+        });
+        renamed.push(path + DELETED_SUFFIX);
+      }
+    }
+    await fsyncDir(this.#dir);
+    // Not awaited: a slow reader of these files must not hold up appends.
+    for (const s of doomed) void s.close().catch(() => undefined);
+    this.#context.scheduler.once(this.#fileDeleteDelayMs, async () => {
+      await Promise.all(renamed.map((p) => rm(p, { force: true })));
+      await fsyncDir(this.#dir);
+    });
+    return doomed.length;
+  }
+}
