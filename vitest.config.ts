@@ -6,6 +6,9 @@ export default defineConfig({
     // The long suites run with `npm run test:reliability` (vitest.reliability.config.ts).
     exclude: [...configDefaults.exclude, 'test/reliability/**'],
     pool: 'forks',
+    // The test build of the addon, with fault injection (src/native.ts); child
+    // processes and workers the tests start inherit it.
+    env: { SEGLOG_ADDON: 'faults' },
     testTimeout: 60_000,
     hookTimeout: 60_000,
   },

@@ -1,14 +1,17 @@
-#include "common.h"
+#include <unistd.h>
 
 #include <cmath>
+#include <new>
+
+#include "common.h"
 
 namespace seglog {
 
-Counters counters;
-Fault faults[kFaultCount];
+const std::shared_ptr<Instance>& Of(Napi::Env env) { return *env.GetInstanceData<std::shared_ptr<Instance>>(); }
 
-int TakeFault(FaultPoint point) {
-  Fault& f = faults[point];
+#ifdef SEGLOG_FAULTS
+int TakeFault(Instance* in, FaultPoint point) {
+  Fault& f = in->faults[point];
   if (f.error.load() == 0) return 0;
   if (f.skip.load() > 0 && f.skip.fetch_sub(1) > 0) return 0;
   int64_t left = f.remaining.load();
@@ -27,7 +30,7 @@ static Napi::Value InjectFault(const Napi::CallbackInfo& info) {
     TypeFail(info.Env(), "invalid fault");
     return info.Env().Undefined();
   }
-  Fault& f = faults[point];
+  Fault& f = Of(info.Env())->faults[point];
   f.error = 0;
   f.skip = skip;
   f.remaining = count;
@@ -35,6 +38,18 @@ static Napi::Value InjectFault(const Napi::CallbackInfo& info) {
   f.error = static_cast<int>(error);
   return info.Env().Undefined();
 }
+
+static void InitFaults(Napi::Env env, Napi::Object exports) {
+  exports.Set("injectFault", Napi::Function::New(env, InjectFault, "injectFault"));
+  Napi::Object points = Napi::Object::New(env);
+  points.Set("pwrite", static_cast<double>(kFaultPwrite));
+  points.Set("fsync", static_cast<double>(kFaultFsync));
+  points.Set("fdatasync", static_cast<double>(kFaultFdatasync));
+  points.Set("ftruncate", static_cast<double>(kFaultFtruncate));
+  points.Set("open", static_cast<double>(kFaultOpen));
+  exports.Set("faultPoints", points);
+}
+#endif
 
 bool TypeFail(Napi::Env env, const char* message) {
   Napi::TypeError::New(env, message).ThrowAsJavaScriptException();
@@ -69,73 +84,108 @@ bool ArgBytes(const Napi::CallbackInfo& info, size_t i, uint8_t** data, size_t* 
   return true;
 }
 
-IoWorker::IoWorker(Napi::Env env, Work work)
-    : Napi::AsyncWorker(env, "seglog:io"), work_(std::move(work)), deferred_(Napi::Promise::Deferred::New(env)) {}
+IoWorker::IoWorker(Napi::Env env, Work work, napi_deferred deferred)
+    : Napi::AsyncWorker(env, "seglog:io"), work_(std::move(work)), deferred_(deferred) {}
 
 void IoWorker::Keep(Napi::Object value) { kept_.push_back(Napi::Persistent(value)); }
 
-Napi::Promise IoWorker::Queue() {
-  Napi::Promise promise = deferred_.Promise();
-  Napi::AsyncWorker::Queue();
-  return promise;
-}
-
 void IoWorker::Execute() { result_ = work_(&extra_); }
 
+// Plain N-API calls with their status checked: a job can complete while its
+// environment shuts down (a worker terminated mid-call), when no promise can
+// be settled any more and node-addon-api's error path would be fatal.
 void IoWorker::OnOK() {
-  Napi::Env env = Env();
-  if (extra_.empty()) {
-    deferred_.Resolve(Napi::Number::New(env, static_cast<double>(result_)));
-    return;
+  napi_env env = Env();
+  napi_value out;
+  if (napi_create_double(env, static_cast<double>(result_), &out) != napi_ok) return;
+  if (!extra_.empty()) {
+    napi_value first = out;
+    if (napi_create_array_with_length(env, extra_.size() + 1, &out) != napi_ok ||
+        napi_set_element(env, out, 0, first) != napi_ok) {
+      return;
+    }
+    for (size_t i = 0; i < extra_.size(); i++) {
+      napi_value v;
+      if (napi_create_double(env, static_cast<double>(extra_[i]), &v) != napi_ok ||
+          napi_set_element(env, out, static_cast<uint32_t>(i + 1), v) != napi_ok) {
+        return;
+      }
+    }
   }
-  Napi::Array out = Napi::Array::New(env, extra_.size() + 1);
-  out.Set(uint32_t{0}, Napi::Number::New(env, static_cast<double>(result_)));
-  for (size_t i = 0; i < extra_.size(); i++) {
-    out.Set(static_cast<uint32_t>(i + 1), Napi::Number::New(env, static_cast<double>(extra_[i])));
-  }
-  deferred_.Resolve(out);
+  napi_resolve_deferred(env, deferred_, out);  // fails only while the environment shuts down
 }
 
 Napi::Value RunIo(Napi::Env env, IoWorker::Work work, std::vector<Napi::Object> keep) {
+  napi_value promise;
+  napi_deferred deferred;
+  if (napi_create_promise(env, &deferred, &promise) != napi_ok) {
+    Napi::Error::New(env, "cannot create a promise").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
   // AsyncWorker deletes itself after OnOK.
-  auto* worker = new IoWorker(env, std::move(work));
+  auto* worker = new IoWorker(env, std::move(work), deferred);
   for (auto& value : keep) worker->Keep(value);
-  return worker->Queue();
+  worker->Queue();
+  return Napi::Value(env, promise);
 }
 
 static Napi::Value Stats(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  const Counters& c = Of(env)->counters;
   Napi::Object out = Napi::Object::New(env);
   auto put = [&](const char* name, const std::atomic<int64_t>& v) {
     out.Set(name, Napi::Number::New(env, static_cast<double>(v.load())));
   };
-  put("preadCalls", counters.preadCalls);
-  put("pwriteCalls", counters.pwriteCalls);
-  put("fsyncCalls", counters.fsyncCalls);
-  put("fdatasyncCalls", counters.fdatasyncCalls);
-  put("sendfileCalls", counters.sendfileCalls);
-  put("sendfileBytes", counters.sendfileBytes);
-  put("sendfileWaits", counters.sendfileWaits);
-  put("liveMappings", counters.liveMappings);
-  put("liveAlignedBuffers", counters.liveAlignedBuffers);
-  put("liveSendfiles", counters.liveSendfiles);
+  put("preadCalls", c.preadCalls);
+  put("pwriteCalls", c.pwriteCalls);
+  put("fsyncCalls", c.fsyncCalls);
+  put("fdatasyncCalls", c.fdatasyncCalls);
+  put("sendfileCalls", c.sendfileCalls);
+  put("sendfileBytes", c.sendfileBytes);
+  put("sendfileWaits", c.sendfileWaits);
+  put("liveMappings", c.liveMappings);
+  put("liveAlignedBuffers", c.liveAlignedBuffers);
+  put("liveSendfiles", c.liveSendfiles);
   return out;
 }
 
+// The environment's slot holds one share of its Instance.
+static void DeleteInstance(napi_env, void* data, void*) { delete static_cast<std::shared_ptr<Instance>*>(data); }
+
+// Closes the files the environment left open. Runs after Node has waited for
+// its threadpool jobs, so no open() or close() is under way.
+static void CloseFiles(void* data) {
+  Instance* in = static_cast<Instance*>(data);
+  std::lock_guard<std::mutex> lock(in->fdsLock);
+  // EINTR is not retried: on Linux the fd is released regardless.
+  for (int fd : in->fds) close(fd);
+  in->fds.clear();
+}
+
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  auto* instance = new (std::nothrow) std::shared_ptr<Instance>(new (std::nothrow) Instance());
+  if (instance == nullptr || *instance == nullptr) {
+    delete instance;
+    Napi::Error::New(env, "seglog: out of memory").ThrowAsJavaScriptException();
+    return exports;
+  }
+  if (napi_set_instance_data(env, instance, DeleteInstance, nullptr) != napi_ok) {
+    delete instance;
+    Napi::Error::New(env, "seglog: cannot set instance data").ThrowAsJavaScriptException();
+    return exports;
+  }
+  // Registered after the instance data, so it runs (hooks run last-in first-out) while the instance lives.
+  if (napi_add_env_cleanup_hook(env, CloseFiles, instance->get()) != napi_ok || !InitSendfile(env, exports)) {
+    Napi::Error::New(env, "seglog: cannot register cleanup hooks").ThrowAsJavaScriptException();
+    return exports;
+  }
   InitFile(env, exports);
   InitMemory(env, exports);
-  InitSendfile(env, exports);
   InitCrc32c(env, exports);
   exports.Set("stats", Napi::Function::New(env, Stats, "stats"));
-  exports.Set("injectFault", Napi::Function::New(env, InjectFault, "injectFault"));
-  Napi::Object points = Napi::Object::New(env);
-  points.Set("pwrite", static_cast<double>(kFaultPwrite));
-  points.Set("fsync", static_cast<double>(kFaultFsync));
-  points.Set("fdatasync", static_cast<double>(kFaultFdatasync));
-  points.Set("ftruncate", static_cast<double>(kFaultFtruncate));
-  points.Set("open", static_cast<double>(kFaultOpen));
-  exports.Set("faultPoints", points);
+#ifdef SEGLOG_FAULTS
+  InitFaults(env, exports);
+#endif
   return exports;
 }
 

@@ -2,6 +2,7 @@
 // -errno; loops on EINTR and on short reads/writes live here, nothing else.
 #include <fcntl.h>
 #include <limits.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/uio.h>
@@ -15,15 +16,15 @@ namespace seglog {
 
 namespace {
 
-int64_t WriteAll(int fd, const uint8_t* data, size_t length, int64_t position) {
+int64_t WriteAll(Instance* in, int fd, const uint8_t* data, size_t length, int64_t position) {
   size_t done = 0;
-  if (int e = TakeFault(kFaultPwrite)) {
-    if (!faults[kFaultPwrite].partial.load() || length < 2) return -e;
-    int64_t half = WriteAll(fd, data, length / 2, position);
+  if (int e = TakeFault(in, kFaultPwrite)) {
+    if (!FaultPartial(in, kFaultPwrite) || length < 2) return -e;
+    int64_t half = WriteAll(in, fd, data, length / 2, position);
     return half < 0 ? half : -e;
   }
   while (done < length) {
-    counters.pwriteCalls++;
+    in->counters.pwriteCalls++;
     ssize_t n = pwrite(fd, data + done, length - done, position + static_cast<int64_t>(done));
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -35,10 +36,10 @@ int64_t WriteAll(int fd, const uint8_t* data, size_t length, int64_t position) {
   return static_cast<int64_t>(done);
 }
 
-int64_t ReadUpTo(int fd, uint8_t* data, size_t length, int64_t position) {
+int64_t ReadUpTo(Instance* in, int fd, uint8_t* data, size_t length, int64_t position) {
   size_t done = 0;
   while (done < length) {
-    counters.preadCalls++;
+    in->counters.preadCalls++;
     ssize_t n = pread(fd, data + done, length - done, position + static_cast<int64_t>(done));
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -68,14 +69,14 @@ void Advance(std::vector<iovec>* iov, size_t* first, size_t bytes) {
 }
 
 // `write` selects pwritev (all bytes or an error) vs preadv (up to EOF).
-int64_t TransferV(int fd, std::vector<iovec> iov, int64_t position, bool write) {
+int64_t TransferV(Instance* in, int fd, std::vector<iovec> iov, int64_t position, bool write) {
   size_t first = 0;
   int64_t done = 0;
   if (write) {
-    if (int e = TakeFault(kFaultPwrite)) {
-      if (!faults[kFaultPwrite].partial.load() || iov.empty()) return -e;
+    if (int e = TakeFault(in, kFaultPwrite)) {
+      if (!FaultPartial(in, kFaultPwrite) || iov.empty()) return -e;
       // Half of the first chunk reaches the file: a torn write.
-      int64_t half = WriteAll(fd, static_cast<const uint8_t*>(iov[0].iov_base), iov[0].iov_len / 2, position);
+      int64_t half = WriteAll(in, fd, static_cast<const uint8_t*>(iov[0].iov_base), iov[0].iov_len / 2, position);
       return half < 0 ? half : -e;
     }
   }
@@ -84,10 +85,10 @@ int64_t TransferV(int fd, std::vector<iovec> iov, int64_t position, bool write) 
     int count = static_cast<int>(std::min<size_t>(iov.size() - first, IOV_MAX));
     ssize_t n;
     if (write) {
-      counters.pwriteCalls++;
+      in->counters.pwriteCalls++;
       n = pwritev(fd, &iov[first], count, position + done);
     } else {
-      counters.preadCalls++;
+      in->counters.preadCalls++;
       n = preadv(fd, &iov[first], count, position + done);
     }
     if (n < 0) {
@@ -127,12 +128,16 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
   std::string path;
   int64_t flags, mode;
   if (!ArgString(info, 0, &path) || !ArgInt(info, 1, &flags) || !ArgInt(info, 2, &mode)) return info.Env().Undefined();
-  return RunIo(info.Env(), [path, flags, mode](std::vector<int64_t>*) -> int64_t {
-    if (int e = TakeFault(kFaultOpen)) return -e;
+  Instance* in = Of(info.Env()).get();
+  return RunIo(info.Env(), [in, path, flags, mode](std::vector<int64_t>*) -> int64_t {
+    if (int e = TakeFault(in, kFaultOpen)) return -e;
     int fd;
     do fd = open(path.c_str(), static_cast<int>(flags) | O_CLOEXEC, static_cast<mode_t>(mode));
     while (fd < 0 && errno == EINTR);
-    return fd < 0 ? NegErrno() : fd;
+    if (fd < 0) return NegErrno();
+    std::lock_guard<std::mutex> lock(in->fdsLock);
+    in->fds.insert(fd);
+    return fd;
   });
 }
 
@@ -140,7 +145,13 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
 Napi::Value Close(const Napi::CallbackInfo& info) {
   int64_t fd;
   if (!ArgInt(info, 0, &fd)) return info.Env().Undefined();
-  return RunIo(info.Env(), [fd](std::vector<int64_t>*) -> int64_t {
+  Instance* in = Of(info.Env()).get();
+  return RunIo(info.Env(), [in, fd](std::vector<int64_t>*) -> int64_t {
+    {
+      // Forgotten before the close: once closed the number may be reused by another open.
+      std::lock_guard<std::mutex> lock(in->fdsLock);
+      in->fds.erase(static_cast<int>(fd));
+    }
     if (close(static_cast<int>(fd)) < 0 && errno != EINTR) return NegErrno();
     return 0;
   });
@@ -164,9 +175,10 @@ Napi::Value Pwrite(const Napi::CallbackInfo& info) {
   if (!ArgInt(info, 0, &fd) || !ArgBytes(info, 1, &data, &length) || !ArgInt(info, 2, &position)) {
     return info.Env().Undefined();
   }
+  Instance* in = Of(info.Env()).get();
   return RunIo(
       info.Env(),
-      [fd, data, length, position](std::vector<int64_t>*) { return WriteAll(static_cast<int>(fd), data, length, position); },
+      [in, fd, data, length, position](std::vector<int64_t>*) { return WriteAll(in, static_cast<int>(fd), data, length, position); },
       {info[1].As<Napi::Object>()});
 }
 
@@ -178,9 +190,10 @@ Napi::Value Pread(const Napi::CallbackInfo& info) {
   if (!ArgInt(info, 0, &fd) || !ArgBytes(info, 1, &data, &length) || !ArgInt(info, 2, &position)) {
     return info.Env().Undefined();
   }
+  Instance* in = Of(info.Env()).get();
   return RunIo(
       info.Env(),
-      [fd, data, length, position](std::vector<int64_t>*) { return ReadUpTo(static_cast<int>(fd), data, length, position); },
+      [in, fd, data, length, position](std::vector<int64_t>*) { return ReadUpTo(in, static_cast<int>(fd), data, length, position); },
       {info[1].As<Napi::Object>()});
 }
 
@@ -191,9 +204,10 @@ Napi::Value Pwritev(const Napi::CallbackInfo& info) {
   if (!ArgInt(info, 0, &fd) || !ArgIovecs(info, 1, &iov, &keep) || !ArgInt(info, 2, &position)) {
     return info.Env().Undefined();
   }
+  Instance* in = Of(info.Env()).get();
   return RunIo(
       info.Env(),
-      [fd, iov, position](std::vector<int64_t>*) { return TransferV(static_cast<int>(fd), iov, position, true); },
+      [in, fd, iov, position](std::vector<int64_t>*) { return TransferV(in, static_cast<int>(fd), iov, position, true); },
       keep);
 }
 
@@ -204,19 +218,21 @@ Napi::Value Preadv(const Napi::CallbackInfo& info) {
   if (!ArgInt(info, 0, &fd) || !ArgIovecs(info, 1, &iov, &keep) || !ArgInt(info, 2, &position)) {
     return info.Env().Undefined();
   }
+  Instance* in = Of(info.Env()).get();
   return RunIo(
       info.Env(),
-      [fd, iov, position](std::vector<int64_t>*) { return TransferV(static_cast<int>(fd), iov, position, false); },
+      [in, fd, iov, position](std::vector<int64_t>*) { return TransferV(in, static_cast<int>(fd), iov, position, false); },
       keep);
 }
 
 Napi::Value Fsync(const Napi::CallbackInfo& info) {
   int64_t fd;
   if (!ArgInt(info, 0, &fd)) return info.Env().Undefined();
-  return RunIo(info.Env(), [fd](std::vector<int64_t>*) -> int64_t {
-    if (int e = TakeFault(kFaultFsync)) return -e;
+  Instance* in = Of(info.Env()).get();
+  return RunIo(info.Env(), [in, fd](std::vector<int64_t>*) -> int64_t {
+    if (int e = TakeFault(in, kFaultFsync)) return -e;
     int r = fsync(static_cast<int>(fd));
-    counters.fsyncCalls++;
+    in->counters.fsyncCalls++;
     return r < 0 ? NegErrno() : 0;
   });
 }
@@ -224,11 +240,12 @@ Napi::Value Fsync(const Napi::CallbackInfo& info) {
 Napi::Value Fdatasync(const Napi::CallbackInfo& info) {
   int64_t fd;
   if (!ArgInt(info, 0, &fd)) return info.Env().Undefined();
-  return RunIo(info.Env(), [fd](std::vector<int64_t>*) -> int64_t {
-    if (int e = TakeFault(kFaultFdatasync)) return -e;
+  Instance* in = Of(info.Env()).get();
+  return RunIo(info.Env(), [in, fd](std::vector<int64_t>*) -> int64_t {
+    if (int e = TakeFault(in, kFaultFdatasync)) return -e;
     int r = fdatasync(static_cast<int>(fd));
     // Counted once it has returned: tests compare it with when appends resolve.
-    counters.fdatasyncCalls++;
+    in->counters.fdatasyncCalls++;
     return r < 0 ? NegErrno() : 0;
   });
 }
@@ -237,14 +254,15 @@ Napi::Value Fdatasync(const Napi::CallbackInfo& info) {
 Napi::Value FsyncDir(const Napi::CallbackInfo& info) {
   std::string path;
   if (!ArgString(info, 0, &path)) return info.Env().Undefined();
-  return RunIo(info.Env(), [path](std::vector<int64_t>*) -> int64_t {
+  Instance* in = Of(info.Env()).get();
+  return RunIo(info.Env(), [in, path](std::vector<int64_t>*) -> int64_t {
     int fd;
     do fd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     while (fd < 0 && errno == EINTR);
     if (fd < 0) return NegErrno();
-    int fault = TakeFault(kFaultFsync);
+    int fault = TakeFault(in, kFaultFsync);
     int64_t result = fault != 0 ? -fault : (fsync(fd) < 0 ? NegErrno() : 0);
-    counters.fsyncCalls++;
+    in->counters.fsyncCalls++;
     close(fd);
     return result;
   });
@@ -267,8 +285,9 @@ Napi::Value Fallocate(const Napi::CallbackInfo& info) {
 Napi::Value Ftruncate(const Napi::CallbackInfo& info) {
   int64_t fd, length;
   if (!ArgInt(info, 0, &fd) || !ArgInt(info, 1, &length)) return info.Env().Undefined();
-  return RunIo(info.Env(), [fd, length](std::vector<int64_t>*) -> int64_t {
-    if (int e = TakeFault(kFaultFtruncate)) return -e;
+  Instance* in = Of(info.Env()).get();
+  return RunIo(info.Env(), [in, fd, length](std::vector<int64_t>*) -> int64_t {
+    if (int e = TakeFault(in, kFaultFtruncate)) return -e;
     int r;
     do r = ftruncate(static_cast<int>(fd), length);
     while (r < 0 && errno == EINTR);
@@ -332,6 +351,18 @@ Napi::Value FreeBytes(const Napi::CallbackInfo& info) {
   });
 }
 
+// tryLockExclusive(fd) -> 1 locked, 0 held by another open file description,
+// or -errno. flock with LOCK_NB never waits, so it runs on the calling thread.
+Napi::Value TryLockExclusive(const Napi::CallbackInfo& info) {
+  int64_t fd;
+  if (!ArgInt(info, 0, &fd)) return info.Env().Undefined();
+  int r;
+  do r = flock(static_cast<int>(fd), LOCK_EX | LOCK_NB);
+  while (r < 0 && errno == EINTR);
+  int64_t result = r == 0 ? 1 : errno == EWOULDBLOCK ? 0 : NegErrno();
+  return Napi::Number::New(info.Env(), static_cast<double>(result));
+}
+
 }  // namespace
 
 void InitFile(Napi::Env env, Napi::Object exports) {
@@ -351,6 +382,7 @@ void InitFile(Napi::Env env, Napi::Object exports) {
   exports.Set("syncFileRange", Napi::Function::New(env, SyncFileRange, "syncFileRange"));
   exports.Set("statxDio", Napi::Function::New(env, StatxDio, "statxDio"));
   exports.Set("freeBytes", Napi::Function::New(env, FreeBytes, "freeBytes"));
+  exports.Set("tryLockExclusive", Napi::Function::New(env, TryLockExclusive, "tryLockExclusive"));
 
   Napi::Object c = Napi::Object::New(env);
   c.Set("FALLOC_FL_KEEP_SIZE", FALLOC_FL_KEEP_SIZE);

@@ -7,59 +7,74 @@
 
 #include <cstdlib>
 #include <cstring>
-#include <unordered_map>
+#include <new>
 
 #include "common.h"
 
 namespace seglog {
 
-namespace {
-
 enum class Kind { kMapping, kAligned };
 
+// Its finalizer may run after the environment's instance-data slot is gone
+// (teardown), so it holds its own share of the Instance.
 struct Region {
+  std::shared_ptr<Instance> instance;
   Kind kind;
   uint8_t* base;
   size_t length;
   bool released = false;
 };
 
-// Live regions by base address; touched only on the JS thread.
-std::unordered_map<void*, Region*>& Regions() {
-  static std::unordered_map<void*, Region*> regions;
-  return regions;
-}
+namespace {
 
 int64_t ReleaseMemory(Region* r) {
   if (r->released) return 0;
   r->released = true;
-  Regions().erase(r->base);
+  Instance* in = r->instance.get();
+  in->regions.erase(r->base);
   if (r->kind == Kind::kMapping) {
-    counters.liveMappings--;
+    in->counters.liveMappings--;
     if (munmap(r->base, r->length) < 0) return NegErrno();
   } else {
-    counters.liveAlignedBuffers--;
+    in->counters.liveAlignedBuffers--;
     free(r->base);
   }
   return 0;
 }
 
-void Finalize(Napi::Env, void*, Region* r) {
+void Finalize(napi_env, void*, void* hint) {
+  auto* r = static_cast<Region*>(hint);
   ReleaseMemory(r);
   delete r;
 }
 
-Napi::Value Expose(Napi::Env env, Region* r) {
-  Regions()[r->base] = r;
-  return Napi::ArrayBuffer::New(env, r->base, r->length, Finalize, r);
+// Wraps fresh memory in a Region and an external ArrayBuffer; on failure
+// releases the memory and returns -errno.
+Napi::Value Expose(Napi::Env env, Kind kind, uint8_t* base, size_t length) {
+  const std::shared_ptr<Instance>& in = Of(env);
+  auto* r = new (std::nothrow) Region{in, kind, base, length};
+  if (r == nullptr) {
+    if (kind == Kind::kMapping) munmap(base, length);
+    else free(base);
+    return Napi::Number::New(env, -ENOMEM);
+  }
+  (kind == Kind::kMapping ? in->counters.liveMappings : in->counters.liveAlignedBuffers)++;
+  in->regions[base] = r;
+  napi_value ab;
+  if (napi_create_external_arraybuffer(env, base, length, Finalize, r, &ab) != napi_ok) {
+    Finalize(env, base, r);
+    return Napi::Number::New(env, -ENOMEM);
+  }
+  return Napi::Value(env, ab);
 }
 
 // Finds the live region an ArrayBuffer argument exposes, or fails with a TypeError.
 bool ArgRegion(const Napi::CallbackInfo& info, size_t i, Kind kind, Napi::ArrayBuffer* ab, Region** out) {
   if (i >= info.Length() || !info[i].IsArrayBuffer()) return TypeFail(info.Env(), "expected an ArrayBuffer");
   *ab = info[i].As<Napi::ArrayBuffer>();
-  auto it = Regions().find(ab->Data());
-  if (ab->Data() == nullptr || it == Regions().end() || it->second->kind != kind) {
+  auto& regions = Of(info.Env())->regions;
+  auto it = regions.find(ab->Data());
+  if (ab->Data() == nullptr || it == regions.end() || it->second->kind != kind) {
     return TypeFail(info.Env(), kind == Kind::kMapping ? "not a live mapping" : "not a live aligned buffer");
   }
   *out = it->second;
@@ -87,8 +102,7 @@ Napi::Value Mmap(const Napi::CallbackInfo& info) {
   void* addr = mmap(nullptr, static_cast<size_t>(length), PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED,
                     static_cast<int>(fd), offset);
   if (addr == MAP_FAILED) return Napi::Number::New(info.Env(), static_cast<double>(NegErrno()));
-  counters.liveMappings++;
-  return Expose(info.Env(), new Region{Kind::kMapping, static_cast<uint8_t*>(addr), static_cast<size_t>(length)});
+  return Expose(info.Env(), Kind::kMapping, static_cast<uint8_t*>(addr), static_cast<size_t>(length));
 }
 
 // Detaches first so no JS view can reach the memory once it is gone.
@@ -172,8 +186,7 @@ Napi::Value AllocAligned(const Napi::CallbackInfo& info) {
   int rc = posix_memalign(&p, static_cast<size_t>(std::max<int64_t>(alignment, sizeof(void*))), static_cast<size_t>(length));
   if (rc != 0) return Napi::Number::New(info.Env(), -rc);
   memset(p, 0, static_cast<size_t>(length));
-  counters.liveAlignedBuffers++;
-  return Expose(info.Env(), new Region{Kind::kAligned, static_cast<uint8_t*>(p), static_cast<size_t>(length)});
+  return Expose(info.Env(), Kind::kAligned, static_cast<uint8_t*>(p), static_cast<size_t>(length));
 }
 
 // Address of a typed array's first byte, for alignment checks in TS.

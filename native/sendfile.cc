@@ -13,15 +13,16 @@
 #include <uv.h>
 
 #include <algorithm>
-#include <unordered_map>
+#include <new>
 
 #include "common.h"
 
 namespace seglog {
 
-namespace {
-
+// Lives from sendfile() until its poll handle is closed, which can be after
+// the environment's instance-data slot is gone: hence its own share.
 struct Transfer {
+  std::shared_ptr<Instance> instance;
   napi_env env;
   napi_deferred deferred;
   napi_async_work work = nullptr;
@@ -43,18 +44,14 @@ struct Transfer {
   int64_t id;
 };
 
-std::unordered_map<int64_t, Transfer*>& Live() {
-  static std::unordered_map<int64_t, Transfer*> live;
-  return live;
-}
-int64_t nextId = 1;
+namespace {
 
 void Execute(napi_env, void* data) {
   auto* t = static_cast<Transfer*>(data);
   t->wouldBlock = false;
   while (t->error == 0 && t->remaining > 0 && !t->cancelled.load()) {
     off_t offset = t->position;
-    counters.sendfileCalls++;
+    t->instance->counters.sendfileCalls++;
     ssize_t n = sendfile(t->socketFd, t->fileFd, &offset, static_cast<size_t>(std::min(t->remaining, t->chunk)));
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -69,7 +66,7 @@ void Execute(napi_env, void* data) {
       t->done = true;  // the file ended before the range did: a short transfer
       return;
     }
-    counters.sendfileBytes += n;
+    t->instance->counters.sendfileBytes += n;
     t->position += n;
     t->remaining -= n;
     t->sent += n;
@@ -88,31 +85,79 @@ void OnWritable(uv_poll_t* handle, int status, int) {
   Queue(t);
 }
 
-void OnPollClosed(uv_handle_t* handle) { delete static_cast<Transfer*>(handle->data); }
+// The environment's teardown waits until the last closed poll handle is gone.
+void OnPollClosed(uv_handle_t* handle) {
+  auto* t = static_cast<Transfer*>(handle->data);
+  std::shared_ptr<Instance> in = std::move(t->instance);
+  delete t;
+  in->closingPolls--;
+  if (in->teardown != nullptr && in->closingPolls == 0 && in->transfers.empty()) {
+    napi_remove_async_cleanup_hook(in->teardown);  // nothing to undo if it fails: the environment is going away
+    in->teardown = nullptr;
+  }
+}
 
-// Settles the promise with [0 | -errno, bytesSent] and releases the transfer.
-void Finish(napi_env env, Transfer* t) {
-  napi_handle_scope scope;
-  napi_open_handle_scope(env, &scope);
-  napi_value result, code, sent;
-  // A cancel that comes after the last byte went out changes nothing.
-  int settled = t->error != 0 ? -t->error : (t->cancelled.load() && !t->done ? -ECANCELED : 0);
-  napi_create_array_with_length(env, 2, &result);
-  napi_create_int32(env, settled, &code);
-  napi_create_double(env, static_cast<double>(t->sent), &sent);
-  napi_set_element(env, result, 0, code);
-  napi_set_element(env, result, 1, sent);
-  napi_resolve_deferred(env, t->deferred, result);
-  napi_close_handle_scope(env, scope);
-  Live().erase(t->id);
+// Resolves `deferred` with [code, sent]; false if N-API refused (only while
+// the environment shuts down, when no one can observe the promise).
+bool Settle(napi_env env, napi_deferred deferred, int code, int64_t sent) {
+  napi_value result, codeValue, sentValue;
+  return napi_create_array_with_length(env, 2, &result) == napi_ok && napi_create_int32(env, code, &codeValue) == napi_ok &&
+         napi_create_double(env, static_cast<double>(sent), &sentValue) == napi_ok &&
+         napi_set_element(env, result, 0, codeValue) == napi_ok && napi_set_element(env, result, 1, sentValue) == napi_ok &&
+         napi_resolve_deferred(env, deferred, result) == napi_ok;
+}
+
+// Releases the transfer without settling its promise.
+void Release(Transfer* t) {
+  Instance* in = t->instance.get();
+  in->transfers.erase(t->id);
   // uv_close takes the fd out of epoll at once, so the dup can be closed now:
   // once the promise settles no extra reference to the socket remains (the
   // peer sees the close when the caller closes its fd). EINTR is not retried:
   // Linux releases the fd regardless.
+  in->closingPolls++;
   uv_close(reinterpret_cast<uv_handle_t*>(&t->poll), OnPollClosed);
   close(t->socketFd);
   t->socketFd = -1;
-  counters.liveSendfiles--;
+  in->counters.liveSendfiles--;
+}
+
+// Settles the promise with [0 | -errno, bytesSent] and releases the transfer.
+void Finish(napi_env env, Transfer* t) {
+  if (!t->instance->stopping) {
+    napi_handle_scope scope;
+    if (napi_open_handle_scope(env, &scope) == napi_ok) {
+      // A cancel that comes after the last byte went out changes nothing.
+      int settled = t->error != 0 ? -t->error : (t->cancelled.load() && !t->done ? -ECANCELED : 0);
+      Settle(env, t->deferred, settled, t->sent);
+      napi_close_handle_scope(env, scope);
+    }
+  }
+  Release(t);
+}
+
+// The environment is going away (a worker terminated, or the process exits):
+// stops every transfer so no poll handle outlives its event loop. A transfer
+// whose job is on the threadpool stops when the job completes.
+void Teardown(napi_async_cleanup_hook_handle handle, void* data) {
+  std::unique_ptr<std::shared_ptr<Instance>> share(static_cast<std::shared_ptr<Instance>*>(data));
+  Instance* in = share->get();
+  in->stopping = true;
+  in->teardown = handle;
+  std::vector<Transfer*> idle;
+  for (auto& [id, t] : in->transfers) {
+    t->cancelled = true;
+    if (t->work == nullptr) idle.push_back(t);
+  }
+  for (Transfer* t : idle) {
+    if (t->polling) uv_poll_stop(&t->poll);
+    t->polling = false;
+    Release(t);
+  }
+  if (in->closingPolls == 0 && in->transfers.empty()) {
+    napi_remove_async_cleanup_hook(handle);  // nothing to undo if it fails: the environment is going away
+    in->teardown = nullptr;
+  }
 }
 
 void Complete(napi_env env, napi_status status, void* data) {
@@ -124,8 +169,8 @@ void Complete(napi_env env, napi_status status, void* data) {
   // rather than waiting on it again.
   if (t->error == 0 && t->wouldBlock && t->pollError != 0) t->error = t->pollError;
   t->pollError = 0;
-  if (t->error == 0 && !t->cancelled.load() && t->wouldBlock && t->remaining > 0) {
-    counters.sendfileWaits++;
+  if (t->error == 0 && !t->cancelled.load() && !t->instance->stopping && t->wouldBlock && t->remaining > 0) {
+    t->instance->counters.sendfileWaits++;
     int rc = uv_poll_start(&t->poll, UV_WRITABLE, OnWritable);
     if (rc == 0) {
       t->polling = true;
@@ -173,13 +218,10 @@ Napi::Value Sendfile(const Napi::CallbackInfo& info) {
   napi_deferred deferred;
   if (napi_create_promise(env, &deferred, &promise) != napi_ok) return env.Undefined();
   auto reject = [&](int err) {
-    napi_value result, code, sent;
-    napi_create_array_with_length(env, 2, &result);
-    napi_create_int32(env, -err, &code);
-    napi_create_double(env, 0, &sent);
-    napi_set_element(env, result, 0, code);
-    napi_set_element(env, result, 1, sent);
-    napi_resolve_deferred(env, deferred, result);
+    if (!Settle(env, deferred, -err, 0)) {
+      Napi::Error::New(env, "cannot settle the sendfile promise").ThrowAsJavaScriptException();
+      return Napi::Object();
+    }
     Napi::Object p(env, promise);
     p.Set("id", Napi::Number::New(env, 0));  // matches no transfer: cancelling it is a no-op
     return p;
@@ -192,7 +234,13 @@ Napi::Value Sendfile(const Napi::CallbackInfo& info) {
   if (!S_ISSOCK(st.st_mode)) return reject(ENOTSOCK);
   int dupFd = fcntl(static_cast<int>(socketFd), F_DUPFD_CLOEXEC, 0);
   if (dupFd < 0) return reject(errno);
-  auto* t = new Transfer();
+  auto* t = new (std::nothrow) Transfer();
+  if (t == nullptr) {
+    close(dupFd);
+    return reject(ENOMEM);
+  }
+  const std::shared_ptr<Instance>& in = Of(env);
+  t->instance = in;
   t->env = env;
   t->deferred = deferred;
   t->socketFd = dupFd;
@@ -208,10 +256,10 @@ Napi::Value Sendfile(const Napi::CallbackInfo& info) {
     return reject(-rc);
   }
   t->poll.data = t;
-  int64_t id = nextId++;
+  int64_t id = in->nextTransferId++;
   t->id = id;
-  Live()[id] = t;
-  counters.liveSendfiles++;
+  in->transfers[id] = t;
+  in->counters.liveSendfiles++;
   Queue(t);
   Napi::Object p(env, promise);
   p.Set("id", Napi::Number::New(env, static_cast<double>(id)));
@@ -223,8 +271,9 @@ Napi::Value Sendfile(const Napi::CallbackInfo& info) {
 Napi::Value SendfileCancel(const Napi::CallbackInfo& info) {
   int64_t id;
   if (!ArgInt(info, 0, &id)) return info.Env().Undefined();
-  auto it = Live().find(id);
-  if (it == Live().end()) return Napi::Boolean::New(info.Env(), false);
+  auto& transfers = Of(info.Env())->transfers;
+  auto it = transfers.find(id);
+  if (it == transfers.end()) return Napi::Boolean::New(info.Env(), false);
   Transfer* t = it->second;
   t->cancelled = true;
   if (t->polling) {
@@ -237,9 +286,16 @@ Napi::Value SendfileCancel(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
-void InitSendfile(Napi::Env env, Napi::Object exports) {
+bool InitSendfile(Napi::Env env, Napi::Object exports) {
+  auto* share = new (std::nothrow) std::shared_ptr<Instance>(Of(env));
+  napi_async_cleanup_hook_handle handle;
+  if (share == nullptr || napi_add_async_cleanup_hook(env, Teardown, share, &handle) != napi_ok) {
+    delete share;
+    return false;
+  }
   exports.Set("sendfile", Napi::Function::New(env, Sendfile, "sendfile"));
   exports.Set("sendfileCancel", Napi::Function::New(env, SendfileCancel, "sendfileCancel"));
+  return true;
 }
 
 }  // namespace seglog

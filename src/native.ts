@@ -41,8 +41,7 @@ interface Addon {
   crc32cSoftware(bytes: Uint8Array, seed: number): number;
   crc32cHardware: boolean;
   stats(): NativeStats;
-  injectFault(point: number, errno: number, skip: number, count: number, partial: boolean): void;
-  faultPoints: Record<FaultPoint, number>;
+  tryLockExclusive(fd: number): number;
   constants: Record<string, number>;
 }
 
@@ -62,12 +61,15 @@ export interface NativeStats {
 }
 
 // src/native.ts and dist/native.js both sit one level below the package root.
+// SEGLOG_ADDON=faults loads the test build instead (binding.gyp's seglog_faults,
+// with fault injection compiled in; see test/helpers/faults.ts): the vitest
+// configs set it, and the processes and workers tests start inherit it. One
+// process (and each worker) loads only one of the two.
 const require = createRequire(import.meta.url);
-const addon = require('../build/Release/seglog.node') as Addon;
-// fs-ext for flock, which node:fs lacks.
-const fsExt = require('fs-ext') as {
-  flock(fd: number, how: 'exnb', callback: (err: NodeJS.ErrnoException | null) => void): void;
-};
+const ADDONS: Record<string, string> = { '': 'seglog', faults: 'seglog_faults' };
+const addonName = ADDONS[process.env.SEGLOG_ADDON ?? ''];
+if (addonName === undefined) throw new Error(`SEGLOG_ADDON must be unset or 'faults', got '${process.env.SEGLOG_ADDON}'`);
+const addon = require(`../build/Release/${addonName}.node`) as Addon;
 const C = addon.constants;
 
 /** @internal The raw addon, for tests that must reach the OS without the checks above it. */
@@ -86,34 +88,6 @@ function check(result: number, syscall: string, path?: string): number {
 
 export function stats(): NativeStats {
   return addon.stats();
-}
-
-export type FaultPoint = 'pwrite' | 'fsync' | 'fdatasync' | 'ftruncate' | 'open';
-
-/**
- * @internal Test hook: the next calls at `point` fail with `code` (after
- * `skip` calls that succeed; `count` calls, -1 for all). `partial` writes
- * half the bytes before failing. `code: null` clears the point.
- */
-export function injectFault(point: FaultPoint, code: string | null, options: { skip?: number; count?: number; partial?: boolean } = {}): void {
-  const p = addon.faultPoints[checkOneOf('point', point, Object.keys(addon.faultPoints) as FaultPoint[])];
-  const errno = code === null ? 0 : osConstants.errno[code as keyof typeof osConstants.errno];
-  if (errno === undefined) throw new RangeError(`unknown errno code '${code}'`);
-  addon.injectFault(p, errno, options.skip ?? 0, options.count ?? 1, options.partial ?? false);
-}
-
-let ioHook: ((syscall: string, path: string) => void) | undefined;
-
-/**
- * @internal Test hook for the crash and power-loss suites: `hook` runs
- * synchronously after every successful File call (syscall 'pwritev',
- * 'fdatasync', 'ftruncate', ...) and directory fsync ('fsyncDir'), before its
- * caller resumes, so it can record what was made durable or kill the process
- * at that point. `undefined` removes it.
- */
-export function setIoHook(hook: ((syscall: string, path: string) => void) | undefined): void {
-  if (hook !== undefined && typeof hook !== 'function') throw new TypeError('hook must be a function or undefined');
-  ioHook = hook;
 }
 
 // ---------------------------------------------------------------- CRC-32C
@@ -255,9 +229,7 @@ export class File {
     const fd = this.fd;
     this.#inflight++;
     try {
-      const result = check(await op(fd), syscall, this.path);
-      ioHook?.(syscall, this.path);
-      return result;
+      return check(await op(fd), syscall, this.path);
     } finally {
       if (--this.#inflight === 0 && this.#drained !== undefined) this.#drained();
     }
@@ -419,16 +391,8 @@ function checkChunks(name: string, chunks: unknown): number {
  */
 export function tryLockExclusive(file: File): Promise<boolean> {
   if (!(file instanceof File)) throw new TypeError('file must be a File');
-  return file.pin(
-    (fd) =>
-      new Promise((resolve, reject) =>
-        fsExt.flock(fd, 'exnb', (err) => {
-          if (err === null) resolve(true);
-          else if (err.code === 'EAGAIN' || err.code === 'EWOULDBLOCK') resolve(false);
-          else reject(errnoError(-Math.abs(err.errno ?? 5), 'flock', file.path));
-        }),
-      ),
-  );
+  // flock(LOCK_EX | LOCK_NB) never waits, so the addon runs it on this thread.
+  return file.pin(async (fd) => check(addon.tryLockExclusive(fd), 'flock', file.path) === 1);
 }
 
 /** Bytes available to unprivileged writers on the filesystem holding `path` (statvfs). */
@@ -441,7 +405,6 @@ export async function freeBytes(path: string): Promise<number> {
 export async function fsyncDir(path: string): Promise<void> {
   checkString('path', path);
   check(await addon.fsyncDir(path), 'fsync', path);
-  ioHook?.('fsyncDir', path);
 }
 
 /**

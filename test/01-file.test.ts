@@ -1,5 +1,7 @@
+import { execFileSync } from 'node:child_process';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
 import { File, freeBytes, fsyncDir, rawAddon, stats } from '../src/native.js';
 import { SeglogError } from '../src/errors.js';
@@ -214,5 +216,15 @@ describe('close', () => {
     const data = await readFile(path);
     expect(data.length).toBe(50 * 4096);
     for (let i = 0; i < 50; i++) expect(data[i * 4096]).toBe(i);
+  });
+});
+
+describe('addon builds', () => {
+  test('the product build has no fault injection; tests run the seglog_faults build', () => {
+    // In a child: a process loads one build of the addon.
+    const root = fileURLToPath(new URL('..', import.meta.url));
+    const probe = "const a = require('./build/Release/seglog.node'); process.stdout.write(JSON.stringify(['injectFault' in a, 'faultPoints' in a]))";
+    expect(JSON.parse(execFileSync(process.execPath, ['-e', probe], { cwd: root, encoding: 'utf8' }))).toEqual([false, false]);
+    expect(typeof (rawAddon as unknown as { injectFault?: unknown }).injectFault).toBe('function');
   });
 });

@@ -2,7 +2,8 @@ import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
 import { Log } from '../src/log/log.js';
-import { injectFault, stats } from '../src/native.js';
+import { stats } from '../src/native.js';
+import { injectFault } from './helpers/faults.js';
 import { tempDir } from './helpers/tmp.js';
 
 afterEach(() => {

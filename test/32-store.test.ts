@@ -3,7 +3,7 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, test } from 'vitest';
-import { injectFault } from '../src/native.js';
+import { injectFault } from './helpers/faults.js';
 import { LogStore, checkLogName } from '../src/store/store.js';
 import { readOffsetCheckpoint } from '../src/common/durable-files.js';
 import { tempDir } from './helpers/tmp.js';
