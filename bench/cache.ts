@@ -20,11 +20,8 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Log } from '../src/log/log.js';
-import { File, PAGE_SIZE } from '../src/native.js';
-import type { CacheOptions } from '../src/pagecache/options.js';
-import type { CacheStats } from '../src/pagecache/stats.js';
-import { encodeBatch, readBatchHeader } from '../src/segment/batch.js';
+import { File, PAGE_SIZE } from '../src/io.js';
+import { encodeBatch, Log, readBatchHeader, type CacheOptions, type CacheStats } from '../src/seglog.js';
 import { benchDir, describeMachine, evict, formatBytes, formatMachine, markdownTable, now, progress } from './common.js';
 import { logFiles } from './log.js';
 

@@ -83,6 +83,34 @@ export interface AppendResult {
   logAppendTime: number;
 }
 
+export interface AppendOptions {
+  /** Timestamp (ms) for records that have none. Default Date.now(). */
+  timestamp?: number;
+}
+
+export interface AppendBatchesOptions {
+  /** When set, each batch becomes LogAppendTime with this timestamp (ms). */
+  logAppendTime?: number;
+}
+
+export interface RecordsOptions {
+  /** Wait for new appends at the end instead of finishing. Default false. */
+  follow?: boolean;
+  /** Aborts the iteration (the generator throws the abort reason). */
+  signal?: AbortSignal;
+  /** Bytes of batches read per step. Default 1 MiB. */
+  maxBytes?: number;
+}
+
+export interface RetentionPolicy {
+  /** Delete segments whose newest record is older than this (ms). */
+  retentionMs?: number;
+  /** Delete oldest segments while the log is larger than this. */
+  retentionBytes?: number;
+  /** The clock `retentionMs` is measured against. Default Date.now(). */
+  now?: number;
+}
+
 export interface ReadOptions {
   /** Bytes of whole batches to return at most (at least one batch is returned, however large). Default 1 MiB. */
   maxBytes?: number;
@@ -403,10 +431,10 @@ export class Log {
   }
 
   /** Encodes `records` as one batch at the log end and writes it. */
-  append(records: RecordInput[], options?: { timestamp?: number }): Promise<AppendResult> {
+  append(records: RecordInput[], options?: AppendOptions): Promise<AppendResult> {
     try {
       this.#checkWritable();
-      const o = checkOptions<{ timestamp?: number }>('options', options);
+      const o = checkOptions<AppendOptions>('options', options);
       const now = o.timestamp === undefined ? Date.now() : checkInteger('options.timestamp', o.timestamp);
       // Encoded before queueing so a bad record is rejected at once; the base offset is set when its turn comes.
       const batch = encodeBatch(records, { baseOffset: 0, compression: this.#config.compression, now });
@@ -423,11 +451,11 @@ export class Log {
    * assigned by rewriting each baseOffset; with `logAppendTime` each batch
    * becomes LogAppendTime with that timestamp (and a recomputed CRC).
    */
-  appendBatches(buffer: Uint8Array, options?: { logAppendTime?: number }): Promise<AppendResult> {
+  appendBatches(buffer: Uint8Array, options?: AppendBatchesOptions): Promise<AppendResult> {
     try {
       this.#checkWritable();
       checkBytes('buffer', buffer);
-      const o = checkOptions<{ logAppendTime?: number }>('options', options);
+      const o = checkOptions<AppendBatchesOptions>('options', options);
       const logAppendTime = o.logAppendTime === undefined ? -1 : checkInteger('options.logAppendTime', o.logAppendTime);
       if (buffer.length === 0) throw new RangeError('buffer holds no batch');
       // Our own copy: the caller may reuse its buffer while the write is queued.
@@ -773,9 +801,9 @@ export class Log {
    * Decoded records from `fromOffset` on. With `follow`, waits for new appends
    * at the end instead of finishing (until the log closes or `signal` aborts).
    */
-  async *records(fromOffset: number, options?: { follow?: boolean; signal?: AbortSignal; maxBytes?: number }): AsyncGenerator<LogRecord> {
+  async *records(fromOffset: number, options?: RecordsOptions): AsyncGenerator<LogRecord> {
     checkInteger('fromOffset', fromOffset);
-    const o = checkOptions<{ follow?: boolean; signal?: AbortSignal; maxBytes?: number }>('options', options);
+    const o = checkOptions<RecordsOptions>('options', options);
     const follow = o.follow === undefined ? false : checkBoolean('options.follow', o.follow);
     const signal = o.signal;
     if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError('options.signal must be an AbortSignal');
@@ -914,10 +942,10 @@ export class Log {
    * than `retentionMs` (by their newest record) or the log is larger than
    * `retentionBytes`. Returns the number of segments removed.
    */
-  applyRetention(policy: { retentionMs?: number; retentionBytes?: number; now?: number }): Promise<number> {
+  applyRetention(policy: RetentionPolicy): Promise<number> {
     try {
       this.#checkWritable();
-      const o = checkOptions<{ retentionMs?: number; retentionBytes?: number; now?: number }>('policy', policy);
+      const o = checkOptions<RetentionPolicy>('policy', policy);
       const retentionMs = o.retentionMs === undefined ? NEVER : checkInteger('policy.retentionMs', o.retentionMs);
       const retentionBytes = o.retentionBytes === undefined ? NEVER : checkInteger('policy.retentionBytes', o.retentionBytes);
       const now = o.now === undefined ? Date.now() : checkInteger('policy.now', o.now);
