@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { allocAligned, File, freeAligned } from '../src/native.js';
+import { allocAligned, File, freeAligned } from '../src/io.js';
 import { now, opsPerSecond, percentile, progress, rng, warmUp } from './common.js';
 import { openSegments, rawSendfile, serve, type Receiver } from './sendfile.js';
 

@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { File } from '../src/native.js';
+import { File } from '../src/io.js';
 
 // ---------------------------------------------------------------- timing
 

@@ -8,7 +8,7 @@
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Log, type FlushPolicy } from '../src/log/log.js';
+import { Log, type FlushPolicy } from '../src/seglog.js';
 import { fdatasyncLatency, sequentialWrite } from './ceilings.js';
 import { benchDir, describeMachine, formatBytes, formatMachine, formatMs, formatNumber, formatPercent, markdownTable, now, percentile, progress, summarize, warmPageCache } from './common.js';
 

@@ -8,10 +8,9 @@
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Bench, type Task } from 'tinybench';
-import { OffsetIndex } from '../src/index/offset-index.js';
-import { TimeIndex } from '../src/index/time-index.js';
-import { crc32c, crc32cHardware, crc32cSoftware } from '../src/native.js';
-import { decodeBatch, encodeBatch, type RecordInput } from '../src/segment/batch.js';
+import { crc32c, crc32cHardware, OffsetIndex, TimeIndex } from '../src/io.js';
+import { crc32cSoftware } from '../src/native.js';
+import { decodeBatch, encodeBatch, type RecordInput } from '../src/seglog.js';
 import { benchDir, describeMachine, formatBytes, formatMachine, formatMs, formatNumber, loadAverage, markdownTable, rng } from './common.js';
 
 const USAGE = 'usage: npm run bench:micro [-- --time <ms per task, default 500>]';

@@ -19,9 +19,8 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Log } from '../src/log/log.js';
-import { crc32c, File, sendfile, stats } from '../src/native.js';
-import { encodeBatch } from '../src/segment/batch.js';
+import { crc32c, File, sendfile, stats } from '../src/io.js';
+import { encodeBatch, Log } from '../src/seglog.js';
 import { benchDir, describeMachine, formatMachine, formatPercent, formatSummary, loadAverage, markdownTable, now, progress, settle, summarize } from './common.js';
 
 const MiB = 1024 * 1024;

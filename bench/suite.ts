@@ -14,8 +14,8 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Log } from '../src/log/log.js';
-import { crc32cHardware, freeBytes } from '../src/native.js';
+import { crc32cHardware, freeBytes } from '../src/io.js';
+import { Log } from '../src/seglog.js';
 import { isolation, type IsolationRun } from './cache.js';
 import { CEILINGS, fioCeilings, measureCeilings, type CeilingName, type CeilingRun, type CeilingSizes } from './ceilings.js';
 import {

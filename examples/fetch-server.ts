@@ -17,7 +17,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { BATCH_HEADER_SIZE, Log, checkBatch, decodeBatch, stats } from '../src/seglog.js';
+import { stats } from '../src/io.js';
+import { BATCH_HEADER_SIZE, Log, checkBatch, decodeBatch } from '../src/seglog.js';
 
 const REQUEST_BYTES = 12;
 const HEADER_BYTES = 22;

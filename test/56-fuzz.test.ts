@@ -11,29 +11,31 @@ import { PassThrough, Writable } from 'node:stream';
 import { afterAll, expect, onTestFinished, test } from 'vitest';
 import {
   allocAligned,
-  BATCH_HEADER_SIZE,
-  checkBatch,
-  checkLogName,
   crc32c,
-  decodeBatch,
   directIOAlignment,
-  encodeBatch,
   File,
   freeAligned,
   freeBytes,
   fsyncDir,
-  Log,
-  LogStore,
   OffsetIndex,
   probeDirectIO,
+  sendfile,
+  stats,
+  TimeIndex,
+} from '../src/io.js';
+import {
+  BATCH_HEADER_SIZE,
+  checkBatch,
+  checkLogName,
+  decodeBatch,
+  encodeBatch,
+  Log,
+  LogStore,
   readBatchHeader,
   registerCodec,
   SeglogError,
-  sendfile,
   sendParts,
   sendSlice,
-  stats,
-  TimeIndex,
 } from '../src/seglog.js';
 import { Random } from './fixtures/random.js';
 import { tempDir } from './helpers/tmp.js';
