@@ -20,16 +20,8 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-<<<<<<< HEAD
-import { Log } from '../src/log/log.js';
-import { File, PAGE_SIZE } from '../src/native.js';
-import type { CacheOptions } from '../src/cache/options.js';
-import type { CacheStats } from '../src/cache/stats.js';
-import { encodeBatch, readBatchHeader } from '../src/segment/batch.js';
-=======
 import { File, PAGE_SIZE } from '../src/io.js';
 import { encodeBatch, Log, readBatchHeader, type CacheOptions, type CacheStats } from '../src/seglog.js';
->>>>>>> surface
 import { benchDir, describeMachine, evict, formatBytes, formatMachine, markdownTable, now, progress } from './common.js';
 import { logFiles } from './log.js';
 

@@ -13,15 +13,8 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-<<<<<<< HEAD
-import { OffsetIndex } from '../src/index/offset-index.js';
-import { CLEAN_SHUTDOWN_FILE } from '../src/layout.js';
-import { Log, type LogOptions } from '../src/log/log.js';
-import { crc32cHardware, File } from '../src/native.js';
-import { checkBatch, decodeBatch, encodeBatch, readBatchHeader, type LogRecord, type RecordInput } from '../src/segment/batch.js';
-=======
 import { crc32cHardware, File, OffsetIndex } from '../src/io.js';
-import { CLEAN_SHUTDOWN_FILE } from '../src/log/log.js';
+import { CLEAN_SHUTDOWN_FILE } from '../src/layout.js';
 import {
   checkBatch,
   decodeBatch,
@@ -32,7 +25,6 @@ import {
   type LogRecord,
   type RecordInput,
 } from '../src/seglog.js';
->>>>>>> surface
 import {
   benchDir,
   comparisonTable,

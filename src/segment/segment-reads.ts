@@ -4,10 +4,29 @@
 import { SeglogError } from '../errors.js';
 import { BatchReader } from './batch-reader.js';
 import { checkBatch, type BatchHeader } from './batch.js';
-import type { BatchLocation, Segment } from './segment.js';
+import type { File } from '../native.js';
+import type { OffsetIndex } from '../index/offset-index.js';
+import type { TimeIndex } from '../index/time-index.js';
+
+/** A batch located in a segment. */
+export interface BatchLocation {
+  position: number;
+  header: BatchHeader;
+}
+
+/** What these reads need of a Segment (which calls them with itself). */
+export interface ReadableSegment {
+  readonly baseOffset: number;
+  readonly nextOffset: number;
+  readonly size: number;
+  readonly maxTimestamp: number;
+  readonly log: File;
+  readonly offsetIndex: OffsetIndex;
+  readonly timeIndex: TimeIndex;
+}
 
 /** Position of the batch holding `offset` (or the first batch after it), or undefined past the end. */
-export async function locate(s: Segment, offset: number, reader = BatchReader.ofFile(s.log, s.size)): Promise<BatchLocation | undefined> {
+export async function locate(s: ReadableSegment, offset: number, reader = BatchReader.ofFile(s.log, s.size)): Promise<BatchLocation | undefined> {
   if (offset >= s.nextOffset) return undefined;
   const entry = offset <= s.baseOffset ? undefined : s.offsetIndex.lookup(offset);
   if (entry !== undefined && entry.position > 0) {
@@ -26,7 +45,7 @@ export async function locate(s: Segment, offset: number, reader = BatchReader.of
  * first after it). With `indexed`, the first batch must hold that offset,
  * as the index entry that gave `position` claims (ECORRUPT otherwise).
  */
-async function walkTo(s: Segment, offset: number, position: number, reader: BatchReader, indexed?: number): Promise<BatchLocation | undefined> {
+async function walkTo(s: ReadableSegment, offset: number, position: number, reader: BatchReader, indexed?: number): Promise<BatchLocation | undefined> {
   let lowest = s.baseOffset;
   for (let first = true; ; first = false) {
     const header = await reader.header(position);
@@ -49,7 +68,7 @@ async function walkTo(s: Segment, offset: number, position: number, reader: Batc
  * The byte range of whole batches starting at `from` that fits in `maxBytes`
  * (at least one batch, however large) and holds no offset >= `maxOffset`.
  */
-export async function rangeFrom(s: Segment, from: BatchLocation, maxBytes: number, maxOffset: number, reader = BatchReader.ofFile(s.log, s.size)): Promise<{ end: number; nextOffset: number }> {
+export async function rangeFrom(s: ReadableSegment, from: BatchLocation, maxBytes: number, maxOffset: number, reader = BatchReader.ofFile(s.log, s.size)): Promise<{ end: number; nextOffset: number }> {
   checkOffsets(s, from.header, from.position, s.baseOffset);
   let end = from.position;
   let nextOffset = from.header.baseOffset;
@@ -88,7 +107,7 @@ export async function rangeFrom(s: Segment, from: BatchLocation, maxBytes: numbe
  * other check of a segment trusted without a scan. Offsets served must rise
  * and stay within the segment.
  */
-function checkOffsets(s: Segment, header: BatchHeader, position: number, lowest: number): void {
+function checkOffsets(s: ReadableSegment, header: BatchHeader, position: number, lowest: number): void {
   if (header.baseOffset >= lowest && header.lastOffset < s.nextOffset) return;
   if (position + header.size > s.size) {
     throw new SeglogError('EOFFSETRANGE', `${s.log.path} was truncated to ${s.size} bytes during a read at ${position}`, { path: s.log.path });
@@ -107,7 +126,7 @@ function checkOffsets(s: Segment, header: BatchHeader, position: number, lowest:
  * naming file and position). EOFFSETRANGE when truncateTo cut the range
  * meanwhile.
  */
-export async function readRange(s: Segment, start: number, end: number): Promise<Buffer> {
+export async function readRange(s: ReadableSegment, start: number, end: number): Promise<Buffer> {
   const out = Buffer.allocUnsafe(end - start);
   const n = await s.log.read(out, start);
   checkRead(s, out.subarray(0, n), start, end);
@@ -119,7 +138,7 @@ export async function readRange(s: Segment, start: number, end: number): Promise
  * reads that came another way (own cache mode): whole batches, each passing
  * its CRC, with offsets rising inside the segment.
  */
-export function checkRead(s: Segment, bytes: Buffer, start: number, end: number): void {
+export function checkRead(s: ReadableSegment, bytes: Buffer, start: number, end: number): void {
   const n = bytes.length;
   if (n !== end - start && end > s.size) {
     // Not damage: truncateTo cut the segment while this read was under way. Read again.
@@ -141,7 +160,7 @@ export function checkRead(s: Segment, bytes: Buffer, start: number, end: number)
 }
 
 /** First batch whose max timestamp is >= `timestamp`, or undefined if none. */
-export async function findByTimestamp(s: Segment, timestamp: number): Promise<BatchLocation | undefined> {
+export async function findByTimestamp(s: ReadableSegment, timestamp: number): Promise<BatchLocation | undefined> {
   if (s.maxTimestamp < timestamp) return undefined;
   const entry = s.timeIndex.lookup(timestamp);
   const reader = BatchReader.ofFile(s.log, s.size);

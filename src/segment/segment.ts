@@ -11,6 +11,7 @@ import { walkBatches } from './batch-walk.js';
 import type { BatchHeader } from './batch.js';
 import { scanLog } from './scan-log.js';
 import * as reads from './segment-reads.js';
+import type { BatchLocation } from './segment-reads.js';
 
 export interface SegmentConfig {
   indexIntervalBytes: number;
@@ -28,11 +29,7 @@ export interface RecoveryResult {
   corruptReason?: string;
 }
 
-/** A batch located in a segment. */
-export interface BatchLocation {
-  position: number;
-  header: BatchHeader;
-}
+export type { BatchLocation } from './segment-reads.js';
 
 export class Segment {
   readonly dir: string;
