@@ -5,6 +5,7 @@ import { Log, type LogOptions } from '../src/log/log.js';
 import { decodeBatch, encodeBatch, type LogRecord } from '../src/segment/batch.js';
 import { SeglogError } from '../src/errors.js';
 import { tempDir } from './helpers/tmp.js';
+import { until } from './helpers/until.js';
 
 const value = (offset: number, size = 100) => Buffer.alloc(size, offset % 251).fill(`v${offset}:`, 0, Math.min(size, `v${offset}:`.length));
 
@@ -395,7 +396,7 @@ describe('records()', () => {
     expect(seen).toEqual([]);
     await log.append([{ value: 'a' }, { value: 'b' }]);
     await log.append([{ value: 'c' }]);
-    await new Promise((r) => setTimeout(r, 20));
+    await until(() => seen.length >= 3);
     expect(seen).toEqual([0, 1, 2]);
     await log.close();
     await reader;

@@ -2,9 +2,11 @@ import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
 import { Log } from '../src/log/log.js';
-import { stats } from '../src/native.js';
+import { File, stats } from '../src/native.js';
+import { readBatchHeader } from '../src/segment/batch.js';
 import { injectFault } from './helpers/faults.js';
 import { tempDir } from './helpers/tmp.js';
+import { until } from './helpers/until.js';
 
 afterEach(() => {
   for (const p of ['pwrite', 'fsync', 'fdatasync', 'ftruncate', 'open'] as const) injectFault(p, null);
@@ -14,18 +16,57 @@ const rec = (i: number) => [{ value: `record-${i}`, timestamp: 1000 + i }];
 
 describe('flush policies', () => {
   test("'always': no append resolves before an fdatasync that began after its write has returned", async () => {
-    const log = await Log.open(await tempDir(), { flush: 'always' });
-    const checks = await Promise.all(
-      Array.from({ length: 40 }, async (_, i) => {
-        const before = stats().fdatasyncCalls;
-        await log.append(rec(i));
-        // fdatasyncCalls counts calls that have returned; this log is the only one syncing.
-        return stats().fdatasyncCalls > before;
-      }),
-    );
-    expect(checks.every(Boolean)).toBe(true);
-    expect(log.flushedOffset).toBe(40);
-    await log.close();
+    // The order of events, seen through the File methods the log writes and syncs with.
+    type Event = { kind: 'written'; path: string; offsets: number[] } | { kind: 'syncStart' | 'syncEnd'; path: string; sync: number } | { kind: 'acked'; offset: number };
+    const events: Event[] = [];
+    const { writev, datasync } = File.prototype;
+    let syncs = 0;
+    File.prototype.writev = async function (this: File, chunks: Uint8Array[], position: number) {
+      const n = await writev.call(this, chunks, position);
+      const offsets: number[] = [];
+      for (const c of chunks) for (let p = 0; p < c.length; ) {
+        const h = readBatchHeader(c, p);
+        for (let o = h.baseOffset; o <= h.lastOffset; o++) offsets.push(o);
+        p += h.size;
+      }
+      events.push({ kind: 'written', path: this.path, offsets });
+      return n;
+    };
+    File.prototype.datasync = async function (this: File) {
+      const sync = syncs++;
+      events.push({ kind: 'syncStart', path: this.path, sync });
+      await datasync.call(this);
+      events.push({ kind: 'syncEnd', path: this.path, sync });
+    };
+    try {
+      const log = await Log.open(await tempDir(), { flush: 'always' });
+      await Promise.all(
+        Array.from({ length: 40 }, async (_, i) => {
+          const { baseOffset } = await log.append(rec(i));
+          events.push({ kind: 'acked', offset: baseOffset });
+        }),
+      );
+      expect(log.flushedOffset).toBe(40);
+      await log.close();
+    } finally {
+      File.prototype.writev = writev;
+      File.prototype.datasync = datasync;
+    }
+    // For each append: the write of its batch returned (W), then an fdatasync of that file started (S) and returned (E), then it resolved (A).
+    const proofs = Array.from({ length: 40 }, (_, offset) => {
+      const acked = events.findIndex((e) => e.kind === 'acked' && e.offset === offset);
+      const written = events.findIndex((e) => e.kind === 'written' && e.offsets.includes(offset));
+      if (acked < 0 || written < 0 || written > acked) return `offset ${offset}: written at ${written}, acknowledged at ${acked}`;
+      const path = (events[written] as { path: string }).path;
+      const ok = events.some((s, start) => {
+        if (start <= written || s.kind !== 'syncStart' || s.path !== path) return false;
+        const end = events.findIndex((e) => e.kind === 'syncEnd' && e.sync === s.sync);
+        return end < acked;
+      });
+      return ok ? 'ok' : `offset ${offset}: no fdatasync of ${path} began after its write (event ${written}) and returned before it was acknowledged (event ${acked})`;
+    });
+    expect(proofs.filter((p) => p !== 'ok')).toEqual([]);
+    expect(events.filter((e) => e.kind === 'acked')).toHaveLength(40);
   });
 
   test("'always' group-commits concurrent appends: far fewer fdatasyncs than appends", async () => {
@@ -58,15 +99,27 @@ describe('flush policies', () => {
 
   test('messages and bytes thresholds trigger background flushes', async () => {
     const log = await Log.open(await tempDir(), { flush: { messages: 5 } });
-    for (let i = 0; i < 12; i++) await log.append(rec(i));
+    const before = stats().fdatasyncCalls;
+    for (let i = 0; i < 4; i++) await log.append(rec(i));
+    // Below the threshold: no fdatasync, nothing flushed.
+    expect(stats().fdatasyncCalls).toBe(before);
+    expect(log.flushedOffset).toBe(0);
+    // The fifth message crosses it: a flush starts in the background, nobody calls flush().
+    await log.append(rec(4));
+    await until(() => log.flushedOffset >= 5);
+    expect(stats().fdatasyncCalls).toBeGreaterThan(before);
+    for (let i = 5; i < 12; i++) await log.append(rec(i));
+    // The tenth crosses it again; the last two stay below it.
+    await until(() => log.flushedOffset >= 10);
+    expect(log.flushedOffset).toBeLessThanOrEqual(12);
     await log.flush(); // waits for any pass under way, then one more
     expect(log.flushedOffset).toBe(12);
     await log.close();
     const byBytes = await Log.open(await tempDir(), { flush: { bytes: 1 } });
-    const before = stats().fdatasyncCalls;
+    const beforeBytes = stats().fdatasyncCalls;
     await byBytes.append(rec(0));
-    await new Promise((r) => setTimeout(r, 50));
-    expect(stats().fdatasyncCalls).toBeGreaterThan(before);
+    await until(() => byBytes.flushedOffset === 1);
+    expect(stats().fdatasyncCalls).toBeGreaterThan(beforeBytes);
     expect(byBytes.flushedOffset).toBe(1);
     await byBytes.close();
   });
@@ -74,7 +127,7 @@ describe('flush policies', () => {
   test('interval policy flushes on a timer', async () => {
     const log = await Log.open(await tempDir(), { flush: { intervalMs: 10 } });
     await log.append(rec(0));
-    for (let i = 0; i < 200 && log.flushedOffset < 1; i++) await new Promise((r) => setTimeout(r, 10));
+    await until(() => log.flushedOffset >= 1);
     expect(log.flushedOffset).toBe(1);
     await log.close();
   });
@@ -123,7 +176,7 @@ describe('failures', () => {
     const log = await Log.open(await tempDir(), { flush: { messages: 1 } });
     injectFault('fdatasync', 'EIO', { count: -1 });
     await log.append(rec(0));
-    for (let i = 0; i < 100 && log.failure === undefined; i++) await new Promise((r) => setTimeout(r, 5));
+    await until(() => log.failure !== undefined);
     expect(log.failure).toMatchObject({ code: 'EIO' });
     await expect(log.append(rec(1))).rejects.toMatchObject({ code: 'EIO' });
     injectFault('fdatasync', null);

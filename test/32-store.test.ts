@@ -1,12 +1,14 @@
 import { spawn, execFileSync } from 'node:child_process';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, test } from 'vitest';
 import { injectFault } from './helpers/faults.js';
 import { LogStore, checkLogName } from '../src/store/store.js';
+import { RECOVERY_POINT_CHECKPOINT } from '../src/layout.js';
 import { readOffsetCheckpoint } from '../src/common/durable-files.js';
 import { tempDir } from './helpers/tmp.js';
+import { until } from './helpers/until.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const child = join(here, 'fixtures', 'lock-child.ts');
@@ -164,8 +166,9 @@ describe('retention', () => {
     expect((await readOffsetCheckpoint(join(dir, 'log-start-offset-checkpoint'))).get('a')).toBe(log.startOffset);
     await expect(log.read(0)).rejects.toMatchObject({ code: 'EOFFSETRANGE' });
     expect(log.size).toBeGreaterThanOrEqual(4096);
-    await new Promise((r) => setTimeout(r, 20));
-    expect((await readdir(join(dir, 'a'))).some((f) => f.endsWith('.deleted'))).toBe(false);
+    // fileDeleteDelayMs 0: the delayed unlink runs on the scheduler's next turn.
+    await until(async () => !(await readdir(join(dir, 'a'))).some((f) => f.endsWith('.deleted')));
+    expect(store.backgroundErrors).toEqual([]);
     await store.close();
     const again = await LogStore.open(dir);
     expect((await again.log('a')).startOffset).toBe(log.startOffset);
@@ -177,10 +180,70 @@ describe('retention', () => {
     const store = await LogStore.open(dir, { segmentBytes: 2048, retentionMs: 1, retentionCheckIntervalMs: 10, fileDeleteDelayMs: 0 });
     await fillLog(store, 'a', 40);
     const log = await store.log('a');
-    for (let i = 0; i < 200 && log.segmentCount > 1; i++) await new Promise((r) => setTimeout(r, 10));
+    await until(() => log.segmentCount === 1);
     expect(log.segmentCount).toBe(1);
+    expect(store.backgroundErrors).toEqual([]);
     expect(log.endOffset).toBe(40);
     await store.close();
+  });
+});
+
+describe('background errors', () => {
+  test('a failed scheduled checkpoint reaches onBackgroundError and backgroundErrors; the schedule goes on', async () => {
+    const dir = await tempDir();
+    const seen: unknown[] = [];
+    let failed!: () => void;
+    const failure = new Promise<void>((resolve) => (failed = resolve));
+    const store = await LogStore.open(dir, {
+      checkpointIntervalMs: 1,
+      onBackgroundError: (err) => {
+        seen.push(err);
+        failed();
+      },
+    });
+    await fillLog(store, 'a', 3);
+    // A directory where the checkpoint file goes: the rename of the new checkpoint over it fails.
+    const path = join(dir, RECOVERY_POINT_CHECKPOINT);
+    for (;;) {
+      await rm(path, { force: true });
+      // A checkpoint may rename its new file into place meanwhile: try again.
+      if (await mkdir(path).then(() => true, () => false)) break;
+    }
+    await failure;
+    expect(seen.length).toBeGreaterThan(0);
+    expect(seen[0]).toBe(store.backgroundErrors[0]);
+    expect(seen[0]).toBeInstanceOf(Error);
+    expect(String((seen[0] as Error).message)).toContain(RECOVERY_POINT_CHECKPOINT);
+    // The checkpoint job keeps its schedule: once the path is usable again it succeeds and no new error comes.
+    await rmdir(path);
+    await until(async () => (await readdir(dir)).includes(RECOVERY_POINT_CHECKPOINT));
+    const errors = seen.length;
+    await store.close();
+    expect(seen.length).toBe(errors);
+  });
+
+  test('a throwing onBackgroundError does not stop the scheduler', async () => {
+    const dir = await tempDir();
+    let calls = 0;
+    const store = await LogStore.open(dir, {
+      checkpointIntervalMs: 1,
+      onBackgroundError: () => {
+        calls++;
+        throw new Error('handler bug');
+      },
+    });
+    for (;;) {
+      await rm(join(dir, RECOVERY_POINT_CHECKPOINT), { force: true });
+      if (await mkdir(join(dir, RECOVERY_POINT_CHECKPOINT)).then(() => true, () => false)) break;
+    }
+    await until(() => calls >= 2);
+    expect(store.backgroundErrors.length).toBeGreaterThanOrEqual(2);
+    await rmdir(join(dir, RECOVERY_POINT_CHECKPOINT)).catch(() => undefined);
+    await store.close();
+  });
+
+  test('onBackgroundError must be a function', async () => {
+    await expect(LogStore.open(await tempDir(), { onBackgroundError: 1 as never })).rejects.toThrow(TypeError);
   });
 });
 

@@ -43,6 +43,7 @@ test.each([{ mode: 'pagecache' }, { mode: 'own', tailBytes: 64 * 1024, readAhead
   const fdsBefore = await openFdCount();
   const mappingsBefore = stats().liveMappings;
   const rng = new Random(55);
+  const background: unknown[] = [];
   const store = await LogStore.open(dir, {
     segmentBytes: 4096,
     indexIntervalBytes: 256,
@@ -53,6 +54,7 @@ test.each([{ mode: 'pagecache' }, { mode: 'own', tailBytes: 64 * 1024, readAhead
     fileDeleteDelayMs: 5,
     flush: { messages: 20 },
     cache,
+    onBackgroundError: (err) => background.push(err),
   });
   const log = await store.log('stress');
   let nextId = 0;
@@ -204,7 +206,12 @@ test.each([{ mode: 'pagecache' }, { mode: 'own', tailBytes: 64 * 1024, readAhead
   expect(counts.followed).toBeGreaterThan(0);
   expect(counts.truncations).toBeGreaterThan(0);
   expect(log.segmentCount).toBeGreaterThan(1);
+  // Retention ran on the scheduler (the start moved) and no background job (retention, checkpoint, delayed unlink) failed.
+  expect(log.startOffset).toBeGreaterThan(0);
+  expect(store.backgroundErrors).toEqual([]);
+  expect(background).toEqual([]);
   await store.close();
+  expect(store.backgroundErrors).toEqual([]);
   // Deleted segments close once readers let go; the delayed unlinks ran or were dropped with the scheduler.
   expect(stats().liveMappings).toBe(mappingsBefore);
   expect(await openFdCount()).toBe(fdsBefore);

@@ -431,10 +431,7 @@ describe('writes in own mode', () => {
     // Write-behind runs in the background; wait for it to get past the bulk.
     const residentOwn = async () => (await mine.residency()).residentBytes;
     let r = await residentOwn();
-    for (let i = 0; i < 400 && r > 9 * MiB; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 10));
-      r = await residentOwn();
-    }
+    await until(async () => (r = await residentOwn()) <= 9 * MiB);
     expect(r).toBeLessThanOrEqual(9 * MiB);
     expect((await pc.residency()).residentBytes).toBeGreaterThan(20 * MiB);
     await Promise.all([mine.close(), pc.close()]);

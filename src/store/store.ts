@@ -34,6 +34,12 @@ export interface LogStoreOptions extends LogOptions, RetentionOptions {
   checkpointIntervalMs?: number;
   /** How often retention runs. Default 5 min. */
   retentionCheckIntervalMs?: number;
+  /**
+   * Called with the error of each failed background job (checkpoint write,
+   * retention, delayed unlink), after it is added to `backgroundErrors`. The
+   * job keeps its schedule. What the callback throws is ignored.
+   */
+  onBackgroundError?: (err: unknown) => void;
 }
 
 /** Per-log overrides of the store's defaults; `cache` is the store's alone (one budget for all its logs). */
@@ -91,6 +97,11 @@ export class LogStore {
     this.#scheduler = new Scheduler((err) => {
       this.backgroundErrors.push(err);
       if (this.backgroundErrors.length > 100) this.backgroundErrors.shift();
+      try {
+        defaults.onBackgroundError?.(err);
+      } catch {
+        // The embedder's handler must not stop the scheduler.
+      }
     });
     const o = defaults;
     this.#scheduler.every(o.checkpointIntervalMs ?? 60_000, () => this.checkpoint());
@@ -110,6 +121,7 @@ export class LogStore {
     if (o.checkpointIntervalMs !== undefined) checkInteger('defaults.checkpointIntervalMs', o.checkpointIntervalMs, 1);
     if (o.retentionCheckIntervalMs !== undefined) checkInteger('defaults.retentionCheckIntervalMs', o.retentionCheckIntervalMs, 1);
     checkRetention('defaults', o);
+    if (o.onBackgroundError !== undefined && typeof o.onBackgroundError !== 'function') throw new TypeError('defaults.onBackgroundError must be a function');
     const cache = checkCacheOptions('defaults.cache', o.cache);
     await mkdirDurable(dataDir);
     const lockPath = join(dataDir, LOCK_FILE);
@@ -187,7 +199,7 @@ export class LogStore {
   }
 
   async #openLog(name: string, overrides: StoreLogOptions): Promise<Log> {
-    const { checkpointIntervalMs: _c, retentionCheckIntervalMs: _r, retentionMs, retentionBytes, cache: _cache, ...logDefaults } = this.#defaults;
+    const { checkpointIntervalMs: _c, retentionCheckIntervalMs: _r, onBackgroundError: _e, retentionMs, retentionBytes, cache: _cache, ...logDefaults } = this.#defaults;
     const { retentionMs: ms, retentionBytes: bytes, ...logOverrides } = overrides;
     const log = await Log.open(
       join(this.dataDir, name),

@@ -111,17 +111,8 @@ export function readSlowly(pair: Pair): void {
   pair.receiver.resume();
 }
 
-/**
- * Waits for a condition driven by I/O. The bound only keeps a broken build
- * from hanging; it is not an assertion about speed.
- */
-export async function until(cond: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 3000; i++) {
-    if (cond()) return;
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+// Waiting for a condition driven by I/O: one helper for the whole suite (helpers/until.ts).
+export { until } from './until.js';
 
 /** A few loop turns: Node closes a destroyed socket's fd and a server's handle asynchronously. */
 export async function turns(n = 3): Promise<void> {
