@@ -1,0 +1,346 @@
+// Files: positioned reads and writes, syncs, space and advice, the directory
+// lock, directory fsync, free space and O_DIRECT probing.
+import { readFile, unlink } from 'node:fs/promises';
+import { constants as fsConstants, fstatSync } from 'node:fs';
+import { join } from 'node:path';
+import { errnoError, SeglogError } from '../errors.js';
+import { checkBoolean, checkBytes, checkInteger, checkOneOf, checkOptions, checkString } from '../validate.js';
+import { addon, C, check, MAX_MAPPING, MAX_OFFSET, PAGE_SIZE } from './load.js';
+import { allocAligned, freeAligned, MappedRegion } from './memory.js';
+
+export interface OpenOptions {
+  /** Open for writing as well as reading. Default false. */
+  write?: boolean;
+  /** Create the file if missing (implies write). */
+  create?: boolean;
+  /** With create: fail with EEXIST if the file exists. */
+  exclusive?: boolean;
+  /** Truncate to 0 on open (implies write). */
+  truncate?: boolean;
+  /** O_DIRECT: bypass the page cache; every transfer must then be aligned. */
+  direct?: boolean;
+  /** O_DSYNC: each write returns once its data is durable. */
+  dsync?: boolean;
+  /** Permission bits for a created file. Default 0o644. */
+  mode?: number;
+}
+
+export type FileAdvice = 'normal' | 'sequential' | 'random' | 'willneed' | 'dontneed' | 'noreuse';
+const FILE_ADVICE: Record<FileAdvice, number> = {
+  normal: C.POSIX_FADV_NORMAL,
+  sequential: C.POSIX_FADV_SEQUENTIAL,
+  random: C.POSIX_FADV_RANDOM,
+  willneed: C.POSIX_FADV_WILLNEED,
+  dontneed: C.POSIX_FADV_DONTNEED,
+  noreuse: C.POSIX_FADV_NOREUSE,
+};
+
+export interface SyncRangeOptions {
+  waitBefore?: boolean;
+  /** Start writeback of the range's dirty pages. Default true. */
+  write?: boolean;
+  waitAfter?: boolean;
+}
+
+/** Alignment O_DIRECT transfers need on a filesystem, and where the figure came from. */
+export interface DirectIOAlignment {
+  /** Required alignment of the memory address, in bytes. */
+  memory: number;
+  /** Required alignment of file offsets and lengths, in bytes. */
+  offset: number;
+  source: 'statx' | 'blockdev' | 'default';
+}
+
+/**
+ * An open file. close() waits for calls already under way and for pinned
+ * work (pin()), so an fd number is never reused while one of them could
+ * still touch it. Calls made after close() reject with ECLOSED, except while
+ * pinned work is still running: a read pinned before the close may finish.
+ */
+export class File {
+  readonly path: string;
+  readonly direct: boolean;
+  /** For direct files: the alignment every transfer must honour. */
+  readonly alignment: DirectIOAlignment | undefined;
+  #fd: number;
+  /** Calls and pins under way: close() waits for them. */
+  #inflight = 0;
+  #pins = 0;
+  #closing: Promise<void> | undefined;
+  #drained: (() => void) | undefined;
+
+  private constructor(path: string, fd: number, alignment: DirectIOAlignment | undefined) {
+    this.path = path;
+    this.#fd = fd;
+    this.direct = alignment !== undefined;
+    this.alignment = alignment;
+  }
+
+  static async open(path: string, options?: OpenOptions): Promise<File> {
+    checkString('path', path);
+    const o = checkOptions<OpenOptions>('options', options);
+    const bool = (name: keyof OpenOptions) => (o[name] === undefined ? false : checkBoolean(`options.${name}`, o[name]));
+    const mode = o.mode === undefined ? 0o644 : checkInteger('options.mode', o.mode, 0, 0o7777);
+    const create = bool('create');
+    const exclusive = bool('exclusive');
+    const truncate = bool('truncate');
+    const direct = bool('direct');
+    if (exclusive && !create) throw new RangeError('options.exclusive requires options.create');
+    let flags = bool('write') || create || truncate ? fsConstants.O_RDWR : fsConstants.O_RDONLY;
+    if (create) flags |= fsConstants.O_CREAT;
+    if (exclusive) flags |= fsConstants.O_EXCL;
+    if (truncate) flags |= fsConstants.O_TRUNC;
+    if (direct) flags |= C.O_DIRECT;
+    if (bool('dsync')) flags |= C.O_DSYNC;
+    const fd = check(await addon.open(path, flags, mode), 'open', path);
+    if (!direct) return new File(path, fd, undefined);
+    try {
+      return new File(path, fd, await directIOAlignment(path));
+    } catch (err) {
+      await addon.close(fd);
+      throw err;
+    }
+  }
+
+  /** The file descriptor; throws ECLOSED once close() was called and no pinned work keeps it open. */
+  get fd(): number {
+    if (this.#closing !== undefined && this.#pins === 0) throw new SeglogError('ECLOSED', `file is closed: ${this.path}`, { path: this.path });
+    return this.#fd;
+  }
+
+  get closed(): boolean {
+    return this.#closing !== undefined;
+  }
+
+  /** Runs one addon call with the fd pinned open until it settles. */
+  async #call(syscall: string, op: (fd: number) => Promise<number>): Promise<number> {
+    const fd = this.fd;
+    this.#inflight++;
+    try {
+      return check(await op(fd), syscall, this.path);
+    } finally {
+      if (--this.#inflight === 0 && this.#drained !== undefined) this.#drained();
+    }
+  }
+
+  /**
+   * Keeps the file usable while `work` runs, even if close() is called
+   * meanwhile (e.g. a multi-step read, or a sendfile using the fd).
+   */
+  async pin<T>(work: (fd: number) => Promise<T>): Promise<T> {
+    const fd = this.fd;
+    this.#inflight++;
+    this.#pins++;
+    try {
+      return await work(fd);
+    } finally {
+      this.#pins--;
+      if (--this.#inflight === 0 && this.#drained !== undefined) this.#drained();
+    }
+  }
+
+  #checkDirect(what: string, position: number, length: number, address?: number): void {
+    const a = this.alignment;
+    if (a === undefined) return;
+    if (position % a.offset !== 0 || length % a.offset !== 0) {
+      throw new RangeError(`${what} on an O_DIRECT file needs position and length aligned to ${a.offset} bytes (got ${position}, ${length})`);
+    }
+    if (address !== undefined && address % a.memory !== 0) {
+      throw new RangeError(`${what} on an O_DIRECT file needs a buffer aligned to ${a.memory} bytes; use allocAligned()`);
+    }
+  }
+
+  async size(): Promise<number> {
+    return this.#call('fstat', (fd) => addon.fstatSize(fd));
+  }
+
+  /** Writes all of `data` at `position` (short writes are continued). */
+  async write(data: Uint8Array, position: number): Promise<number> {
+    checkBytes('data', data);
+    checkInteger('position', position, 0, MAX_OFFSET - data.length);
+    this.#checkDirect('write', position, data.length, data.length === 0 ? undefined : addon.addressOf(data));
+    return this.#call('pwrite', (fd) => addon.pwrite(fd, data, position));
+  }
+
+  /** Writes every chunk, in order, starting at `position`. */
+  async writev(chunks: Uint8Array[], position: number): Promise<number> {
+    const total = checkChunks('chunks', chunks);
+    checkInteger('position', position, 0, MAX_OFFSET - total);
+    for (const c of chunks) this.#checkDirect('writev', position, c.length, c.length === 0 ? undefined : addon.addressOf(c));
+    return this.#call('pwritev', (fd) => addon.pwritev(fd, chunks, position));
+  }
+
+  /** Reads into `into` from `position`; returns bytes read, fewer only at end of file. */
+  async read(into: Uint8Array, position: number): Promise<number> {
+    checkBytes('into', into);
+    checkInteger('position', position, 0, MAX_OFFSET);
+    this.#checkDirect('read', position, into.length, into.length === 0 ? undefined : addon.addressOf(into));
+    return this.#call('pread', (fd) => addon.pread(fd, into, position));
+  }
+
+  async readv(into: Uint8Array[], position: number): Promise<number> {
+    checkChunks('into', into);
+    checkInteger('position', position, 0, MAX_OFFSET);
+    for (const c of into) this.#checkDirect('readv', position, c.length, c.length === 0 ? undefined : addon.addressOf(c));
+    return this.#call('preadv', (fd) => addon.preadv(fd, into, position));
+  }
+
+  async sync(): Promise<void> {
+    await this.#call('fsync', (fd) => addon.fsync(fd));
+  }
+
+  async datasync(): Promise<void> {
+    await this.#call('fdatasync', (fd) => addon.fdatasync(fd));
+  }
+
+  /** Reserves blocks for [offset, offset+length); keepSize leaves the file size as it is. */
+  async allocate(offset: number, length: number, options?: { keepSize?: boolean }): Promise<void> {
+    checkInteger('offset', offset);
+    checkInteger('length', length, 1, MAX_OFFSET - offset);
+    const o = checkOptions<{ keepSize?: boolean }>('options', options);
+    const keep = o.keepSize === undefined ? false : checkBoolean('options.keepSize', o.keepSize);
+    await this.#call('fallocate', (fd) => addon.fallocate(fd, keep ? C.FALLOC_FL_KEEP_SIZE : 0, offset, length));
+  }
+
+  async truncate(length: number): Promise<void> {
+    checkInteger('length', length);
+    await this.#call('ftruncate', (fd) => addon.ftruncate(fd, length));
+  }
+
+  /** posix_fadvise over [offset, offset+length); length 0 means to the end of the file. */
+  async advise(offset: number, length: number, advice: FileAdvice): Promise<void> {
+    checkInteger('offset', offset);
+    checkInteger('length', length, 0, MAX_OFFSET - offset);
+    const a = FILE_ADVICE[checkOneOf('advice', advice, Object.keys(FILE_ADVICE) as FileAdvice[])];
+    await this.#call('fadvise', (fd) => addon.fadvise(fd, offset, length, a));
+  }
+
+  /** sync_file_range over [offset, offset+length); length 0 means to the end of the file. */
+  async syncRange(offset: number, length: number, options?: SyncRangeOptions): Promise<void> {
+    checkInteger('offset', offset);
+    checkInteger('length', length, 0, MAX_OFFSET - offset);
+    const o = checkOptions<SyncRangeOptions>('options', options);
+    const flag = (name: keyof SyncRangeOptions, dflt: boolean) => (o[name] === undefined ? dflt : checkBoolean(`options.${name}`, o[name]));
+    const flags =
+      (flag('waitBefore', false) ? C.SYNC_FILE_RANGE_WAIT_BEFORE : 0) |
+      (flag('write', true) ? C.SYNC_FILE_RANGE_WRITE : 0) |
+      (flag('waitAfter', false) ? C.SYNC_FILE_RANGE_WAIT_AFTER : 0);
+    await this.#call('sync_file_range', (fd) => addon.syncFileRange(fd, offset, length, flags));
+  }
+
+  /** Maps [offset, offset+length) of the file, which must lie inside it (RangeError otherwise); offset must be page aligned. */
+  map(offset: number, length: number, options?: { writable?: boolean }): MappedRegion {
+    checkInteger('offset', offset);
+    if (offset % PAGE_SIZE !== 0) throw new RangeError(`offset must be a multiple of the page size ${PAGE_SIZE}, got ${offset}`);
+    checkInteger('length', length, 1, Math.min(MAX_OFFSET - offset, MAX_MAPPING));
+    const o = checkOptions<{ writable?: boolean }>('options', options);
+    const writable = o.writable === undefined ? false : checkBoolean('options.writable', o.writable);
+    // Touching a mapped page past the end of the file raises SIGBUS: map only what the file holds.
+    const size = fstatSync(this.fd).size;
+    if (offset + length > size) {
+      throw new RangeError(`cannot map [${offset}, ${offset + length}) of ${this.path}: the file holds ${size} bytes (pages past its end would raise SIGBUS)`);
+    }
+    const result = addon.mmap(this.fd, offset, length, writable);
+    if (typeof result === 'number') throw errnoError(result, 'mmap', this.path);
+    return new MappedRegion(result, this.path);
+  }
+
+  /** How many pages of [offset, offset+length) sit in the page cache (mincore). */
+  residentPages(offset: number, length: number): { resident: number; total: number } {
+    checkInteger('offset', offset);
+    if (offset % PAGE_SIZE !== 0) throw new RangeError(`offset must be a multiple of the page size ${PAGE_SIZE}, got ${offset}`);
+    checkInteger('length', length, 0, MAX_OFFSET - offset);
+    const resident = check(addon.residentPages(this.fd, offset, length), 'mincore', this.path);
+    return { resident, total: Math.ceil(length / PAGE_SIZE) };
+  }
+
+  /** Closes the file once calls under way have settled. Idempotent. */
+  close(): Promise<void> {
+    if (this.#closing === undefined) {
+      this.#closing = (async () => {
+        if (this.#inflight > 0) await new Promise<void>((resolve) => (this.#drained = resolve));
+        check(await addon.close(this.#fd), 'close', this.path);
+      })();
+    }
+    return this.#closing;
+  }
+}
+
+function checkChunks(name: string, chunks: unknown): number {
+  if (!Array.isArray(chunks)) throw new TypeError(`${name} must be an array of Uint8Array`);
+  let total = 0;
+  chunks.forEach((c, i) => (total += checkBytes(`${name}[${i}]`, c).length));
+  return total;
+}
+
+/**
+ * Takes an exclusive flock on `file` without waiting: false when another
+ * open file description (this process or another) holds it.
+ */
+export function tryLockExclusive(file: File): Promise<boolean> {
+  if (!(file instanceof File)) throw new TypeError('file must be a File');
+  // flock(LOCK_EX | LOCK_NB) never waits, so the addon runs it on this thread.
+  return file.pin(async (fd) => check(addon.tryLockExclusive(fd), 'flock', file.path) === 1);
+}
+
+/** Bytes available to unprivileged writers on the filesystem holding `path` (statvfs). */
+export async function freeBytes(path: string): Promise<number> {
+  checkString('path', path);
+  return check(await addon.freeBytes(path), 'statvfs', path);
+}
+
+/** fsync of a directory: makes entries created, renamed or removed in it durable. */
+export async function fsyncDir(path: string): Promise<void> {
+  checkString('path', path);
+  check(await addon.fsyncDir(path), 'fsync', path);
+}
+
+/**
+ * The alignment O_DIRECT needs for files at `path`: statx's STATX_DIOALIGN
+ * where the kernel and filesystem report it, else the device's logical block
+ * size, else 4096.
+ */
+export async function directIOAlignment(path: string): Promise<DirectIOAlignment> {
+  checkString('path', path);
+  const r = await addon.statxDio(path);
+  if (typeof r === 'number') throw errnoError(r, 'statx', path);
+  const [, memory, offset, major, minor] = r;
+  if (memory > 0 && offset > 0) return { memory, offset, source: 'statx' };
+  try {
+    const text = await readFile(`/sys/dev/block/${major}:${minor}/queue/logical_block_size`, 'utf8');
+    const size = Number.parseInt(text, 10);
+    if (size > 0) return { memory: size, offset: size, source: 'blockdev' };
+  } catch {
+    // No block device behind this filesystem (tmpfs, overlay): use the default.
+  }
+  return { memory: 4096, offset: 4096, source: 'default' };
+}
+
+/**
+ * Whether files in directory `dir` accept O_DIRECT: creates a scratch file,
+ * writes one aligned block through O_DIRECT and removes it. False when the
+ * filesystem refuses (EINVAL), so callers fall back to buffered I/O.
+ */
+export async function probeDirectIO(dir: string): Promise<boolean> {
+  checkString('dir', dir);
+  const path = join(dir, `.seglog-odirect-probe-${process.pid}-${Date.now()}`);
+  let file: File;
+  try {
+    file = await File.open(path, { create: true, exclusive: true, direct: true });
+  } catch (err) {
+    if ((err as SeglogError).code === 'EINVAL') return false;
+    throw err;
+  }
+  const block = allocAligned(Math.max(file.alignment!.offset, file.alignment!.memory), file.alignment!.memory);
+  try {
+    await file.write(block, 0);
+    return true;
+  } catch (err) {
+    if ((err as SeglogError).code === 'EINVAL') return false;
+    throw err;
+  } finally {
+    freeAligned(block);
+    await file.close();
+    await unlink(path);
+  }
+}
