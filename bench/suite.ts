@@ -481,7 +481,7 @@ async function isolationGroup(ctx: Context): Promise<IsolationRun | string> {
   }
   const backlog = isolationBacklog(settings.pageCache);
   const free = await freeBytes(ctx.dir);
-  if (free < backlog + GiB) return `skipped: ${formatBytes(free)} free on the target filesystem, the backlog needs ${formatBytes(backlog)} and 1 GiB to spare`;
+  if (free !== undefined && free < backlog + GiB) return `skipped: ${formatBytes(free)} free on the target filesystem, the backlog needs ${formatBytes(backlog)} and 1 GiB to spare`;
   return isolation(ctx.dir, settings);
 }
 

@@ -337,7 +337,9 @@ Napi::Value StatxDio(const Napi::CallbackInfo& info) {
   });
 }
 
-// freeBytes(path) -> bytes available to unprivileged writers (f_bavail * f_frsize).
+// freeBytes(path) -> bytes available to unprivileged writers (f_bavail * f_frsize),
+// or -ENODATA when the filesystem reports no size at all (0 total blocks, as
+// FUSE filesystems without statfs do): its free space is unknown, not zero.
 Napi::Value FreeBytes(const Napi::CallbackInfo& info) {
   std::string path;
   if (!ArgString(info, 0, &path)) return info.Env().Undefined();
@@ -347,6 +349,7 @@ Napi::Value FreeBytes(const Napi::CallbackInfo& info) {
     do r = statvfs(path.c_str(), &st);
     while (r < 0 && errno == EINTR);
     if (r < 0) return NegErrno();
+    if (st.f_blocks == 0) return -ENODATA;
     return static_cast<int64_t>(st.f_bavail) * static_cast<int64_t>(st.f_frsize);
   });
 }

@@ -186,6 +186,62 @@ describe('seglog verify', () => {
     await writeFile(join(dir, 'recovery-point-offset-checkpoint'), 'garbage');
     expect((await seglog('verify', dir)).stdout).toMatch(/PROBLEM .*recovery-point-offset-checkpoint: checkpoint file .* is malformed/);
   });
+
+  test('a lost segment is a problem: below the first one, or between two', async () => {
+    const dir = await tempDir();
+    await makeLog(dir);
+    for (const suffix of ['.log', '.index', '.timeindex']) await rm(seg(dir, 0, suffix));
+    const r = await seglog('verify', dir);
+    expect(r.stdout).toContain(`PROBLEM ${seg(dir, SECOND, '.log')}: offsets 0..${SECOND - 1}, from the log start offset to this first segment, are in no segment`);
+    expect(r.code).toBe(1);
+  });
+});
+
+/** A store with one log 't' of several segments, closed cleanly; returns the segments' base offsets. */
+async function makeStore(dir: string): Promise<number[]> {
+  const store = await LogStore.open(dir, { segmentBytes: 1024 });
+  const log = await store.log('t');
+  while (log.segmentCount < 5) await log.append([{ value: Buffer.alloc(100, log.endOffset) }, { value: 'x' }]);
+  await store.close();
+  return (await readdir(join(dir, 't'))).filter((n) => n.endsWith('.log')).map((n) => Number(n.slice(0, 20))).sort((a, b) => a - b);
+}
+
+async function loseSegment(dir: string, base: number): Promise<void> {
+  for (const suffix of ['.log', '.index', '.timeindex']) await rm(seg(dir, base, suffix), { force: true });
+}
+
+describe('seglog recover, lost segments', () => {
+  test('a hole between segments: refused and reported by verify; --repair cuts the log there and says so', async () => {
+    const dir = await tempDir();
+    const bases = await makeStore(dir);
+    await loseSegment(join(dir, 't'), bases[2]!);
+    const v = await seglog('verify', dir);
+    expect(v.stdout).toContain(`PROBLEM ${seg(join(dir, 't'), bases[3]!, '.log')}: offsets ${bases[2]}..${bases[3]! - 1} are in no segment`);
+    expect(v.code).toBe(1);
+    const refused = await seglog('recover', dir);
+    expect(refused.stdout).toContain(`refused: offsets ${bases[2]}..${bases[3]! - 1} of ${join(dir, 't')} are in no segment`);
+    expect(refused.code).toBe(1);
+    const repaired = await seglog('recover', dir, '--repair');
+    expect(repaired.stdout).toMatch(new RegExp(`segments were missing; repair gave up offsets ${bases[2]}\\.\\.\\d+`));
+    expect(repaired.code).toBe(0);
+    expect((await seglog('verify', dir)).stdout).toContain('0 problems');
+  });
+
+  test("a lost first segment of a store's log: --repair moves the store's start-offset checkpoint", async () => {
+    const dir = await tempDir();
+    const bases = await makeStore(dir);
+    await loseSegment(join(dir, 't'), 0);
+    expect((await seglog('verify', dir)).code).toBe(1);
+    expect((await seglog('recover', dir)).code).toBe(1);
+    const repaired = await seglog('recover', dir, '--repair');
+    expect(repaired.stdout).toContain(`repair gave up offsets 0..${bases[1]! - 1}`);
+    expect(await readFile(join(dir, 'log-start-offset-checkpoint'), 'utf8')).toContain(`t ${bases[1]}`);
+    const v = await seglog('verify', dir);
+    expect(v.stdout).toContain('0 problems');
+    const store = await LogStore.open(dir);
+    expect((await store.log('t')).startOffset).toBe(bases[1]);
+    await store.close();
+  });
 });
 
 describe('seglog recover', () => {

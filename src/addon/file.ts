@@ -2,11 +2,14 @@
 // lock, directory fsync, free space and O_DIRECT probing.
 import { readFile, unlink } from 'node:fs/promises';
 import { constants as fsConstants, fstatSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import { errnoError, SeglogError } from '../errors.js';
 import { checkBoolean, checkBytes, checkInteger, checkOneOf, checkOptions, checkString } from '../validate.js';
 import { addon, C, check, MAX_MAPPING, MAX_OFFSET, PAGE_SIZE } from './load.js';
 import { allocAligned, freeAligned, MappedRegion } from './memory.js';
+
+const ENODATA = osConstants.errno.ENODATA;
 
 export interface OpenOptions {
   /** Open for writing as well as reading. Default false. */
@@ -283,10 +286,17 @@ export function tryLockExclusive(file: File): Promise<boolean> {
   return file.pin(async (fd) => check(addon.tryLockExclusive(fd), 'flock', file.path) === 1);
 }
 
-/** Bytes available to unprivileged writers on the filesystem holding `path` (statvfs). */
-export async function freeBytes(path: string): Promise<number> {
+/**
+ * Bytes available to unprivileged writers on the filesystem holding `path`
+ * (statvfs); undefined when that filesystem reports no size at all (0 total
+ * blocks, as some FUSE filesystems do): free space unknown.
+ */
+export async function freeBytes(path: string): Promise<number | undefined> {
   checkString('path', path);
-  return check(await addon.freeBytes(path), 'statvfs', path);
+  const result = await addon.freeBytes(path);
+  // The addon's answer for a filesystem that reports 0 total blocks.
+  if (result === -ENODATA) return undefined;
+  return check(result, 'statvfs', path);
 }
 
 /** fsync of a directory: makes entries created, renamed or removed in it durable. */

@@ -4,9 +4,12 @@
 // changed on disk. For a store, takes the store's lock first.
 import { createHash } from 'node:crypto';
 import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
+import { checkCacheOptions } from '../cache/options.js';
+import { readOffsetCheckpoint, writeOffsetCheckpoint } from '../common/durable-files.js';
 import { SeglogError } from '../errors.js';
-import { CLEAN_SHUTDOWN_FILE, LOCK_FILE, LOG_SUFFIX } from '../layout.js';
+import { CLEAN_SHUTDOWN_FILE, LOCK_FILE, LOG_START_OFFSET_CHECKPOINT, LOG_SUFFIX } from '../layout.js';
+import { standaloneContext, type StartOffsetKeeper } from '../log/context.js';
 import { Log } from '../log/log.js';
 import { File, fsyncDir, tryLockExclusive } from '../native.js';
 import type { Printer } from './output.js';
@@ -51,10 +54,13 @@ export async function recover(dir: string, options: { repair: boolean; indexInte
       const wasClean = (await readdir(logDir)).includes(CLEAN_SHUTDOWN_FILE);
       // Without the marker, open scans every segment (a standalone open has no recovery point to skip to).
       await rm(join(logDir, CLEAN_SHUTDOWN_FILE), { force: true });
+      // A store's log keeps its start offset in the store's checkpoint: repair moves it there.
+      const context = await standaloneContext(logDir, checkCacheOptions('cache', undefined), store ? await storeStart(dir, basename(logDir)) : undefined);
       let log: Log;
       try {
-        log = await Log.open(logDir, { repair: options.repair, indexIntervalBytes: options.indexIntervalBytes, minFreeBytes: 0 });
+        log = await Log.open(logDir, { repair: options.repair, indexIntervalBytes: options.indexIntervalBytes, minFreeBytes: 0 }, context);
       } catch (err) {
+        context.scheduler.stop();
         if ((err as SeglogError).code !== 'ECORRUPT') throw err;
         // Refused: leave the log as it was found.
         if (wasClean) {
@@ -66,7 +72,10 @@ export async function recover(dir: string, options: { repair: boolean; indexInte
         continue;
       }
       const range = log.endOffset > log.startOffset ? `offsets ${log.startOffset}..${log.endOffset - 1}` : `empty at offset ${log.startOffset}`;
+      const lost = log.missingRanges.map((r) => `${r.from}..${r.to}`);
       await log.close();
+      context.scheduler.stop();
+      if (lost.length > 0) await out.line(`${logDir}: segments were missing; repair gave up offsets ${lost.join(', ')}`);
       const lines = changes(logDir, before, await snapshot(logDir));
       await out.line(`${logDir}: ${wasClean ? 'was closed cleanly' : 'was not closed cleanly'}; ${range}; ${lines.length === 0 ? 'nothing changed' : `${lines.length} change${lines.length === 1 ? '' : 's'}:`}`);
       for (const line of lines) await out.line(`  ${line}`);
@@ -75,6 +84,15 @@ export async function recover(dir: string, options: { repair: boolean; indexInte
     await lock?.close();
   }
   return ok;
+}
+
+/** One log's start offset as its store's checkpoint keeps it, and how to move it there. */
+async function storeStart(storeDir: string, name: string): Promise<StartOffsetKeeper> {
+  const path = join(storeDir, LOG_START_OFFSET_CHECKPOINT);
+  return {
+    offset: (await readOffsetCheckpoint(path)).get(name) ?? 0,
+    persist: async (offset) => writeOffsetCheckpoint(path, (await readOffsetCheckpoint(path)).set(name, offset)),
+  };
 }
 
 async function lockStore(dir: string): Promise<File> {

@@ -2,7 +2,7 @@
 // without changing anything: files are opened read-only and read with pread,
 // never mapped, so a concurrent truncation cannot fault this process.
 import { readdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { readOffsetCheckpoint } from '../common/durable-files.js';
 import { isZeroEntry, offsetEntry, timeEntry } from '../index/entries.js';
 import {
@@ -50,9 +50,11 @@ export async function verify(dir: string, out: Printer): Promise<Finding[]> {
   const { logs, store } = await findLogDirs(dir);
   const findings: Finding[] = [];
   if (store) findings.push(...(await verifyStore(dir)));
+  // A store's logs keep their start offsets in its checkpoint; a standalone log in its own marker.
+  const starts = store ? await readOffsetCheckpoint(join(dir, LOG_START_OFFSET_CHECKPOINT)).catch(() => new Map<string, number>()) : undefined;
   let segments = 0;
   for (const log of logs) {
-    const r = await verifyLog(log, out);
+    const r = await verifyLog(log, out, starts?.get(basename(log)) ?? (starts === undefined ? undefined : 0));
     segments += r.segments;
     findings.push(...r.findings);
   }
@@ -90,14 +92,15 @@ interface Batches {
   lastOffsets: number[];
 }
 
-async function verifyLog(dir: string, out: Printer): Promise<{ segments: number; findings: Finding[] }> {
+/** Verifies one log; `storeStart` is its start offset from its store's checkpoint (undefined: a standalone log). */
+async function verifyLog(dir: string, out: Printer, storeStart: number | undefined): Promise<{ segments: number; findings: Finding[] }> {
   const names = await readdir(dir);
   const findings: Finding[] = [];
   const bases = segmentBases(names);
   const clean = names.includes(CLEAN_SHUTDOWN_FILE);
   if (!clean) findings.push({ level: 'note', path: dir, message: 'not closed cleanly (or open now): the next open runs recovery' });
   findings.push(...strayFiles(dir, names, new Set(bases)));
-  findings.push(...(await checkStartOffset(dir, names)));
+  const start = storeStart ?? (await readStartOffset(dir, names, findings));
   let previousEnd: number | undefined;
   for (let i = 0; i < bases.length; i++) {
     const base = bases[i]!;
@@ -134,10 +137,13 @@ async function verifyLog(dir: string, out: Printer): Promise<{ segments: number;
     } finally {
       await file.close();
     }
+    const lost = `are in no segment (a segment is missing): opening fails unless repair is on, which gives them up`;
     if (previousEnd !== undefined && previousEnd > base) {
       findings.push({ level: 'problem', path: paths.log, position: 0, message: `starts at ${base}, inside the previous segment, which ends at ${previousEnd - 1}` });
     } else if (previousEnd !== undefined && previousEnd < base) {
-      findings.push({ level: 'note', path: paths.log, message: `offsets ${previousEnd}..${base - 1} are in no segment` });
+      findings.push({ level: 'problem', path: paths.log, message: `offsets ${previousEnd}..${base - 1} ${lost}` });
+    } else if (previousEnd === undefined && start !== undefined && start < base) {
+      findings.push({ level: 'problem', path: paths.log, message: `offsets ${start}..${base - 1}, from the log start offset to this first segment, ${lost}` });
     }
     previousEnd = nextOffset;
     // An active segment's indexes keep their preallocated room until a clean close trims them.
@@ -176,11 +182,14 @@ function strayFiles(dir: string, names: string[], bases: Set<number>): Finding[]
   return findings;
 }
 
-async function checkStartOffset(dir: string, names: string[]): Promise<Finding[]> {
-  if (!names.includes(LOG_START_OFFSET_FILE)) return [];
+/** A standalone log's start offset: its marker's, 0 without one, undefined (and a finding) when the marker is unreadable. */
+async function readStartOffset(dir: string, names: string[], findings: Finding[]): Promise<number | undefined> {
+  if (!names.includes(LOG_START_OFFSET_FILE)) return 0;
   const path = join(dir, LOG_START_OFFSET_FILE);
   const value = Number((await readFile(path, 'utf8')).trim());
-  return Number.isSafeInteger(value) && value >= 0 ? [] : [{ level: 'problem', path, message: 'does not hold an offset: the log does not open' }];
+  if (Number.isSafeInteger(value) && value >= 0) return value;
+  findings.push({ level: 'problem', path, message: 'does not hold an offset: the log does not open' });
+  return undefined;
 }
 
 /**

@@ -23,24 +23,40 @@ export interface LogContext {
   cache: CacheGroup;
 }
 
-/** A log opened on its own keeps its start offset in its directory and has its own scheduler. */
-export async function standaloneContext(dir: string, cache: CacheConfig): Promise<LogContext> {
-  const path = join(dir, LOG_START_OFFSET_FILE);
-  let logStartOffset = 0;
-  try {
-    logStartOffset = Number((await readFile(path, 'utf8')).trim());
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
-  if (!Number.isSafeInteger(logStartOffset) || logStartOffset < 0) {
-    throw new SeglogError('ECORRUPT', `${path} does not hold an offset`, { path });
-  }
+/** Where a log's start offset is kept, when it is not a store's business. */
+export interface StartOffsetKeeper {
+  offset: number;
+  persist(offset: number): Promise<void>;
+}
+
+/**
+ * A log opened on its own has its own scheduler (stopped when it closes, if
+ * Log.open made this context) and keeps its start offset in its directory,
+ * unless `start` says where else (seglog recover, opening one log of a store).
+ */
+export async function standaloneContext(dir: string, cache: CacheConfig, start?: StartOffsetKeeper): Promise<LogContext> {
+  const keeper = start ?? (await startOffsetMarker(dir));
   return {
     // Failures of its tasks (interval flushes) put the log in its failed state, where appends report them.
     scheduler: new Scheduler(() => undefined),
     recoveryPoint: 0,
-    logStartOffset,
-    persistStartOffset: (offset) => writeFileAtomic(path, `${offset}\n`),
+    logStartOffset: keeper.offset,
+    persistStartOffset: (offset) => keeper.persist(offset),
     cache: await CacheGroup.open(cache, dir),
   };
+}
+
+/** A standalone log's start offset marker in its directory (0 while there is none). */
+async function startOffsetMarker(dir: string): Promise<StartOffsetKeeper> {
+  const path = join(dir, LOG_START_OFFSET_FILE);
+  let offset = 0;
+  try {
+    offset = Number((await readFile(path, 'utf8')).trim());
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  if (!Number.isSafeInteger(offset) || offset < 0) {
+    throw new SeglogError('ECORRUPT', `${path} does not hold an offset`, { path });
+  }
+  return { offset, persist: (next) => writeFileAtomic(path, `${next}\n`) };
 }

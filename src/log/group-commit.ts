@@ -27,6 +27,7 @@ export class GroupCommit {
   readonly #failure: () => unknown;
   /** The queue's bytes of settled appends (see AppendQueue.settled). */
   readonly #settled: (bytes: number) => void;
+  #freeSpaceUnknown = false;
 
   constructor(
     dir: string,
@@ -91,13 +92,23 @@ export class GroupCommit {
     if (full || old || overflow || s.indexesFull) await this.roll();
   }
 
+  /** Said once per log: the minFreeBytes floor cannot apply where the filesystem reports no size. */
+  #warnFreeSpaceUnknown(): void {
+    if (this.#freeSpaceUnknown) return;
+    this.#freeSpaceUnknown = true;
+    process.emitWarning(`the filesystem of ${this.#dir} reports no size (0 total blocks): free space is unknown, so minFreeBytes does not apply`, {
+      code: 'SEGLOG_FREE_SPACE_UNKNOWN',
+    });
+  }
+
   /** Starts a new active segment at the log end (a no-op when the active one is empty). Run between groups. */
   async roll(): Promise<void> {
     const s = this.#segments.active;
     if (s.isEmpty) return;
     if (this.#config.minFreeBytes > 0) {
       const free = await freeBytes(this.#dir);
-      if (free < this.#config.minFreeBytes) {
+      if (free === undefined) this.#warnFreeSpaceUnknown();
+      else if (free < this.#config.minFreeBytes) {
         throw new SeglogError('ENOSPC', `refusing to roll ${this.#dir}: ${free} bytes free, below the floor of ${this.#config.minFreeBytes} (minFreeBytes)`, {
           path: this.#dir,
         });
