@@ -149,7 +149,6 @@ describe('OffsetIndex', () => {
     expect(() => index.entryAt(2)).toThrow(RangeError);
     expect(() => index.entryAt(-1)).toThrow(RangeError);
     expect(() => index.truncateTo(-1)).toThrow(RangeError);
-    expect(() => index.truncateEntries(3)).toThrow(RangeError);
     expect(() => index.sanityCheck(-1)).toThrow(RangeError);
     expect(index.entries).toBe(2);
     await index.close();
@@ -191,7 +190,7 @@ describe('OffsetIndex', () => {
     await smaller.close();
   });
 
-  it('truncateTo drops the entries at or above an offset; truncateEntries keeps the first n', async () => {
+  it('truncateTo drops the entries at or above an offset', async () => {
     const index = await OffsetIndex.open(path, 1000, { writable: true });
     for (let i = 1; i <= 10; i++) index.append(1000 + i * 10, i * 100);
     index.truncateTo(5000);
@@ -204,7 +203,7 @@ describe('OffsetIndex', () => {
     expect(index.lastEntry).toEqual({ offset: 1070, position: 700 });
     expect(index.lookup(5000)).toEqual({ offset: 1070, position: 700 });
     index.append(1071, 750); // appends continue after the new last entry
-    index.truncateEntries(3);
+    index.truncateTo(1031);
     expect(index.lastEntry).toEqual({ offset: 1030, position: 300 });
     index.truncateTo(1000);
     expect(index.entries).toBe(0);
@@ -339,8 +338,6 @@ describe('OffsetIndex', () => {
     expect(index.entries).toBe(8);
     expect(index.isFull).toBe(true);
     await expectCode(() => index.sanityCheck(), 'ECORRUPT', { path, position: 16 });
-    index.truncateEntries(2);
-    index.sanityCheck(21);
     await index.close();
   });
 
@@ -377,7 +374,8 @@ describe('OffsetIndex', () => {
       await writeFile(path, entriesFile([[1, 10], [2, 20]], 5));
       const index = await OffsetIndex.open(path, 1000, { writable: true });
       expect(index.entries).toBe(2);
-      index.truncateEntries(1);
+      index.truncateTo(1002);
+      expect(index.entries).toBe(1);
       await expectCode(() => index.sanityCheck(), 'ECORRUPT', { path, position: 16 });
       await index.close();
     });
@@ -417,7 +415,6 @@ describe('OffsetIndex', () => {
     await expectCode(() => index.entryAt(0), 'ECLOSED');
     await expectCode(() => index.lastEntry, 'ECLOSED');
     await expectCode(() => index.truncateTo(1000), 'ECLOSED');
-    await expectCode(() => index.truncateEntries(0), 'ECLOSED');
     await expectCode(() => index.sanityCheck(), 'ECLOSED');
     await expectCode(index.flush(), 'ECLOSED');
     await expectCode(index.trim(), 'ECLOSED');

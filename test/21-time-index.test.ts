@@ -188,7 +188,7 @@ describe('TimeIndex', () => {
     expect(index.entries).toBe(1);
     expect(index.lastEntry).toEqual({ timestamp: 10, offset: 1001 });
     expect(index.append(15, 1002)).toBe(true);
-    index.truncateEntries(0);
+    index.truncateTo(1000);
     expect(index.lookup(100)).toEqual({ timestamp: -1, offset: 1000 });
     expect(index.append(5, 1000)).toBe(true);
     await index.close();

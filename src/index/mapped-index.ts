@@ -253,13 +253,6 @@ export abstract class MappedIndex {
     this.#entries = offset <= this.baseOffset ? 0 : this.floorSlot(b, offset - this.baseOffset - 1, this.offsetKey) + 1;
   }
 
-  /** Keeps the first `n` entries. Indexes whose file is open for writing only. */
-  truncateEntries(n: number): void {
-    checkInteger('n', n, 0, this.#entries);
-    this.#truncatableView();
-    this.#entries = n;
-  }
-
   /** Unmaps a read-only index until its next lookup. A writable index stays mapped: no-op. */
   release(): void {
     if (this.#writable || this.#region === undefined) return;
