@@ -20,6 +20,8 @@
 // fault is off the same log reads back whole, appends, closes and reopens
 // clean.
 import { execFile, execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -27,8 +29,6 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Log } from '../src/log/log.js';
 import { recordValue } from './fixtures/random.js';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 
 const hasFiu = spawnSync('sh', ['-c', 'command -v fiu-run && command -v fiu-ctrl']).status === 0;
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -170,10 +170,16 @@ function expectExact(r: Done): void {
   expect(r, JSON.stringify(r)).toMatchObject({ ok: true, match: true, failure: null });
 }
 
-/** A failed sendTo: typed, the socket destroyed, and the receiver holding only a correct prefix of the batches. */
+/**
+ * A failed sendTo: typed, the socket destroyed, and the receiver holding only a correct prefix of the batches.
+ * A failure while the batches are located (a pread) rejects a few event-loop turns before the socket is
+ * destroyed (LogReader.sendTo's Promise.all settles with the first rejection); a failed transfer
+ * (sendfile) destroys it first, as sendParts documents.
+ */
 function expectFailedTransfer(r: Done, syscall: string, path: RegExp): void {
   expectEio(r, syscall, path);
   expect(r.destroyed).toBe(true);
+  if (syscall === 'sendfile') expect(r.destroyedAtRejection).toBe(true);
   expect(r.prefix).toBe(true);
 }
 
