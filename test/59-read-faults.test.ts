@@ -179,7 +179,8 @@ function expectExact(r: Done): void {
 function expectFailedTransfer(r: Done, syscall: string, path: RegExp): void {
   expectEio(r, syscall, path);
   expect(r.destroyed).toBe(true);
-  if (syscall === 'sendfile') expect(r.destroyedAtRejection).toBe(true);
+  expect(r.destroyedAtRejection).toBe(true);
+  expect(typeof r.error!.bytesSent).toBe('number');
   expect(r.prefix).toBe(true);
 }
 

@@ -95,7 +95,13 @@ export class LogReader {
     const parts = range.then((r) => (prefix === undefined ? slices : [prefix(r), ...slices]));
     const sent = sendParts(socket, parts).finally(transferEnded);
     this.#cache.sending(sent);
-    return Promise.all([range, sent]).then(([r]) => r);
+    // A read that fails while the batches are located fails the transfer too, which destroys the socket:
+    // reject once that is done, with the transfer's error (bytesSent included).
+    return Promise.allSettled([range, sent]).then(([r, s]) => {
+      if (s.status === 'rejected') throw s.reason;
+      if (r.status === 'rejected') throw r.reason;
+      return r.value;
+    });
   }
 
   /**
