@@ -53,6 +53,8 @@ export async function loadLog(dir: string, config: LogConfig, context: LogContex
   const ctx = context ?? (await standaloneContext(dir, config.cache));
   const clean = names.includes(CLEAN_SHUTDOWN_FILE);
   const segments: Segment[] = [];
+  /** Segments opened on trust (a clean shutdown or the recovery point), not scanned. */
+  const trusted = new Set<Segment>();
   let missing: OffsetRange[];
   try {
     for (let i = 0; i < bases.length; i++) {
@@ -73,8 +75,20 @@ export async function loadLog(dir: string, config: LogConfig, context: LogContex
       if (recover) {
         await recoverSegment(segment, config.repair, last);
         if (!last) await segment.seal();
+      } else {
+        trusted.add(segment);
       }
-      const prev = segments[segments.length - 2];
+      let prev = segments[segments.length - 2];
+      if (prev !== undefined && prev.nextOffset > segment.baseOffset && trusted.has(prev)) {
+        // Its end came from headers walked without their CRCs: a damaged one may claim offsets it never held.
+        // Scanned now, the damage is reported where it lies (or cut, with repair).
+        trusted.delete(prev);
+        await prev.close();
+        prev = await Segment.open(dir, prev.baseOffset, segmentConfig, true);
+        segments[segments.length - 2] = prev;
+        await recoverSegment(prev, config.repair, false);
+        await prev.seal();
+      }
       if (prev !== undefined && prev.nextOffset > segment.baseOffset) {
         throw new SeglogError('ECORRUPT', `segment ${segment.log.path} starts at ${segment.baseOffset}, inside the previous segment (which ends at ${prev.nextOffset - 1})`, {
           path: segment.log.path,

@@ -50,8 +50,9 @@ async function walkTo(s: ReadableSegment, offset: number, position: number, read
   for (let first = true; ; first = false) {
     const header = await reader.header(position);
     if (header === undefined) return undefined;
-    // Not the first after an index jump: the batches before it are not known here.
-    if (!first || indexed === undefined) checkOffsets(s, header, position, lowest);
+    // After an index jump the batches before the first are not known, so it is held to the segment's
+    // bounds only: a damaged header (the base offset lies outside the CRC) must not pass for the log's end.
+    checkOffsets(s, header, position, lowest);
     lowest = header.lastOffset + 1;
     if (first && indexed !== undefined && (header.baseOffset > indexed || header.lastOffset < indexed)) {
       throw new SeglogError('ECORRUPT', `${s.offsetIndex.path}: the entry for offset ${indexed} points at position ${position}, which does not hold it`, {
@@ -108,7 +109,8 @@ export async function rangeFrom(s: ReadableSegment, from: BatchLocation, maxByte
  * and stay within the segment.
  */
 function checkOffsets(s: ReadableSegment, header: BatchHeader, position: number, lowest: number): void {
-  if (header.baseOffset >= lowest && header.lastOffset < s.nextOffset) return;
+  // lastOffsetDelta is inside the CRC but read here before it is checked: a negative one must not pass either.
+  if (header.baseOffset >= lowest && header.lastOffset >= header.baseOffset && header.lastOffset < s.nextOffset) return;
   if (position + header.size > s.size) {
     throw new SeglogError('EOFFSETRANGE', `${s.log.path} was truncated to ${s.size} bytes during a read at ${position}`, { path: s.log.path });
   }
