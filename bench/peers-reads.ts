@@ -13,7 +13,7 @@ import { open as openAsync } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { open as openLmdb, type RootDatabase } from 'lmdb';
-import { decodeBatch, Log, type RecordInput } from '../src/seglog.js';
+import { Log, type RecordInput } from '../src/seglog.js';
 import { benchDir, formatNumber, formatPercent, formatSummary, markdownTable, opsPerSecond, progress, rng, settle, summarize, usageError, warmUp } from './common.js';
 
 const USAGE = 'usage: tsx bench/peers-reads.ts [--dir <path>] [--runs <n>] [--records <n>] [--sizes 1024,100]';
@@ -116,6 +116,11 @@ async function sequential(p: Peers, count: number, size: number): Promise<Sample
     for await (const r of p.log.records(0)) verify(r.value, i++, size);
     return i;
   });
+  out['seglog batches(0)'] = await rate(count, async () => {
+    let i = 0;
+    for await (const batch of p.log.batches(0)) for (const r of batch.records) verify(r.value, i++, size);
+    return i;
+  });
   out['fs.readSync'] = await rate(count, () => scanFlat(size, (b, at) => readSync(p.flatFd, b, 0, b.length, at)));
   const handle = await openAsync(p.flatPath, 'r');
   try {
@@ -138,10 +143,7 @@ async function random(p: Peers, count: number, size: number, seed: number): Prom
   const out: Sample = {};
   const buf = Buffer.allocUnsafe(size);
   const ops: Record<string, (i: number) => unknown> = {
-    'seglog read+decodeBatch': async (i) => {
-      const { bytes } = await p.log.read(i, { maxBytes: 1 });
-      verify(decodeBatch(bytes).find((r) => r.offset === i)?.value, i, size);
-    },
+    'seglog readRecord': async (i) => verify((await p.log.readRecord(i))?.value, i, size),
     'fs.readSync': (i) => {
       if (readSync(p.flatFd, buf, 0, size, p.positions[i]! + 4) !== size) throw new Error('short read');
       verify(buf, i, size);

@@ -13,6 +13,8 @@ export interface Addon {
   pread(fd: number, into: Uint8Array, position: number): Promise<number>;
   pwritev(fd: number, chunks: Uint8Array[], position: number): Promise<number>;
   preadv(fd: number, into: Uint8Array[], position: number): Promise<number>;
+  /** Synchronous: bytes read from the page cache only (preadv2 RWF_NOWAIT), or -errno. */
+  preadNowait(fd: number, into: Uint8Array, position: number): number;
   fsync(fd: number): Promise<number>;
   fdatasync(fd: number): Promise<number>;
   fsyncDir(path: string): Promise<number>;

@@ -1,13 +1,13 @@
 // Reading a log: whole batches from an offset across segments (read), the
-// same bytes sent to a socket without copying (sendTo), and the offset for a
-// timestamp. Each segment is pinned while read, so retention or truncation
+// same bytes sent to a socket without copying (sendTo), one record by its
+// offset (readRecord), and the offset for a timestamp. Each segment is pinned while read, so retention or truncation
 // may drop it meanwhile without pulling the file from under the read. Where
 // the bytes come from (the file, the tail cache, a catch-up read) is the
 // cache mode's business (src/cache/).
 import type { Writable } from 'node:stream';
 import type { LogCache, SegmentSource } from '../cache/log-cache.js';
 import { SeglogError } from '../errors.js';
-import { decodeBatch } from '../segment/batch.js';
+import { decodeBatch, recordAt, type LogRecord } from '../segment/batch.js';
 import type { Segment } from '../segment/segment.js';
 import { sendParts, type Part } from '../sendfile/send.js';
 import type { LogSegments } from './segments.js';
@@ -139,6 +139,38 @@ export class LogReader {
       if (segment !== undefined && total > 0 && segment.baseOffset !== next) break;
     }
     return { bytes: total, nextOffset: total === 0 ? offset : next };
+  }
+
+  /**
+   * The record at `offset`, or undefined outside [startOffset, endOffset)
+   * (also when retention removes its segment during the call). Reads only
+   * the batch holding it, found through the offset index; the records
+   * before it in the batch are stepped over, not decoded.
+   */
+  async readRecord(offset: number): Promise<LogRecord | undefined> {
+    const segment = offset < this.#segments.endOffset && offset >= this.#segments.startOffset ? this.#segments.floor(offset) : undefined;
+    if (segment === undefined) return undefined;
+    try {
+      return await this.#pinned(segment, () => this.#recordIn(segment, offset));
+    } catch (err) {
+      if ((err as SeglogError).code === 'EOFFSETRANGE' && offset < this.#segments.startOffset) return undefined;
+      throw err;
+    }
+  }
+
+  async #recordIn(segment: Segment, offset: number): Promise<LogRecord | undefined> {
+    const source = this.#cache.source(segment, offset);
+    try {
+      const at = await source.locate(offset);
+      if (at === undefined) return undefined;
+      const end = at.position + at.header.size;
+      // Copies from the cache: the record's views are the caller's to keep.
+      const held = await source.bytes(at.position, end, true);
+      const batch = held === undefined ? await segment.readRange(at.position, end) : held.length === 1 ? held[0]! : Buffer.concat(held);
+      return recordAt(batch, at.header, offset);
+    } finally {
+      source.release();
+    }
   }
 
   /** Runs `work` with the segment's file held open; a segment closed before that was removed: EOFFSETRANGE. */

@@ -44,7 +44,8 @@ export class FileBytes implements ByteSource {
     if (want <= 0) return this.#buf.subarray(0, 0);
     if (position < this.#start || position + want > this.#start + this.#filled) {
       if (want > this.#buf.length) this.#buf = Buffer.allocUnsafe(want);
-      const read = await this.#file.read(this.#buf.subarray(0, Math.min(this.#buf.length, this.end - position)), position);
+      // Inline when the page cache holds the bytes, on the threadpool when not.
+      const read = await this.#file.readHot(this.#buf.subarray(0, Math.min(this.#buf.length, this.end - position)), position);
       this.#start = position;
       this.#filled = read;
     }

@@ -128,7 +128,7 @@ function checkOffsets(s: ReadableSegment, header: BatchHeader, position: number,
  */
 export async function readRange(s: ReadableSegment, start: number, end: number): Promise<Buffer> {
   const out = Buffer.allocUnsafe(end - start);
-  const n = await s.log.read(out, start);
+  const n = await s.log.readHot(out, start);
   checkRead(s, out.subarray(0, n), start, end);
   return out;
 }
