@@ -147,3 +147,23 @@ describe('Log.readRecord', () => {
     await expect(log.readRecord(0)).rejects.toMatchObject({ code: 'ECLOSED' });
   });
 });
+
+describe('Log.offsetForTimestamp without decoding batches', () => {
+  test('the first offset at or after a timestamp, inside batches and across segments', async () => {
+    const log = await filled(6, 10, { segmentBytes: 2000 });
+    for (const offset of [0, 1, 9, 10, 37, 59]) expect(await log.offsetForTimestamp(5000 + offset)).toBe(offset);
+    expect(await log.offsetForTimestamp(0)).toBe(0);
+    expect(await log.offsetForTimestamp(5060)).toBeUndefined();
+    const gz = await filled(2, 10, { compression: 'gzip' });
+    expect(await gz.offsetForTimestamp(5013)).toBe(13);
+    await Promise.all([log.close(), gz.close()]);
+  });
+
+  test('a point read keeps its record when later reads reuse the batch buffer', async () => {
+    const log = await filled(3, 10);
+    const first = await log.readRecord(3);
+    await Promise.all([log.readRecord(25), log.readRecord(14), log.offsetForTimestamp(5020)]);
+    expectRecord(first, 3);
+    await log.close();
+  });
+});

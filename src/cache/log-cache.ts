@@ -3,7 +3,7 @@
 // rolls, removals, truncations) the mode may act on. Pagecache mode, here,
 // reads the files as seglog always has and acts on nothing; own mode is in
 // own-cache.ts.
-import { stats } from '../native.js';
+import { readCalls } from '../native.js';
 import { BatchReader } from '../segment/batch-reader.js';
 import type { BatchHeader } from '../segment/batch.js';
 import type { BatchLocation, Segment } from '../segment/segment.js';
@@ -100,10 +100,8 @@ export class PageCacheLog implements LogCache {
   async close(): Promise<void> {}
 }
 
-function readCalls(): number {
-  const s = stats();
-  return s.preadCalls + s.sendfileCalls;
-}
+/** What FileSource reads at a time for batch headers: a walk over small batches gets several per read, a point read pays little for the rest. */
+const HEADER_READ_BYTES = 4096;
 
 /** A segment's file read with pread through a BatchReader: seglog's read path before cache modes existed. */
 class FileSource implements SegmentSource {
@@ -114,7 +112,8 @@ class FileSource implements SegmentSource {
 
   constructor(segment: Segment, counters: CacheCounters, release: () => void) {
     this.#segment = segment;
-    this.#reader = BatchReader.ofFile(segment.log, segment.size);
+    // Headers only: the batches themselves are read whole by the caller.
+    this.#reader = BatchReader.ofFile(segment.log, segment.size, HEADER_READ_BYTES);
     this.#counters = counters;
     this.#release = release;
   }

@@ -303,7 +303,7 @@ export class Log {
     return new RecordIterator(this.batches(fromOffset, options));
   }
 
-  /** The record at `offset`, or undefined below startOffset and at or past endOffset. Views as with batches(). */
+  /** The record at `offset`, or undefined below startOffset and at or past endOffset. Key and value are the caller's copies. */
   readRecord(offset: number): Promise<LogRecord | undefined> {
     try {
       this.#checkOpen();

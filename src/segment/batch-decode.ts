@@ -1,7 +1,8 @@
 // Decoding the records of a RecordBatch v2: all of them (decodeBatch for
 // callers with bytes of unknown origin, decodeChecked for the log's reads,
-// whose CRCs were just checked) or the one at an offset (recordAt), which
-// steps over the others by their length prefixes. One record parser for all.
+// whose CRCs were just checked) or the one at an offset (recordAt) or
+// timestamp (offsetAtTimestamp), which step over the others by their length
+// prefixes. One record parser for all.
 import type { SeglogError } from '../errors.js';
 import { checkBytes } from '../validate.js';
 import { BATCH_HEADER_SIZE, MIN_RECORD_SIZE, OFF_ATTRIBUTES, checkBatch, corrupt, type BatchHeader } from './batch-header.js';
@@ -78,6 +79,26 @@ export function recordAt(batch: Buffer, header: BatchHeader, offset: number): Lo
 }
 
 /**
+ * Offset of the first record in `batch` (as decodeChecked takes it) whose
+ * timestamp is >= `timestamp`, or undefined if none is. Reads only each
+ * record's length, timestamp delta and offset delta.
+ */
+export function offsetAtTimestamp(batch: Buffer, header: BatchHeader, timestamp: number): number | undefined {
+  return parse(batch, header, (data, h) => {
+    const reader = new VarintReader(data, 0, data.length);
+    while (reader.pos < data.length) {
+      const end = recordEnd(reader, data);
+      reader.pos++; // attributes
+      const delta = reader.varlong();
+      const offsetDelta = reader.varint();
+      if ((h.timestampType === 'logAppend' ? h.maxTimestamp : h.baseTimestamp + delta) >= timestamp) return h.baseOffset + offsetDelta;
+      reader.pos = end;
+    }
+    return undefined;
+  });
+}
+
+/**
  * Runs `decode` over the records of a whole batch: a view of them when
  * uncompressed, else the decompressed block. ECORRUPT positions from
  * `decode` are made positions within the batch.
@@ -121,37 +142,38 @@ function recordEnd(reader: VarintReader, data: Buffer): number {
   return reader.pos + length;
 }
 
+/** A length-prefixed field at reader.pos that must end by `end`; null for length -1. */
+function readField(reader: VarintReader, data: Buffer, end: number, what: string): Buffer | null {
+  const at = reader.pos;
+  const length = reader.varint();
+  if (length === -1) return null;
+  if (length < -1 || length > end - reader.pos) throw corrupt(`${what} length ${length} out of range`, at);
+  const p = reader.pos;
+  reader.pos += length;
+  return data.subarray(p, p + length);
+}
+
 /** Decodes the record at reader.pos of `data` and leaves the reader after it; ECORRUPT positions are within `data`. */
 function decodeRecord(reader: VarintReader, data: Buffer, h: BatchHeader): LogRecord {
   const start = reader.pos;
   const end = recordEnd(reader, data);
   const bodyStart = reader.pos;
-  /** A length-prefixed field that must end by the record's end; null for length -1. */
-  const readField = (what: string): Buffer | null => {
-    const at = reader.pos;
-    const length = reader.varint();
-    if (length === -1) return null;
-    if (length < -1 || length > end - reader.pos) throw corrupt(`${what} length ${length} out of range`, at);
-    const p = reader.pos;
-    reader.pos += length;
-    return data.subarray(p, p + length);
-  };
   reader.pos++; // attributes: no record-level attribute is defined in v2
   const timestampDelta = reader.varlong();
   const offsetDelta = reader.varint();
   if (offsetDelta < 0 || offsetDelta > h.lastOffsetDelta) throw corrupt(`record offset delta ${offsetDelta} out of range`, start);
   const timestamp = h.timestampType === 'logAppend' ? h.maxTimestamp : h.baseTimestamp + timestampDelta;
   if (!Number.isSafeInteger(timestamp)) throw corrupt('record timestamp beyond the safe integer range', start);
-  const key = readField('key');
-  const value = readField('value');
+  const key = readField(reader, data, end, 'key');
+  const value = readField(reader, data, end, 'value');
   const headersCount = reader.varint();
   // Each header takes at least two bytes: its two length prefixes.
   if (headersCount < 0 || headersCount * 2 > end - reader.pos) throw corrupt(`headers count ${headersCount} out of range`, start);
   const headers: LogRecord['headers'] = [];
   for (let j = 0; j < headersCount; j++) {
-    const headerKey = readField('header key');
+    const headerKey = readField(reader, data, end, 'header key');
     if (headerKey === null) throw corrupt('header key is null', start);
-    headers.push({ key: headerKey.toString('utf8'), value: readField('header value') });
+    headers.push({ key: headerKey.toString('utf8'), value: readField(reader, data, end, 'header value') });
   }
   if (reader.pos !== end) throw corrupt(`record is ${end - bodyStart} bytes but its fields take ${reader.pos - bodyStart}`, start);
   return { offset: h.baseOffset + offsetDelta, timestamp, key, value, headers };

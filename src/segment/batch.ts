@@ -32,7 +32,7 @@ import { varintSize, varlongSize, writeVarint, writeVarlong } from './varint.js'
 
 export { BATCH_HEADER_SIZE, BATCH_OVERHEAD, MAGIC, checkBatch, readBatchHeader, setBaseOffset, setLogAppendTime } from './batch-header.js';
 export type { BatchHeader, CheckBatchResult } from './batch-header.js';
-export { decodeBatch, decodeChecked, recordAt } from './batch-decode.js';
+export { decodeBatch, decodeChecked, offsetAtTimestamp, recordAt } from './batch-decode.js';
 export type { LogRecord } from './batch-decode.js';
 
 export interface RecordInput {

@@ -120,14 +120,15 @@ function checkOffsets(s: ReadableSegment, header: BatchHeader, position: number,
 }
 
 /**
- * Reads the whole batches in [start, end) into a new Buffer. Each batch's
+ * Reads the whole batches in [start, end) into a new Buffer, or the start
+ * of `into` when given (which must hold end - start bytes). Each batch's
  * CRC is checked first: segments trusted without a scan (clean shutdown)
  * may still hold damage, and a damaged batch is never served (ECORRUPT
  * naming file and position). EOFFSETRANGE when truncateTo cut the range
  * meanwhile.
  */
-export async function readRange(s: ReadableSegment, start: number, end: number): Promise<Buffer> {
-  const out = Buffer.allocUnsafe(end - start);
+export async function readRange(s: ReadableSegment, start: number, end: number, into?: Buffer): Promise<Buffer> {
+  const out = into === undefined ? Buffer.allocUnsafe(end - start) : into.subarray(0, end - start);
   const n = await s.log.readHot(out, start);
   checkRead(s, out.subarray(0, n), start, end);
   return out;
