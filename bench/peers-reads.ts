@@ -38,6 +38,8 @@ function verify(value: Uint8Array | null | undefined, i: number, size: number): 
 
 interface Peers {
   log: Log;
+  /** The same records in a log with the own cache mode, reopened so that reads are catch-up reads. */
+  own: Log;
   /** Length-prefixed file ([u32 length][bytes] per record) and its in-memory index. */
   flatPath: string;
   flatFd: number;
@@ -47,6 +49,7 @@ interface Peers {
 
 async function build(dir: string, count: number, size: number): Promise<Peers> {
   const log = await Log.open(join(dir, 'log'));
+  let own = await Log.open(join(dir, 'own'), { cache: { mode: 'own' } });
   const flatPath = join(dir, 'flat.bin');
   const fd = openSync(flatPath, 'w+');
   const positions = new Float64Array(count);
@@ -55,7 +58,8 @@ async function build(dir: string, count: number, size: number): Promise<Peers> {
   for (let first = 0; first < count; first += PER_BATCH) {
     const values: Buffer[] = [];
     for (let i = first; i < Math.min(count, first + PER_BATCH); i++) values.push(recordValue(i, size));
-    await log.append(values.map((value): RecordInput => ({ value })));
+    const records = values.map((value): RecordInput => ({ value }));
+    await Promise.all([log.append(records), own.append(records)]);
     const chunk = Buffer.allocUnsafe(values.length * (4 + size));
     values.forEach((v, k) => {
       positions[first + k] = position + k * (4 + size);
@@ -67,9 +71,11 @@ async function build(dir: string, count: number, size: number): Promise<Peers> {
     lmdb.transactionSync(() => values.forEach((v, k) => lmdb.putSync(first + k, v)));
   }
   await log.flush();
+  await own.close();
+  own = await Log.open(join(dir, 'own'), { cache: { mode: 'own' } });
   settle(join(dir, 'log'));
   settle(dir);
-  return { log, flatPath, flatFd: fd, positions, lmdb };
+  return { log, own, flatPath, flatFd: fd, positions, lmdb };
 }
 
 /** Records per second of `scan`, which must return how many records it read and verified. */
@@ -121,6 +127,11 @@ async function sequential(p: Peers, count: number, size: number): Promise<Sample
     for await (const batch of p.log.batches(0)) for (const r of batch.records) verify(r.value, i++, size);
     return i;
   });
+  out['seglog own records(0)'] = await rate(count, async () => {
+    let i = 0;
+    for await (const r of p.own.records(0)) verify(r.value, i++, size);
+    return i;
+  });
   out['fs.readSync'] = await rate(count, () => scanFlat(size, (b, at) => readSync(p.flatFd, b, 0, b.length, at)));
   const handle = await openAsync(p.flatPath, 'r');
   try {
@@ -144,6 +155,7 @@ async function random(p: Peers, count: number, size: number, seed: number): Prom
   const buf = Buffer.allocUnsafe(size);
   const ops: Record<string, (i: number) => unknown> = {
     'seglog readRecord': async (i) => verify((await p.log.readRecord(i))?.value, i, size),
+    'seglog own readRecord': async (i) => verify((await p.own.readRecord(i))?.value, i, size),
     'fs.readSync': (i) => {
       if (readSync(p.flatFd, buf, 0, size, p.positions[i]! + 4) !== size) throw new Error('short read');
       verify(buf, i, size);
@@ -160,17 +172,14 @@ async function random(p: Peers, count: number, size: number, seed: number): Prom
   return out;
 }
 
-function table(title: string, runs: Sample[], ratiosTo: string[]): string {
-  const names = Object.keys(runs[0]!);
-  const seglogNames = names.filter((n) => n.startsWith('seglog'));
-  const header = [title, ...names, ...seglogNames.flatMap((s) => ratiosTo.map((b) => `${s} ÷ ${b}`))];
+/** One row per workload (median, min–max over runs), then one per ratio [a, b]: a ÷ b taken per run. */
+function table(title: string, runs: Sample[], ratios: Array<[string, string]>): string {
   const cell = (values: number[], f: (n: number) => string) => formatSummary(summarize(values), f);
-  const row = [
-    `${runs.length} runs`,
-    ...names.map((n) => cell(runs.map((r) => r[n]!), formatNumber)),
-    ...seglogNames.flatMap((s) => ratiosTo.map((b) => cell(runs.map((r) => r[s]! / r[b]!), formatPercent))),
+  const rows = [
+    ...Object.keys(runs[0]!).map((n) => [n, cell(runs.map((r) => r[n]!), formatNumber)]),
+    ...ratios.map(([a, b]) => [`${a} ÷ ${b}`, cell(runs.map((r) => r[a]! / r[b]!), formatPercent)]),
   ];
-  return markdownTable(header, [row], header.map((_, i) => (i === 0 ? 'l' : 'r')));
+  return markdownTable([title, `${runs.length} runs`], rows, ['l', 'r']);
 }
 
 async function main(): Promise<void> {
@@ -196,10 +205,19 @@ async function main(): Promise<void> {
           rnd.push(await random(peers, count, size, 1000 + run));
         }
         out.push(`### ${size} B records, ${formatNumber(count)} records`, '');
-        out.push(table('sequential, every record verified (records/s)', seq, ['lmdb getRange', 'fs.readSync']), '');
-        out.push(table('random read by offset, verified (reads/s)', rnd, ['lmdb get', 'fs.readSync']), '');
+        const seqRatios = ['seglog records(0)', 'seglog batches(0)'].flatMap((s): Array<[string, string]> => [
+          [s, 'lmdb getRange'],
+          [s, 'fs.readSync'],
+        ]);
+        out.push(table('sequential, every record verified (records/s)', seq, [...seqRatios, ['seglog own records(0)', 'seglog records(0)']]), '');
+        const rndRatios: Array<[string, string]> = [
+          ['seglog readRecord', 'lmdb get'],
+          ['seglog readRecord', 'fs.readSync'],
+          ['seglog own readRecord', 'seglog readRecord'],
+        ];
+        out.push(table('random read by offset, verified (reads/s)', rnd, rndRatios), '');
       } finally {
-        await peers.log.close();
+        await Promise.all([peers.log.close(), peers.own.close()]);
         peers.lmdb.close();
         closeSync(peers.flatFd);
       }
