@@ -5,7 +5,8 @@
 //
 // Records are written 100 per batch. Sequential: every record read from the
 // first on and verified (length, its number in the first 4 bytes, its last
-// byte). Random: one record by its offset (number), verified the same way.
+// byte). Random: one record by its offset (number), verified the same way,
+// and seglog's offsetForTimestamp of a record's timestamp (checked).
 // A row's figures are medians over runs with min–max; ratios are per run.
 // Prints one Markdown table on stdout; progress goes to stderr.
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
@@ -20,6 +21,8 @@ const USAGE = 'usage: tsx bench/peers-reads.ts [--dir <path>] [--runs <n>] [--re
 const PER_BATCH = 100;
 const SCAN_CHUNK = 1024 * 1024;
 const RANDOM_MS = 600;
+/** Record i's timestamp is T0 + i, so a time lookup has one right answer. */
+const T0 = 1_700_000_000_000;
 
 /** The record with number `i`: `size` bytes, i in the first 4 (big-endian), i's low byte last. */
 function recordValue(i: number, size: number): Buffer {
@@ -58,7 +61,7 @@ async function build(dir: string, count: number, size: number): Promise<Peers> {
   for (let first = 0; first < count; first += PER_BATCH) {
     const values: Buffer[] = [];
     for (let i = first; i < Math.min(count, first + PER_BATCH); i++) values.push(recordValue(i, size));
-    const records = values.map((value): RecordInput => ({ value }));
+    const records = values.map((value, k): RecordInput => ({ value, timestamp: T0 + first + k }));
     await Promise.all([log.append(records), own.append(records)]);
     const chunk = Buffer.allocUnsafe(values.length * (4 + size));
     values.forEach((v, k) => {
@@ -156,6 +159,10 @@ async function random(p: Peers, count: number, size: number, seed: number): Prom
   const ops: Record<string, (i: number) => unknown> = {
     'seglog readRecord': async (i) => verify((await p.log.readRecord(i))?.value, i, size),
     'seglog own readRecord': async (i) => verify((await p.own.readRecord(i))?.value, i, size),
+    'seglog offsetForTimestamp': async (i) => {
+      const offset = await p.log.offsetForTimestamp(T0 + i);
+      if (offset !== i) throw new Error(`offsetForTimestamp(T0 + ${i}) gave ${offset}`);
+    },
     'fs.readSync': (i) => {
       if (readSync(p.flatFd, buf, 0, size, p.positions[i]! + 4) !== size) throw new Error('short read');
       verify(buf, i, size);

@@ -4,7 +4,7 @@
 // reads the files as seglog always has and acts on nothing; own mode is in
 // own-cache.ts.
 import { readCalls } from '../native.js';
-import { BatchReader } from '../segment/batch-reader.js';
+import { BatchReader, HEADER_READ_BYTES } from '../segment/batch-reader.js';
 import type { BatchHeader } from '../segment/batch.js';
 import type { BatchLocation, Segment } from '../segment/segment.js';
 import type { CacheCounters } from './stats.js';
@@ -99,9 +99,6 @@ export class PageCacheLog implements LogCache {
   truncated(): void {}
   async close(): Promise<void> {}
 }
-
-/** What FileSource reads at a time for batch headers: a walk over small batches gets several per read, a point read pays little for the rest. */
-const HEADER_READ_BYTES = 4096;
 
 /** A segment's file read with pread through a BatchReader: seglog's read path before cache modes existed. */
 class FileSource implements SegmentSource {

@@ -7,6 +7,8 @@ import type { File } from '../native.js';
 import { BATCH_HEADER_SIZE, checkBatch, readBatchHeader, type BatchHeader } from './batch.js';
 
 const DEFAULT_BUFFER = 64 * 1024;
+/** For walks that read headers only (the batches, if needed, are read whole apart): a walk over small batches gets several per read, a jump between large ones pays little for the rest. */
+export const HEADER_READ_BYTES = 4096;
 
 export type BatchCheck = ReturnType<typeof checkBatch>;
 

@@ -2,7 +2,7 @@
 // trusted only as far as the headers they point at agree, ranges are whole
 // batches, and what is served passes its CRC with offsets inside the segment.
 import { SeglogError } from '../errors.js';
-import { BatchReader } from './batch-reader.js';
+import { BatchReader, HEADER_READ_BYTES } from './batch-reader.js';
 import { checkBatch, type BatchHeader } from './batch.js';
 import type { File } from '../native.js';
 import type { OffsetIndex } from '../index/offset-index.js';
@@ -164,7 +164,7 @@ export function checkRead(s: ReadableSegment, bytes: Buffer, start: number, end:
 export async function findByTimestamp(s: ReadableSegment, timestamp: number): Promise<BatchLocation | undefined> {
   if (s.maxTimestamp < timestamp) return undefined;
   const entry = s.timeIndex.lookup(timestamp);
-  const reader = BatchReader.ofFile(s.log, s.size);
+  const reader = BatchReader.ofFile(s.log, s.size, HEADER_READ_BYTES);
   const start = await locate(s, entry.offset, reader);
   if (start === undefined) return undefined;
   let position = start.position;
