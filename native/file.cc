@@ -225,37 +225,6 @@ Napi::Value Preadv(const Napi::CallbackInfo& info) {
       keep);
 }
 
-// preadNowait(fd, into, position) -> bytes read on the calling thread from
-// the page cache: all of them, fewer where the uncached part begins or the
-// file ends, or -EAGAIN when nothing was cached. RWF_NOWAIT makes the kernel
-// refuse rather than wait for the disk, so this is safe on the event loop;
-// the caller reads what is missing on the threadpool.
-Napi::Value PreadNowait(const Napi::CallbackInfo& info) {
-  int64_t fd, position;
-  uint8_t* data;
-  size_t length;
-  if (!ArgInt(info, 0, &fd) || !ArgBytes(info, 1, &data, &length) || !ArgInt(info, 2, &position)) {
-    return info.Env().Undefined();
-  }
-  Instance* in = Of(info.Env()).get();
-  size_t done = 0;
-  int64_t result = 0;
-  while (done < length) {
-    iovec v{data + done, length - done};
-    in->counters.preadCalls++;
-    ssize_t n = preadv2(static_cast<int>(fd), &v, 1, position + static_cast<int64_t>(done), RWF_NOWAIT);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      // What was read so far stands; the caller reads the rest the slow way.
-      if (done == 0 || errno != EAGAIN) result = NegErrno();
-      break;
-    }
-    if (n == 0) break;  // end of file
-    done += static_cast<size_t>(n);
-  }
-  return Napi::Number::New(info.Env(), static_cast<double>(result < 0 ? result : static_cast<int64_t>(done)));
-}
-
 Napi::Value Fsync(const Napi::CallbackInfo& info) {
   int64_t fd;
   if (!ArgInt(info, 0, &fd)) return info.Env().Undefined();
@@ -404,7 +373,6 @@ void InitFile(Napi::Env env, Napi::Object exports) {
   exports.Set("pread", Napi::Function::New(env, Pread, "pread"));
   exports.Set("pwritev", Napi::Function::New(env, Pwritev, "pwritev"));
   exports.Set("preadv", Napi::Function::New(env, Preadv, "preadv"));
-  exports.Set("preadNowait", Napi::Function::New(env, PreadNowait, "preadNowait"));
   exports.Set("fsync", Napi::Function::New(env, Fsync, "fsync"));
   exports.Set("fdatasync", Napi::Function::New(env, Fdatasync, "fdatasync"));
   exports.Set("fsyncDir", Napi::Function::New(env, FsyncDir, "fsyncDir"));
