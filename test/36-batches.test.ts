@@ -1,4 +1,7 @@
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
+import { File } from '../src/native.js';
 import { Log, type LogBatch, type LogOptions } from '../src/seglog.js';
 import type { LogRecord } from '../src/segment/batch.js';
 import { tempDir } from './helpers/tmp.js';
@@ -166,4 +169,22 @@ describe('Log.offsetForTimestamp without decoding batches', () => {
     expectRecord(first, 3);
     await log.close();
   });
+});
+
+test('reads of a log whose pages were evicted from the page cache return the right records', async () => {
+  const log = await filled(20, 50, { segmentBytes: 20_000 });
+  const dir = log.dir;
+  await log.close();
+  for (const name of (await readdir(dir)).filter((n) => n.endsWith('.log'))) {
+    const f = await File.open(join(dir, name));
+    await f.datasync();
+    await f.advise(0, 0, 'dontneed');
+    await f.close();
+  }
+  const reopened = await Log.open(dir);
+  expectRecord(await reopened.readRecord(777), 777);
+  let n = 0;
+  for await (const r of reopened.records(0)) expectRecord(r, n++);
+  expect(n).toBe(1000);
+  await reopened.close();
 });
