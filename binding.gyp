@@ -6,6 +6,7 @@
     "sources": [
       "native/addon.cc",
       "native/file.cc",
+      "native/read-nowait.cc",
       "native/memory.cc",
       "native/sendfile.cc",
       "native/crc32c.cc"

@@ -149,6 +149,13 @@ static Napi::Value Stats(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// readCalls() -> preadCalls + sendfileCalls: what the read path counts per
+// read, without building stats()' whole object each time.
+static Napi::Value ReadCalls(const Napi::CallbackInfo& info) {
+  const Counters& c = Of(info.Env())->counters;
+  return Napi::Number::New(info.Env(), static_cast<double>(c.preadCalls.load() + c.sendfileCalls.load()));
+}
+
 // The environment's slot holds one share of its Instance.
 static void DeleteInstance(napi_env, void* data, void*) { delete static_cast<std::shared_ptr<Instance>*>(data); }
 
@@ -180,9 +187,11 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
     return exports;
   }
   InitFile(env, exports);
+  InitReadNowait(env, exports);
   InitMemory(env, exports);
   InitCrc32c(env, exports);
   exports.Set("stats", Napi::Function::New(env, Stats, "stats"));
+  exports.Set("readCalls", Napi::Function::New(env, ReadCalls, "readCalls"));
 #ifdef SEGLOG_FAULTS
   InitFaults(env, exports);
 #endif

@@ -5,7 +5,7 @@
 export { crc32c, crc32cHardware, crc32cSoftware } from './addon/crc32c.js';
 export { directIOAlignment, File, freeBytes, fsyncDir, probeDirectIO, tryLockExclusive } from './addon/file.js';
 export type { DirectIOAlignment, FileAdvice, OpenOptions, SyncRangeOptions } from './addon/file.js';
-export { PAGE_SIZE, rawAddon, stats } from './addon/load.js';
+export { PAGE_SIZE, rawAddon, readCalls, stats } from './addon/load.js';
 export type { NativeStats } from './addon/load.js';
 export { allocAligned, freeAligned, MappedRegion } from './addon/memory.js';
 export type { MemoryAdvice } from './addon/memory.js';

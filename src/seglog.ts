@@ -10,6 +10,7 @@ export type {
   AppendOptions,
   AppendBatchesOptions,
   AppendResult,
+  LogBatch,
   ReadOptions,
   ReadResult,
   RecordsOptions,

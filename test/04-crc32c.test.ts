@@ -35,6 +35,17 @@ test('hardware and software agree on random data of every length and offset', ()
   expect(crc32c(big)).toBe(crc32cSoftware(big));
 });
 
+test('long inputs (three streams at a time, joined) agree with the software path at every stripe boundary', () => {
+  const data = randomBytes(64 * 1024);
+  for (const len of [3071, 3072, 3073, 3079, 6143, 6144, 6151, 9229, 40_000, 65_531]) {
+    for (const start of [0, 1, 5]) {
+      const slice = data.subarray(start, start + len);
+      expect(crc32c(slice)).toBe(crc32cSoftware(slice));
+      expect(crc32c(slice.subarray(1000), crc32c(slice.subarray(0, 1000)))).toBe(crc32cSoftware(slice));
+    }
+  }
+});
+
 test('seed continues a CRC across pieces', () => {
   const data = randomBytes(1000);
   const whole = crc32c(data);

@@ -2,14 +2,14 @@
 // lock, directory fsync, free space and O_DIRECT probing.
 import { readFile, unlink } from 'node:fs/promises';
 import { constants as fsConstants, fstatSync } from 'node:fs';
-import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
+import { constants as osConstants } from 'node:os';
 import { errnoError, SeglogError } from '../errors.js';
 import { checkBoolean, checkBytes, checkInteger, checkOneOf, checkOptions, checkString } from '../validate.js';
 import { addon, C, check, MAX_MAPPING, MAX_OFFSET, PAGE_SIZE } from './load.js';
 import { allocAligned, freeAligned, MappedRegion } from './memory.js';
 
-const ENODATA = osConstants.errno.ENODATA;
+const ERRNO = osConstants.errno;
 
 export interface OpenOptions {
   /** Open for writing as well as reading. Default false. */
@@ -181,6 +181,24 @@ export class File {
     return this.#call('pread', (fd) => addon.pread(fd, into, position));
   }
 
+  /**
+   * read(), served on this thread where the page cache holds the range
+   * (preadv2 RWF_NOWAIT): a cache hit pays no threadpool round trip. What
+   * the cache lacks is read on the threadpool as read() does, so the event
+   * loop never waits on the disk. O_DIRECT files always take the threadpool.
+   */
+  async readHot(into: Uint8Array, position: number): Promise<number> {
+    checkBytes('into', into);
+    checkInteger('position', position, 0, MAX_OFFSET);
+    if (this.direct || into.length === 0) return this.read(into, position);
+    const n = addon.preadNowait(this.fd, into, position);
+    if (n === into.length) return n;
+    // EOPNOTSUPP: a filesystem without RWF_NOWAIT reads; everything goes to the threadpool there.
+    if (n < 0 && n !== -ERRNO.EAGAIN && n !== -ERRNO.EOPNOTSUPP) throw errnoError(n, 'preadv2', this.path);
+    const done = Math.max(n, 0);
+    return done + (await this.read(into.subarray(done), position + done));
+  }
+
   async readv(into: Uint8Array[], position: number): Promise<number> {
     checkChunks('into', into);
     checkInteger('position', position, 0, MAX_OFFSET);
@@ -295,7 +313,7 @@ export async function freeBytes(path: string): Promise<number | undefined> {
   checkString('path', path);
   const result = await addon.freeBytes(path);
   // The addon's answer for a filesystem that reports 0 total blocks.
-  if (result === -ENODATA) return undefined;
+  if (result === -ERRNO.ENODATA) return undefined;
   return check(result, 'statvfs', path);
 }
 

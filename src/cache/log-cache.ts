@@ -3,8 +3,8 @@
 // rolls, removals, truncations) the mode may act on. Pagecache mode, here,
 // reads the files as seglog always has and acts on nothing; own mode is in
 // own-cache.ts.
-import { stats } from '../native.js';
-import { BatchReader } from '../segment/batch-reader.js';
+import { readCalls } from '../native.js';
+import { BatchReader, HEADER_READ_BYTES } from '../segment/batch-reader.js';
 import type { BatchHeader } from '../segment/batch.js';
 import type { BatchLocation, Segment } from '../segment/segment.js';
 import type { CacheCounters } from './stats.js';
@@ -100,11 +100,6 @@ export class PageCacheLog implements LogCache {
   async close(): Promise<void> {}
 }
 
-function readCalls(): number {
-  const s = stats();
-  return s.preadCalls + s.sendfileCalls;
-}
-
 /** A segment's file read with pread through a BatchReader: seglog's read path before cache modes existed. */
 class FileSource implements SegmentSource {
   readonly #segment: Segment;
@@ -114,7 +109,8 @@ class FileSource implements SegmentSource {
 
   constructor(segment: Segment, counters: CacheCounters, release: () => void) {
     this.#segment = segment;
-    this.#reader = BatchReader.ofFile(segment.log, segment.size);
+    // Headers only: the batches themselves are read whole by the caller.
+    this.#reader = BatchReader.ofFile(segment.log, segment.size, HEADER_READ_BYTES);
     this.#counters = counters;
     this.#release = release;
   }

@@ -1,7 +1,8 @@
 // Catch-up reads in own mode: each sequential reader gets a read-ahead
 // buffer that slides along the segment it reads, so reading a cold backlog
-// costs one large read per buffer rather than one small read per batch. The
-// buffer is aligned so that it can be filled with O_DIRECT.
+// costs one large read per buffer rather than one small read per batch.
+// Fills start small and grow while the reader reads on, so a random read
+// does not drag a whole buffer. The buffer is aligned for O_DIRECT.
 import { allocAligned, freeAligned, type File } from '../native.js';
 import type { ByteSource } from '../segment/batch-reader.js';
 import type { Segment } from '../segment/segment.js';
@@ -10,10 +11,19 @@ import type { Segment } from '../segment/segment.js';
 export type Fill = (into: Buffer, position: number) => Promise<number>;
 
 const EMPTY = Buffer.alloc(0);
+/** A fill's size for a reader not (yet) seen reading on: a random read costs this, not a whole buffer. */
+const MIN_WINDOW = 128 * 1024;
 
 export class ReadAheadStream {
   readonly #capacity: number;
   readonly #alignment: number;
+  readonly #minWindow: number;
+  /**
+   * Bytes a fill reads at least: the minimum after a jump, doubled by each
+   * fill that goes on where the held bytes end, up to the capacity
+   * (small for random readers, growing for sequential ones).
+   */
+  #window: number;
   #buf: Buffer | undefined;
   /** File position of #buf[0]; a multiple of the alignment. */
   #start = 0;
@@ -36,6 +46,8 @@ export class ReadAheadStream {
   constructor(capacity: number, alignment: number) {
     this.#alignment = alignment;
     this.#capacity = Math.ceil(capacity / alignment) * alignment;
+    this.#minWindow = Math.min(this.#capacity, Math.ceil(MIN_WINDOW / alignment) * alignment);
+    this.#window = this.#minWindow;
   }
 
   get segment(): Segment | undefined {
@@ -57,6 +69,7 @@ export class ReadAheadStream {
     this.#segment = segment;
     this.#generation = generation;
     this.nextPosition = -1;
+    this.#window = this.#minWindow;
     this.#forget();
   }
 
@@ -83,6 +96,8 @@ export class ReadAheadStream {
     // A partly filled last block is read again: the fill must start aligned.
     const heldEnd = Math.floor((this.#start + this.#filled) / a) * a;
     const keep = this.#buf !== undefined && from >= this.#start && from < heldEnd ? heldEnd - from : 0;
+    const onward = this.#filled > 0 && position >= this.#start && position <= this.#start + this.#filled;
+    this.#window = onward ? Math.min(this.#capacity, this.#window * 2) : this.#minWindow;
     const old = this.#buf;
     let buf = old;
     if (buf === undefined || buf.length !== capacity) {
@@ -97,7 +112,7 @@ export class ReadAheadStream {
     this.#filled = keep;
     // Nothing past the block holding `end` is read: it is not to be trusted yet, and an O_DIRECT read that
     // meets the end of the file comes back short (see OwnLog.fill).
-    const readEnd = Math.min(capacity, Math.ceil((end - from) / a) * a);
+    const readEnd = Math.min(capacity, Math.max(this.#window, Math.ceil((want - from) / a) * a), Math.ceil((end - from) / a) * a);
     if (readEnd <= keep) return;
     const epoch = this.#epoch;
     const filled = fill(buf.subarray(keep, readEnd), from + keep).then((n) => {
@@ -115,14 +130,14 @@ export class ReadAheadStream {
   }
 
   /**
-   * Once less than half a buffer is held from `position`, where a
-   * sequential reader reads next, starts filling the buffer from there in
-   * the background, so that the disk works while the reader deals with what
-   * it got. A failure is left for the reader's own read to meet.
+   * For a reader seen reading on (its window grew): once less than half a
+   * window is held from `position`, where it reads next, starts the next
+   * fill in the background, so that the disk works while the reader deals
+   * with what it got. A failure is left for the reader's own read to meet.
    */
   readAhead(position: number, end: number, fill: Fill): void {
-    if (this.#filling !== undefined || this.#start + this.#filled - position >= this.#capacity / 2) return;
-    void this.ensure(position, this.#capacity - this.#alignment, end, fill).catch(() => undefined);
+    if (this.#window === this.#minWindow || this.#filling !== undefined || this.#start + this.#filled - position >= this.#window / 2) return;
+    void this.ensure(position, this.#window - this.#alignment, end, fill).catch(() => undefined);
   }
 
   /** Up to `length` held bytes from `position`: a view valid until the next ensure(). */

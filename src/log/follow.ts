@@ -1,8 +1,9 @@
-// Following the end of a log: decoded records from an offset on, and with
-// `follow`, waiting for new appends at the end until the log closes or the
-// caller aborts. Followers are woken by the segment set's append and
-// truncation events.
-import { decodeBatch, type LogRecord } from '../segment/batch.js';
+// Following the end of a log: decoded batches and records from an offset
+// on, and with `follow`, waiting for new appends at the end until the log
+// closes or the caller aborts. Followers are woken by the segment set's
+// append and truncation events.
+import { decodeChecked, readBatchHeader, type BatchHeader, type LogRecord } from '../segment/batch.js';
+import type { FollowConfig } from './options.js';
 import type { ReadResult } from './reader.js';
 import type { LogSegments, SegmentEvents } from './segments.js';
 
@@ -50,13 +51,26 @@ export class Followers implements SegmentEvents {
   }
 }
 
-/** Decoded records of `log` from `fromOffset` on; with `follow`, waits at the end instead of finishing. */
-export async function* records(
-  log: FollowSource,
-  followers: Followers,
-  fromOffset: number,
-  options: { follow: boolean; signal: AbortSignal | undefined; maxBytes: number },
-): AsyncGenerator<LogRecord> {
+/**
+ * One batch of a log as batches() yields it. `records` hold only offsets
+ * from the one asked for on (the first batch may begin below it). Keys and
+ * values of uncompressed batches are views of the buffer the batch was read
+ * into: seglog never reuses or changes that buffer, so they stay valid as
+ * long as they are referenced, but each keeps the whole read (up to
+ * `maxBytes`) in memory; copy them (Buffer.from) to keep a few for long.
+ */
+export interface LogBatch {
+  /** The batch's header as stored. */
+  header: BatchHeader;
+  records: LogRecord[];
+}
+
+/**
+ * Batches of `log` from the one holding `fromOffset` on, decoded; with
+ * `follow`, waits at the end instead of finishing. Each batch's CRC was
+ * checked by the read that brought it and is not computed again.
+ */
+export async function* batches(log: FollowSource, followers: Followers, fromOffset: number, options: FollowConfig): AsyncGenerator<LogBatch> {
   const { follow, signal, maxBytes } = options;
   let next = fromOffset;
   for (;;) {
@@ -72,10 +86,66 @@ export async function* records(
     // Reads that need no I/O would spin on microtasks and starve it: let it finish.
     if (bytes.length === 0) await new Promise((resolve) => setImmediate(resolve));
     for (let p = 0; p < bytes.length; ) {
-      const size = bytes.readInt32BE(p + 8) + 12;
-      for (const r of decodeBatch(bytes.subarray(p, p + size))) if (r.offset >= next) yield r;
-      p += size;
+      const header = readBatchHeader(bytes, p);
+      let records = decodeChecked(bytes.subarray(p, p + header.size), header);
+      if (header.baseOffset < next) records = records.filter((r) => r.offset >= next);
+      p += header.size;
+      if (records.length > 0) yield { header, records };
     }
     next = nextOffset;
+  }
+}
+
+const DONE: IteratorReturnResult<undefined> = { done: true, value: undefined };
+
+/**
+ * records(): the records of batches() one by one. The async step is per
+ * batch; records of a batch in hand are handed out as resolved promises,
+ * without an async generator's per-item machinery.
+ */
+export class RecordIterator implements AsyncGenerator<LogRecord, undefined> {
+  readonly #batches: AsyncGenerator<LogBatch>;
+  #records: LogRecord[] = [];
+  #next = 0;
+  /** The batch being fetched: next() calls made meanwhile wait for it, in order. */
+  #fetching: Promise<IteratorResult<LogRecord, undefined>> | undefined;
+
+  constructor(source: AsyncGenerator<LogBatch>) {
+    this.#batches = source;
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  next(): Promise<IteratorResult<LogRecord, undefined>> {
+    if (this.#fetching !== undefined) return this.#fetching.then(() => this.next());
+    if (this.#next < this.#records.length) return Promise.resolve({ done: false, value: this.#records[this.#next++]! });
+    this.#fetching = this.#batches.next().then(
+      (r) => {
+        this.#fetching = undefined;
+        if (r.done === true) return DONE;
+        this.#records = r.value.records;
+        this.#next = 0;
+        return this.next();
+      },
+      (err: unknown) => {
+        this.#fetching = undefined;
+        throw err;
+      },
+    );
+    return this.#fetching;
+  }
+
+  async return(): Promise<IteratorResult<LogRecord, undefined>> {
+    this.#records = [];
+    await this.#batches.return(undefined);
+    return DONE;
+  }
+
+  async throw(err: unknown): Promise<IteratorResult<LogRecord, undefined>> {
+    this.#records = [];
+    await this.#batches.throw(err);
+    return DONE;
   }
 }

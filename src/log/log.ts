@@ -4,7 +4,7 @@
 //   loader.ts        open + recovery            segments.ts   the segment set and its events
 //   append-queue.ts  call order, backpressure   group-commit.ts  numbering, pwritev, sync, roll
 //   flusher.ts       fdatasync policy           reader.ts     read, sendTo, time lookup
-//   follow.ts        records(), following       retention.ts  retention, truncation
+//   follow.ts        batches(), records()       retention.ts  retention, truncation
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
@@ -15,15 +15,16 @@ import { SeglogError } from '../errors.js';
 import { CLEAN_SHUTDOWN_FILE } from '../layout.js';
 import { fsyncDir } from '../native.js';
 import { checkBatch, encodeBatch, readBatchHeader, type LogRecord, type RecordInput } from '../segment/batch.js';
-import { checkBoolean, checkBytes, checkInteger, checkOptions, checkString } from '../validate.js';
+import { checkBytes, checkInteger, checkOptions, checkString } from '../validate.js';
 import { AppendQueue, type AppendResult, type CheckedBatch } from './append-queue.js';
 import type { LogContext } from './context.js';
 import { Flusher } from './flusher.js';
-import { Followers, records } from './follow.js';
+import { batches, Followers, RecordIterator, type LogBatch } from './follow.js';
 import { GroupCommit } from './group-commit.js';
 import { loadLog, segmentConfigOf, type LoadedLog, type OffsetRange } from './loader.js';
 import {
   checkLogOptions,
+  checkRecordsOptions,
   INT32_MAX,
   NEVER,
   syncPolicyOf,
@@ -42,6 +43,7 @@ export type { AppendResult } from './append-queue.js';
 export type { LogContext } from './context.js';
 export type { OffsetRange } from './loader.js';
 export type { AppendBatchesOptions, AppendOptions, FlushPolicy, LogOptions, RecordsOptions, RetentionPolicy } from './options.js';
+export type { LogBatch } from './follow.js';
 export type { ReadOptions, ReadResult, SendToOptions, SendToResult } from './reader.js';
 
 export class Log {
@@ -284,18 +286,32 @@ export class Log {
   }
 
   /**
-   * Decoded records from `fromOffset` on. With `follow`, waits for new appends
-   * at the end instead of finishing (until the log closes or `signal` aborts).
+   * Decoded batches, each with its header and its records from `fromOffset`
+   * on. With `follow`, waits for appends at the end instead of finishing
+   * (until the log closes or `signal` aborts). Keys and values are views of
+   * the read buffer, valid while referenced (see LogBatch).
    */
-  async *records(fromOffset: number, options?: RecordsOptions): AsyncGenerator<LogRecord> {
+  async *batches(fromOffset: number, options?: RecordsOptions): AsyncGenerator<LogBatch> {
     checkInteger('fromOffset', fromOffset);
-    const o = checkOptions<RecordsOptions>('options', options);
-    const follow = o.follow === undefined ? false : checkBoolean('options.follow', o.follow);
-    const signal = o.signal;
-    if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError('options.signal must be an AbortSignal');
-    const maxBytes = o.maxBytes === undefined ? 1024 * 1024 : checkInteger('options.maxBytes', o.maxBytes, 1, INT32_MAX);
+    const config = checkRecordsOptions(options);
     const source = { endOffset: () => this.endOffset, closed: () => this.closed, read: (offset: number, bytes: number) => this.read(offset, { maxBytes: bytes }) };
-    yield* records(source, this.#followers, fromOffset, { follow, signal, maxBytes });
+    yield* batches(source, this.#followers, fromOffset, config);
+  }
+
+  /** The records of batches(), one by one (the same options, the same views). */
+  records(fromOffset: number, options?: RecordsOptions): AsyncGenerator<LogRecord, undefined> {
+    return new RecordIterator(this.batches(fromOffset, options));
+  }
+
+  /** The record at `offset`, or undefined below startOffset and at or past endOffset. Key and value are the caller's copies. */
+  readRecord(offset: number): Promise<LogRecord | undefined> {
+    try {
+      this.#checkOpen();
+      checkInteger('offset', offset);
+      return this.#reader.readRecord(offset);
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /** First offset whose record timestamp is >= `timestamp`, or undefined if none is. */

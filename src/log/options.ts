@@ -57,7 +57,7 @@ export interface AppendBatchesOptions {
   logAppendTime?: number;
 }
 
-/** Options of Log.records. */
+/** Options of Log.records and Log.batches. */
 export interface RecordsOptions {
   /** Wait for appends at the end instead of finishing, until the log closes or `signal` aborts. Default false. */
   follow?: boolean;
@@ -142,4 +142,20 @@ export function checkLogOptions(options: unknown): LogConfig {
 export function syncPolicyOf(flush: FlushConfig): SyncPolicy {
   if (flush.always) return 'always';
   return flush.intervalMs !== NEVER || flush.bytes !== NEVER || flush.messages !== NEVER ? 'periodic' : 'none';
+}
+
+/** RecordsOptions checked, with defaults. */
+export interface FollowConfig {
+  follow: boolean;
+  signal: AbortSignal | undefined;
+  maxBytes: number;
+}
+
+export function checkRecordsOptions(options: unknown): FollowConfig {
+  const o = checkOptions<RecordsOptions>('options', options);
+  const follow = o.follow === undefined ? false : checkBoolean('options.follow', o.follow);
+  const signal = o.signal;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError('options.signal must be an AbortSignal');
+  const maxBytes = o.maxBytes === undefined ? 1024 * 1024 : checkInteger('options.maxBytes', o.maxBytes, 1, INT32_MAX);
+  return { follow, signal, maxBytes };
 }

@@ -1,14 +1,14 @@
 // Reading a log: whole batches from an offset across segments (read), the
-// same bytes sent to a socket without copying (sendTo), and the offset for a
-// timestamp. Each segment is pinned while read, so retention or truncation
+// same bytes sent to a socket without copying (sendTo), one record by its
+// offset (readRecord), and the offset for a timestamp. Each segment is pinned while read, so retention or truncation
 // may drop it meanwhile without pulling the file from under the read. Where
 // the bytes come from (the file, the tail cache, a catch-up read) is the
 // cache mode's business (src/cache/).
 import type { Writable } from 'node:stream';
 import type { LogCache, SegmentSource } from '../cache/log-cache.js';
 import { SeglogError } from '../errors.js';
-import { decodeBatch } from '../segment/batch.js';
-import type { Segment } from '../segment/segment.js';
+import { offsetAtTimestamp, recordAt, type LogRecord } from '../segment/batch.js';
+import type { BatchLocation, Segment } from '../segment/segment.js';
 import { sendParts, type Part } from '../sendfile/send.js';
 import type { LogSegments } from './segments.js';
 
@@ -49,11 +49,23 @@ export interface ReadBounds {
   maxOffset: number;
 }
 
+/** Largest batch buffer kept for the next point read. */
+const MAX_SCRATCH = 1024 * 1024;
+
+/** `record` with its own copies of key, value and header values. */
+function copied(record: LogRecord | undefined): LogRecord | undefined {
+  if (record === undefined) return undefined;
+  const copy = (b: Buffer | null) => (b === null ? null : Buffer.from(b));
+  return { ...record, key: copy(record.key), value: copy(record.value), headers: record.headers.map((h) => ({ key: h.key, value: copy(h.value) })) };
+}
+
 /** Receives one segment's part of a read: [start, end) of its .log, while the segment is pinned, and the source that has its bytes in memory if the cache holds them. */
 type RangeTaker = (segment: Segment, start: number, end: number, source: SegmentSource) => Promise<void> | void;
 
 export class LogReader {
   readonly #dir: string;
+  /** Point reads' and time lookups' batch buffer, kept between them (up to MAX_SCRATCH bytes). */
+  #scratch: Buffer | undefined;
   readonly #segments: LogSegments;
   readonly #cache: LogCache;
   /** Throws ECLOSED once the log is closed. */
@@ -147,6 +159,39 @@ export class LogReader {
     return { bytes: total, nextOffset: total === 0 ? offset : next };
   }
 
+  /**
+   * The record at `offset`, or undefined outside [startOffset, endOffset)
+   * (also when retention removes its segment during the call). Reads only
+   * the batch holding it, found through the offset index; the records
+   * before it in the batch are stepped over, not decoded. Its key and value
+   * are copies the caller owns.
+   */
+  async readRecord(offset: number): Promise<LogRecord | undefined> {
+    const segment = offset < this.#segments.endOffset && offset >= this.#segments.startOffset ? this.#segments.floor(offset) : undefined;
+    if (segment === undefined) return undefined;
+    try {
+      return await this.#pinned(segment, () => this.#recordIn(segment, offset));
+    } catch (err) {
+      if ((err as SeglogError).code === 'EOFFSETRANGE' && offset < this.#segments.startOffset) return undefined;
+      throw err;
+    }
+  }
+
+  async #recordIn(segment: Segment, offset: number): Promise<LogRecord | undefined> {
+    const source = this.#cache.source(segment, offset);
+    try {
+      const at = await source.locate(offset);
+      if (at === undefined) return undefined;
+      const end = at.position + at.header.size;
+      // Views of the cache will do: the record is copied out before anything can change them.
+      const held = await source.bytes(at.position, end, false);
+      if (held !== undefined) return copied(recordAt(held.length === 1 ? held[0]! : Buffer.concat(held), at.header, offset));
+      return await this.#withBatch(segment, at, (batch) => copied(recordAt(batch, at.header, offset)));
+    } finally {
+      source.release();
+    }
+  }
+
   /** Runs `work` with the segment's file held open; a segment closed before that was removed: EOFFSETRANGE. */
   async #pinned<T>(segment: Segment, work: () => Promise<T>): Promise<T> {
     if (segment.log.closed) {
@@ -168,10 +213,24 @@ export class LogReader {
     for (const segment of this.#segments.all) {
       const at = await segment.findByTimestamp(timestamp);
       if (at === undefined) continue;
-      const batch = await segment.readRange(at.position, at.position + at.header.size);
-      const record = decodeBatch(batch).find((r) => r.timestamp >= timestamp);
-      if (record !== undefined) return record.offset;
+      const offset = await this.#withBatch(segment, at, (batch) => offsetAtTimestamp(batch, at.header, timestamp));
+      if (offset !== undefined) return offset;
     }
     return undefined;
+  }
+
+  /**
+   * Runs `use` on the batch at `at`, read into a buffer kept between calls
+   * (fresh memory costs page faults): `use` must not keep views of it.
+   */
+  async #withBatch<T>(segment: Segment, at: BatchLocation, use: (batch: Buffer) => T): Promise<T> {
+    const size = at.header.size;
+    const scratch = this.#scratch !== undefined && this.#scratch.length >= size ? this.#scratch : Buffer.allocUnsafe(size);
+    this.#scratch = undefined; // a concurrent call takes a buffer of its own
+    try {
+      return use(await segment.readRange(at.position, at.position + size, scratch));
+    } finally {
+      if (scratch.length <= MAX_SCRATCH) this.#scratch = scratch;
+    }
   }
 }

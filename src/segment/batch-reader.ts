@@ -7,6 +7,8 @@ import type { File } from '../native.js';
 import { BATCH_HEADER_SIZE, checkBatch, readBatchHeader, type BatchHeader } from './batch.js';
 
 const DEFAULT_BUFFER = 64 * 1024;
+/** For walks that read headers only (the batches, if needed, are read whole apart): a walk over small batches gets several per read, a jump between large ones pays little for the rest. */
+export const HEADER_READ_BYTES = 4096;
 
 export type BatchCheck = ReturnType<typeof checkBatch>;
 
@@ -44,7 +46,8 @@ export class FileBytes implements ByteSource {
     if (want <= 0) return this.#buf.subarray(0, 0);
     if (position < this.#start || position + want > this.#start + this.#filled) {
       if (want > this.#buf.length) this.#buf = Buffer.allocUnsafe(want);
-      const read = await this.#file.read(this.#buf.subarray(0, Math.min(this.#buf.length, this.end - position)), position);
+      // Inline when the page cache holds the bytes, on the threadpool when not.
+      const read = await this.#file.readHot(this.#buf.subarray(0, Math.min(this.#buf.length, this.end - position)), position);
       this.#start = position;
       this.#filled = read;
     }

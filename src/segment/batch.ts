@@ -1,9 +1,9 @@
 // Kafka RecordBatch v2 (magic 2), byte for byte, so that Kafka tools and
-// clients can read seglog's files: records encoded into a batch and decoded
-// from one. The header, its checks and in-place edits are in batch-header.ts.
-import { SeglogError } from '../errors.js';
+// clients can read seglog's files: records encoded into a batch. The header,
+// its checks and in-place edits are in batch-header.ts; decoding is in
+// batch-decode.ts.
 import { crc32c } from '../native.js';
-import { checkBytes, checkInteger, checkOptions } from '../validate.js';
+import { checkInteger, checkOptions } from '../validate.js';
 import {
   BATCH_HEADER_SIZE,
   BATCH_OVERHEAD,
@@ -11,7 +11,6 @@ import {
   MAGIC,
   MAX_SAFE,
   MIN_BATCH_LENGTH,
-  MIN_RECORD_SIZE,
   OFF_ATTRIBUTES,
   OFF_BASE_SEQUENCE,
   OFF_BASE_TIMESTAMP,
@@ -24,18 +23,17 @@ import {
   OFF_PRODUCER_EPOCH,
   OFF_PRODUCER_ID,
   OFF_RECORDS_COUNT,
-  checkBatch,
-  corrupt,
   writeI16,
   writeI32,
   writeI64,
-  type BatchHeader,
 } from './batch-header.js';
-import { codecById, codecByName, KAFKA_CODEC_NAMES, type Codec, type CodecId } from './codecs.js';
-import { VarintReader, varintSize, varlongSize, writeVarint, writeVarlong } from './varint.js';
+import { codecByName, type Codec, type CodecId } from './codecs.js';
+import { varintSize, varlongSize, writeVarint, writeVarlong } from './varint.js';
 
 export { BATCH_HEADER_SIZE, BATCH_OVERHEAD, MAGIC, checkBatch, readBatchHeader, setBaseOffset, setLogAppendTime } from './batch-header.js';
 export type { BatchHeader, CheckBatchResult } from './batch-header.js';
+export { decodeBatch, decodeChecked, offsetAtTimestamp, recordAt } from './batch-decode.js';
+export type { LogRecord } from './batch-decode.js';
 
 export interface RecordInput {
   key?: Uint8Array | string | null;
@@ -43,14 +41,6 @@ export interface RecordInput {
   headers?: Array<{ key: string; value: Uint8Array | string | null }>;
   /** Milliseconds since the epoch; encodeBatch's `now` when absent. */
   timestamp?: number;
-}
-
-export interface LogRecord {
-  offset: number;
-  timestamp: number;
-  key: Buffer | null;
-  value: Buffer | null;
-  headers: Array<{ key: string; value: Buffer | null }>;
 }
 
 export interface EncodeOptions {
@@ -211,97 +201,4 @@ export function encodeBatch(records: RecordInput[], options?: EncodeOptions): Bu
   writeI32(batch, OFF_RECORDS_COUNT, count);
   writeI32(batch, OFF_CRC, crc32c(batch.subarray(OFF_ATTRIBUTES)));
   return batch;
-}
-
-// ---------------------------------------------------------------- decode
-
-
-/**
- * Decodes every record of the one batch that `batch` holds (exactly: extra
- * bytes are an error), after checking it as checkBatch does. Keys and values
- * are views into one private copy of the (decompressed) records, never into
- * `batch`. Throws SeglogError ECORRUPT (with `position` within `batch`) on
- * malformed content, EUNSUPPORTED when the batch's codec is not registered.
- */
-export function decodeBatch(batch: Uint8Array): LogRecord[] {
-  checkBytes('batch', batch);
-  const checked = checkBatch(batch, 0, batch.length);
-  if (!checked.ok) throw corrupt(`invalid record batch (${checked.reason})`, 0);
-  const h = checked.header;
-  if (h.size !== batch.length) throw corrupt(`batch is ${h.size} bytes but ${batch.length} were given`, h.size);
-  if (h.compression === 0) {
-    const data = Buffer.from(batch.subarray(BATCH_HEADER_SIZE));
-    try {
-      return decodeRecords(h, data);
-    } catch (err) {
-      const e = err as SeglogError;
-      throw corrupt(`${e.message} at byte ${BATCH_HEADER_SIZE + e.position!} of the batch`, BATCH_HEADER_SIZE + e.position!);
-    }
-  }
-  if (h.compression > 4) throw corrupt(`unknown compression type ${h.compression}`, OFF_ATTRIBUTES);
-  const name = KAFKA_CODEC_NAMES[h.compression as CodecId];
-  const codec = codecById(h.compression as CodecId);
-  const block = Buffer.from(batch.buffer, batch.byteOffset + BATCH_HEADER_SIZE, batch.length - BATCH_HEADER_SIZE);
-  let raw: Uint8Array;
-  try {
-    raw = codec.decompress(block);
-  } catch (err) {
-    throw corrupt(`cannot decompress ${name} records: ${(err as Error).message}`, BATCH_HEADER_SIZE, err);
-  }
-  if (!(raw instanceof Uint8Array)) throw new TypeError(`codec for ${name} decompress() must return a Uint8Array`);
-  try {
-    return decodeRecords(h, Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.length));
-  } catch (err) {
-    // A position in decompressed data means nothing in the batch: blame the block.
-    const e = err as SeglogError;
-    throw corrupt(`${e.message} at byte ${e.position!} of the decompressed ${name} records`, BATCH_HEADER_SIZE);
-  }
-}
-
-/** Parses records filling all of `data`; ECORRUPT errors carry positions within `data`. */
-function decodeRecords(h: BatchHeader, data: Buffer): LogRecord[] {
-  const reader = new VarintReader(data, 0, data.length);
-  /** A length-prefixed field that must end by `limit`; null for length -1. */
-  const readField = (what: string, limit: number): Buffer | null => {
-    const start = reader.pos;
-    const length = reader.varint();
-    if (length === -1) return null;
-    if (length < -1 || length > limit - reader.pos) throw corrupt(`${what} length ${length} out of range`, start);
-    const p = reader.pos;
-    reader.pos += length;
-    return data.subarray(p, p + length);
-  };
-
-  const logAppend = h.timestampType === 'logAppend';
-  const records: LogRecord[] = [];
-  while (reader.pos < data.length) {
-    const start = reader.pos;
-    if (records.length === h.recordsCount) throw corrupt(`batch holds more than its ${h.recordsCount} records`, start);
-    const length = reader.varint();
-    const bodyStart = reader.pos;
-    // The length prefix itself is one of MIN_RECORD_SIZE's bytes.
-    if (length < MIN_RECORD_SIZE - 1 || length > data.length - bodyStart) throw corrupt(`record length ${length} out of range`, start);
-    const end = bodyStart + length;
-    reader.pos++; // attributes: no record-level attribute is defined in v2
-    const timestampDelta = reader.varlong();
-    const offsetDelta = reader.varint();
-    if (offsetDelta < 0 || offsetDelta > h.lastOffsetDelta) throw corrupt(`record offset delta ${offsetDelta} out of range`, start);
-    const timestamp = logAppend ? h.maxTimestamp : h.baseTimestamp + timestampDelta;
-    if (!Number.isSafeInteger(timestamp)) throw corrupt('record timestamp beyond the safe integer range', start);
-    const key = readField('key', end);
-    const value = readField('value', end);
-    const headersCount = reader.varint();
-    // Each header takes at least two bytes: its two length prefixes.
-    if (headersCount < 0 || headersCount * 2 > end - reader.pos) throw corrupt(`headers count ${headersCount} out of range`, start);
-    const headers: LogRecord['headers'] = [];
-    for (let j = 0; j < headersCount; j++) {
-      const headerKey = readField('header key', end);
-      if (headerKey === null) throw corrupt('header key is null', start);
-      headers.push({ key: headerKey.toString('utf8'), value: readField('header value', end) });
-    }
-    if (reader.pos !== end) throw corrupt(`record is ${length} bytes but its fields take ${reader.pos - bodyStart}`, start);
-    records.push({ offset: h.baseOffset + offsetDelta, timestamp, key, value, headers });
-  }
-  if (records.length !== h.recordsCount) throw corrupt(`batch holds ${records.length} records, its header says ${h.recordsCount}`, reader.pos);
-  return records;
 }

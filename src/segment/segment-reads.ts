@@ -2,7 +2,7 @@
 // trusted only as far as the headers they point at agree, ranges are whole
 // batches, and what is served passes its CRC with offsets inside the segment.
 import { SeglogError } from '../errors.js';
-import { BatchReader } from './batch-reader.js';
+import { BatchReader, HEADER_READ_BYTES } from './batch-reader.js';
 import { checkBatch, type BatchHeader } from './batch.js';
 import type { File } from '../native.js';
 import type { OffsetIndex } from '../index/offset-index.js';
@@ -122,15 +122,16 @@ function checkOffsets(s: ReadableSegment, header: BatchHeader, position: number,
 }
 
 /**
- * Reads the whole batches in [start, end) into a new Buffer. Each batch's
+ * Reads the whole batches in [start, end) into a new Buffer, or the start
+ * of `into` when given (which must hold end - start bytes). Each batch's
  * CRC is checked first: segments trusted without a scan (clean shutdown)
  * may still hold damage, and a damaged batch is never served (ECORRUPT
  * naming file and position). EOFFSETRANGE when truncateTo cut the range
  * meanwhile.
  */
-export async function readRange(s: ReadableSegment, start: number, end: number): Promise<Buffer> {
-  const out = Buffer.allocUnsafe(end - start);
-  const n = await s.log.read(out, start);
+export async function readRange(s: ReadableSegment, start: number, end: number, into?: Buffer): Promise<Buffer> {
+  const out = into === undefined ? Buffer.allocUnsafe(end - start) : into.subarray(0, end - start);
+  const n = await s.log.readHot(out, start);
   checkRead(s, out.subarray(0, n), start, end);
   return out;
 }
@@ -165,7 +166,7 @@ export function checkRead(s: ReadableSegment, bytes: Buffer, start: number, end:
 export async function findByTimestamp(s: ReadableSegment, timestamp: number): Promise<BatchLocation | undefined> {
   if (s.maxTimestamp < timestamp) return undefined;
   const entry = s.timeIndex.lookup(timestamp);
-  const reader = BatchReader.ofFile(s.log, s.size);
+  const reader = BatchReader.ofFile(s.log, s.size, HEADER_READ_BYTES);
   const start = await locate(s, entry.offset, reader);
   if (start === undefined) return undefined;
   let position = start.position;

@@ -229,9 +229,9 @@ export class Segment {
     return reads.rangeFrom(this, from, maxBytes, maxOffset, reader);
   }
 
-  /** The whole batches in [start, end), each checked (CRC, offsets) before it is served. */
-  readRange(start: number, end: number): Promise<Buffer> {
-    return reads.readRange(this, start, end);
+  /** The whole batches in [start, end), each checked (CRC, offsets) before it is served; into `into` when given. */
+  readRange(start: number, end: number, into?: Buffer): Promise<Buffer> {
+    return reads.readRange(this, start, end, into);
   }
 
   /** readRange()'s checks of bytes read for [start, end) another way (own cache mode). */

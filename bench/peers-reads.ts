@@ -1,0 +1,238 @@
+// Read workloads of the `peers` comparison: seglog beside what a Node user
+// would pick instead, on the same records in the same run, page cache warm.
+//
+//   npx tsx bench/peers-reads.ts [--dir <path>] [--runs <n>] [--records <n>] [--sizes 1024,100]
+//
+// Records are written 100 per batch. Sequential: every record read from the
+// first on and verified (length, its number in the first 4 bytes, its last
+// byte). Random: one record by its offset (number), verified the same way,
+// and seglog's offsetForTimestamp of a record's timestamp (checked).
+// A row's figures are medians over runs with min–max; ratios are per run.
+// Prints one Markdown table on stdout; progress goes to stderr.
+import { closeSync, openSync, readSync, writeSync } from 'node:fs';
+import { open as openAsync } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { open as openLmdb, type RootDatabase } from 'lmdb';
+import { Log, type RecordInput } from '../src/seglog.js';
+import { benchDir, formatNumber, formatPercent, formatSummary, markdownTable, opsPerSecond, progress, rng, settle, summarize, usageError, warmUp } from './common.js';
+
+const USAGE = 'usage: tsx bench/peers-reads.ts [--dir <path>] [--runs <n>] [--records <n>] [--sizes 1024,100]';
+const PER_BATCH = 100;
+const SCAN_CHUNK = 1024 * 1024;
+const RANDOM_MS = 600;
+/** Record i's timestamp is T0 + i, so a time lookup has one right answer. */
+const T0 = 1_700_000_000_000;
+
+/** The record with number `i`: `size` bytes, i in the first 4 (big-endian), i's low byte last. */
+function recordValue(i: number, size: number): Buffer {
+  const b = Buffer.alloc(size, 0x61 + (i % 26));
+  b.writeUInt32BE(i, 0);
+  b[size - 1] = i & 0xff;
+  return b;
+}
+
+/** Every read phase checks what it read: a phase that checked less would look faster. */
+function verify(value: Uint8Array | null | undefined, i: number, size: number): void {
+  if (value == null || value.length !== size || value[size - 1] !== (i & 0xff) || ((value[0]! << 24) | (value[1]! << 16) | (value[2]! << 8) | value[3]!) >>> 0 !== i) {
+    throw new Error(`record ${i}: wrong bytes read`);
+  }
+}
+
+interface Peers {
+  log: Log;
+  /** The same records in a log with the own cache mode, reopened so that reads are catch-up reads. */
+  own: Log;
+  /** Length-prefixed file ([u32 length][bytes] per record) and its in-memory index. */
+  flatPath: string;
+  flatFd: number;
+  positions: Float64Array;
+  lmdb: RootDatabase<Buffer, number>;
+}
+
+async function build(dir: string, count: number, size: number): Promise<Peers> {
+  const log = await Log.open(join(dir, 'log'));
+  let own = await Log.open(join(dir, 'own'), { cache: { mode: 'own' } });
+  const flatPath = join(dir, 'flat.bin');
+  const fd = openSync(flatPath, 'w+');
+  const positions = new Float64Array(count);
+  const lmdb = openLmdb<Buffer, number>({ path: join(dir, 'lmdb'), encoding: 'binary' });
+  let position = 0;
+  for (let first = 0; first < count; first += PER_BATCH) {
+    const values: Buffer[] = [];
+    for (let i = first; i < Math.min(count, first + PER_BATCH); i++) values.push(recordValue(i, size));
+    const records = values.map((value, k): RecordInput => ({ value, timestamp: T0 + first + k }));
+    await Promise.all([log.append(records), own.append(records)]);
+    const chunk = Buffer.allocUnsafe(values.length * (4 + size));
+    values.forEach((v, k) => {
+      positions[first + k] = position + k * (4 + size);
+      chunk.writeUInt32BE(size, k * (4 + size));
+      v.copy(chunk, k * (4 + size) + 4);
+    });
+    writeSync(fd, chunk, 0, chunk.length, position);
+    position += chunk.length;
+    lmdb.transactionSync(() => values.forEach((v, k) => lmdb.putSync(first + k, v)));
+  }
+  await log.flush();
+  await own.close();
+  own = await Log.open(join(dir, 'own'), { cache: { mode: 'own' } });
+  settle(join(dir, 'log'));
+  settle(dir);
+  return { log, own, flatPath, flatFd: fd, positions, lmdb };
+}
+
+/** Records per second of `scan`, which must return how many records it read and verified. */
+async function rate(count: number, scan: () => Promise<number> | number): Promise<number> {
+  const start = performance.now();
+  const n = await scan();
+  const ms = performance.now() - start;
+  if (n !== count) throw new Error(`scan read ${n} records, expected ${count}`);
+  return (n * 1000) / ms;
+}
+
+/** Parses [u32 length][bytes] records out of chunks read by `readAt`; records cross chunk boundaries. */
+async function scanFlat(size: number, readAt: (buf: Buffer, position: number) => number | Promise<number>): Promise<number> {
+  let buf = Buffer.allocUnsafe(SCAN_CHUNK);
+  let filePos = 0;
+  let have = 0;
+  let i = 0;
+  for (;;) {
+    const n = await readAt(buf.subarray(have), filePos);
+    filePos += n;
+    have += n;
+    let p = 0;
+    while (have - p >= 4) {
+      const length = buf.readUInt32BE(p);
+      if (have - p < 4 + length) break;
+      verify(buf.subarray(p + 4, p + 4 + length), i++, size);
+      p += 4 + length;
+    }
+    if (n === 0) return i;
+    // Keep the partial record at the front of a fresh buffer (the old one may still be viewed).
+    const rest = buf.subarray(p, have);
+    buf = Buffer.allocUnsafe(Math.max(SCAN_CHUNK, rest.length + 4 + size));
+    rest.copy(buf);
+    have = rest.length;
+  }
+}
+
+type Sample = Record<string, number>;
+
+async function sequential(p: Peers, count: number, size: number): Promise<Sample> {
+  const out: Sample = {};
+  out['seglog records(0)'] = await rate(count, async () => {
+    let i = 0;
+    for await (const r of p.log.records(0)) verify(r.value, i++, size);
+    return i;
+  });
+  out['seglog batches(0)'] = await rate(count, async () => {
+    let i = 0;
+    for await (const batch of p.log.batches(0)) for (const r of batch.records) verify(r.value, i++, size);
+    return i;
+  });
+  out['seglog own records(0)'] = await rate(count, async () => {
+    let i = 0;
+    for await (const r of p.own.records(0)) verify(r.value, i++, size);
+    return i;
+  });
+  out['fs.readSync'] = await rate(count, () => scanFlat(size, (b, at) => readSync(p.flatFd, b, 0, b.length, at)));
+  const handle = await openAsync(p.flatPath, 'r');
+  try {
+    out['fs.promises'] = await rate(count, () => scanFlat(size, async (b, at) => (await handle.read(b, 0, b.length, at)).bytesRead));
+  } finally {
+    await handle.close();
+  }
+  out['lmdb getRange'] = await rate(count, () => {
+    let i = 0;
+    for (const { key, value } of p.lmdb.getRange({ start: 0 })) {
+      if (key !== i) throw new Error(`lmdb key ${key}, expected ${i}`);
+      verify(value, i++, size);
+    }
+    return i;
+  });
+  return out;
+}
+
+async function random(p: Peers, count: number, size: number, seed: number): Promise<Sample> {
+  const out: Sample = {};
+  const buf = Buffer.allocUnsafe(size);
+  const ops: Record<string, (i: number) => unknown> = {
+    'seglog readRecord': async (i) => verify((await p.log.readRecord(i))?.value, i, size),
+    'seglog own readRecord': async (i) => verify((await p.own.readRecord(i))?.value, i, size),
+    'seglog offsetForTimestamp': async (i) => {
+      const offset = await p.log.offsetForTimestamp(T0 + i);
+      if (offset !== i) throw new Error(`offsetForTimestamp(T0 + ${i}) gave ${offset}`);
+    },
+    'fs.readSync': (i) => {
+      if (readSync(p.flatFd, buf, 0, size, p.positions[i]! + 4) !== size) throw new Error('short read');
+      verify(buf, i, size);
+    },
+    'lmdb get': (i) => verify(p.lmdb.get(i), i, size),
+  };
+  for (const [name, op] of Object.entries(ops)) {
+    // The same offsets for every peer.
+    const next = rng(seed);
+    const pick = () => Math.floor(next() * count);
+    await warmUp(() => op(pick()), 100);
+    out[name] = (await opsPerSecond(() => op(pick()), RANDOM_MS)).perSecond;
+  }
+  return out;
+}
+
+/** One row per workload (median, min–max over runs), then one per ratio [a, b]: a ÷ b taken per run. */
+function table(title: string, runs: Sample[], ratios: Array<[string, string]>): string {
+  const cell = (values: number[], f: (n: number) => string) => formatSummary(summarize(values), f);
+  const rows = [
+    ...Object.keys(runs[0]!).map((n) => [n, cell(runs.map((r) => r[n]!), formatNumber)]),
+    ...ratios.map(([a, b]) => [`${a} ÷ ${b}`, cell(runs.map((r) => r[a]! / r[b]!), formatPercent)]),
+  ];
+  return markdownTable([title, `${runs.length} runs`], rows, ['l', 'r']);
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { dir: { type: 'string' }, runs: { type: 'string', default: '3' }, records: { type: 'string' }, sizes: { type: 'string', default: '1024,100' } } });
+  const runs = Number(values.runs);
+  if (!Number.isInteger(runs) || runs < 1) usageError('--runs must be a positive integer', USAGE);
+  const sizes = values.sizes!.split(',').map(Number);
+  if (sizes.some((s) => !Number.isInteger(s) || s < 4)) usageError('--sizes must be integers >= 4', USAGE);
+  const out: string[] = ['## peers: reads (page cache warm, records written 100 per batch)', ''];
+  for (const size of sizes) {
+    const count = values.records === undefined ? Math.round((64 * 1024 * 1024) / (size + 64)) : Number(values.records);
+    const dir = await benchDir(values.dir);
+    try {
+      progress(`peers-reads: writing ${count} records of ${size} B to each peer`);
+      const peers = await build(dir.path, count, size);
+      try {
+        await sequential(peers, count, size); // untimed pass: the page cache holds every peer's data
+        const seq: Sample[] = [];
+        const rnd: Sample[] = [];
+        for (let run = 0; run < runs; run++) {
+          progress(`peers-reads: ${size} B run ${run + 1}/${runs}`);
+          seq.push(await sequential(peers, count, size));
+          rnd.push(await random(peers, count, size, 1000 + run));
+        }
+        out.push(`### ${size} B records, ${formatNumber(count)} records`, '');
+        const seqRatios = ['seglog records(0)', 'seglog batches(0)'].flatMap((s): Array<[string, string]> => [
+          [s, 'lmdb getRange'],
+          [s, 'fs.readSync'],
+        ]);
+        out.push(table('sequential, every record verified (records/s)', seq, [...seqRatios, ['seglog own records(0)', 'seglog records(0)']]), '');
+        const rndRatios: Array<[string, string]> = [
+          ['seglog readRecord', 'lmdb get'],
+          ['seglog readRecord', 'fs.readSync'],
+          ['seglog own readRecord', 'seglog readRecord'],
+        ];
+        out.push(table('random read by offset, verified (reads/s)', rnd, rndRatios), '');
+      } finally {
+        await Promise.all([peers.log.close(), peers.own.close()]);
+        peers.lmdb.close();
+        closeSync(peers.flatFd);
+      }
+    } finally {
+      await dir.remove();
+    }
+  }
+  console.log(out.join('\n'));
+}
+
+await main();

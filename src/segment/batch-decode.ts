@@ -1,0 +1,180 @@
+// Decoding the records of a RecordBatch v2: all of them (decodeBatch for
+// callers with bytes of unknown origin, decodeChecked for the log's reads,
+// whose CRCs were just checked) or the one at an offset (recordAt) or
+// timestamp (offsetAtTimestamp), which step over the others by their length
+// prefixes. One record parser for all.
+import type { SeglogError } from '../errors.js';
+import { checkBytes } from '../validate.js';
+import { BATCH_HEADER_SIZE, MIN_RECORD_SIZE, OFF_ATTRIBUTES, checkBatch, corrupt, type BatchHeader } from './batch-header.js';
+import { codecById, KAFKA_CODEC_NAMES, type CodecId } from './codecs.js';
+import { VarintReader } from './varint.js';
+
+export interface LogRecord {
+  offset: number;
+  timestamp: number;
+  key: Buffer | null;
+  value: Buffer | null;
+  headers: Array<{ key: string; value: Buffer | null }>;
+}
+
+/**
+ * Decodes every record of the one batch that `batch` holds (exactly: extra
+ * bytes are an error), after checking it as checkBatch does. Keys and values
+ * are views into one private copy of the (decompressed) records, never into
+ * `batch`. Throws SeglogError ECORRUPT (with `position` within `batch`) on
+ * malformed content, EUNSUPPORTED when the batch's codec is not registered.
+ */
+export function decodeBatch(batch: Uint8Array): LogRecord[] {
+  checkBytes('batch', batch);
+  const checked = checkBatch(batch, 0, batch.length);
+  if (!checked.ok) throw corrupt(`invalid record batch (${checked.reason})`, 0);
+  const h = checked.header;
+  if (h.size !== batch.length) throw corrupt(`batch is ${h.size} bytes but ${batch.length} were given`, h.size);
+  // The private copy: the caller may change or reuse `batch` afterwards.
+  const own = h.compression === 0 ? Buffer.from(batch) : Buffer.from(batch.buffer, batch.byteOffset, batch.length);
+  return decodeChecked(own, h);
+}
+
+/**
+ * Every record of `batch` (exactly one whole batch, `header` parsed from it)
+ * whose CRC the caller has checked: not checked again. Uncompressed keys and
+ * values are views of `batch`, which must therefore stay unchanged while
+ * they are used. Errors as decodeBatch.
+ */
+export function decodeChecked(batch: Buffer, header: BatchHeader): LogRecord[] {
+  return parse(batch, header, (data, h) => {
+    const reader = new VarintReader(data, 0, data.length);
+    const records: LogRecord[] = [];
+    while (reader.pos < data.length) {
+      if (records.length === h.recordsCount) throw corrupt(`batch holds more than its ${h.recordsCount} records`, reader.pos);
+      records.push(decodeRecord(reader, data, h));
+    }
+    if (records.length !== h.recordsCount) throw corrupt(`batch holds ${records.length} records, its header says ${h.recordsCount}`, reader.pos);
+    return records;
+  });
+}
+
+/**
+ * The record at `offset` in `batch` (as decodeChecked takes it), or
+ * undefined if the batch does not hold it. Only that record is decoded: the
+ * walk reads each record's length and offset delta and steps over the rest.
+ */
+export function recordAt(batch: Buffer, header: BatchHeader, offset: number): LogRecord | undefined {
+  if (offset < header.baseOffset || offset > header.lastOffset) return undefined;
+  return parse(batch, header, (data, h) => {
+    const reader = new VarintReader(data, 0, data.length);
+    while (reader.pos < data.length) {
+      const start = reader.pos;
+      const end = recordEnd(reader, data);
+      reader.pos++; // attributes
+      reader.varlong(); // timestamp delta
+      const at = h.baseOffset + reader.varint();
+      if (at > offset) return undefined;
+      reader.pos = start;
+      if (at === offset) return decodeRecord(reader, data, h);
+      reader.pos = end;
+    }
+    return undefined;
+  });
+}
+
+/**
+ * Offset of the first record in `batch` (as decodeChecked takes it) whose
+ * timestamp is >= `timestamp`, or undefined if none is. Reads only each
+ * record's length, timestamp delta and offset delta.
+ */
+export function offsetAtTimestamp(batch: Buffer, header: BatchHeader, timestamp: number): number | undefined {
+  return parse(batch, header, (data, h) => {
+    const reader = new VarintReader(data, 0, data.length);
+    while (reader.pos < data.length) {
+      const end = recordEnd(reader, data);
+      reader.pos++; // attributes
+      const delta = reader.varlong();
+      const offsetDelta = reader.varint();
+      if ((h.timestampType === 'logAppend' ? h.maxTimestamp : h.baseTimestamp + delta) >= timestamp) return h.baseOffset + offsetDelta;
+      reader.pos = end;
+    }
+    return undefined;
+  });
+}
+
+/**
+ * Runs `decode` over the records of a whole batch: a view of them when
+ * uncompressed, else the decompressed block. ECORRUPT positions from
+ * `decode` are made positions within the batch.
+ */
+function parse<T>(batch: Buffer, h: BatchHeader, decode: (data: Buffer, h: BatchHeader) => T): T {
+  if (h.compression === 0) {
+    try {
+      return decode(batch.subarray(BATCH_HEADER_SIZE, h.size), h);
+    } catch (err) {
+      const e = err as SeglogError;
+      if (e.code !== 'ECORRUPT') throw err;
+      throw corrupt(`${e.message} at byte ${BATCH_HEADER_SIZE + e.position!} of the batch`, BATCH_HEADER_SIZE + e.position!);
+    }
+  }
+  if (h.compression > 4) throw corrupt(`unknown compression type ${h.compression}`, OFF_ATTRIBUTES);
+  const name = KAFKA_CODEC_NAMES[h.compression as CodecId];
+  const codec = codecById(h.compression as CodecId);
+  let raw: Uint8Array;
+  try {
+    raw = codec.decompress(batch.subarray(BATCH_HEADER_SIZE, h.size));
+  } catch (err) {
+    throw corrupt(`cannot decompress ${name} records: ${(err as Error).message}`, BATCH_HEADER_SIZE, err);
+  }
+  if (!(raw instanceof Uint8Array)) throw new TypeError(`codec for ${name} decompress() must return a Uint8Array`);
+  try {
+    return decode(Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.length), h);
+  } catch (err) {
+    // A position in decompressed data means nothing in the batch: blame the block.
+    const e = err as SeglogError;
+    if (e.code !== 'ECORRUPT') throw err;
+    throw corrupt(`${e.message} at byte ${e.position!} of the decompressed ${name} records`, BATCH_HEADER_SIZE);
+  }
+}
+
+/** Reads a record's length prefix at reader.pos and returns where the record ends; the reader is left after the prefix. */
+function recordEnd(reader: VarintReader, data: Buffer): number {
+  const start = reader.pos;
+  const length = reader.varint();
+  // The length prefix itself is one of MIN_RECORD_SIZE's bytes.
+  if (length < MIN_RECORD_SIZE - 1 || length > data.length - reader.pos) throw corrupt(`record length ${length} out of range`, start);
+  return reader.pos + length;
+}
+
+/** A length-prefixed field at reader.pos that must end by `end`; null for length -1. */
+function readField(reader: VarintReader, data: Buffer, end: number, what: string): Buffer | null {
+  const at = reader.pos;
+  const length = reader.varint();
+  if (length === -1) return null;
+  if (length < -1 || length > end - reader.pos) throw corrupt(`${what} length ${length} out of range`, at);
+  const p = reader.pos;
+  reader.pos += length;
+  return data.subarray(p, p + length);
+}
+
+/** Decodes the record at reader.pos of `data` and leaves the reader after it; ECORRUPT positions are within `data`. */
+function decodeRecord(reader: VarintReader, data: Buffer, h: BatchHeader): LogRecord {
+  const start = reader.pos;
+  const end = recordEnd(reader, data);
+  const bodyStart = reader.pos;
+  reader.pos++; // attributes: no record-level attribute is defined in v2
+  const timestampDelta = reader.varlong();
+  const offsetDelta = reader.varint();
+  if (offsetDelta < 0 || offsetDelta > h.lastOffsetDelta) throw corrupt(`record offset delta ${offsetDelta} out of range`, start);
+  const timestamp = h.timestampType === 'logAppend' ? h.maxTimestamp : h.baseTimestamp + timestampDelta;
+  if (!Number.isSafeInteger(timestamp)) throw corrupt('record timestamp beyond the safe integer range', start);
+  const key = readField(reader, data, end, 'key');
+  const value = readField(reader, data, end, 'value');
+  const headersCount = reader.varint();
+  // Each header takes at least two bytes: its two length prefixes.
+  if (headersCount < 0 || headersCount * 2 > end - reader.pos) throw corrupt(`headers count ${headersCount} out of range`, start);
+  const headers: LogRecord['headers'] = [];
+  for (let j = 0; j < headersCount; j++) {
+    const headerKey = readField(reader, data, end, 'header key');
+    if (headerKey === null) throw corrupt('header key is null', start);
+    headers.push({ key: headerKey.toString('utf8'), value: readField(reader, data, end, 'header value') });
+  }
+  if (reader.pos !== end) throw corrupt(`record is ${end - bodyStart} bytes but its fields take ${reader.pos - bodyStart}`, start);
+  return { offset: h.baseOffset + offsetDelta, timestamp, key, value, headers };
+}
