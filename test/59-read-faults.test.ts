@@ -7,9 +7,13 @@
 // (point posix/io/rw/pread), preadv and preadv64 (posix/io/rw/preadv), each
 // with a /reduce point that shortens the transfer; the addon calls pread64,
 // preadv64 and sendfile64. Not wrapped: sendfile/sendfile64, preadv2,
-// splice, copy_file_range. So sendfile gets its points from a small shim,
-// fixtures/fiu-sendfile.c, which asks the preloaded libfiu (seglog/sendfile,
-// seglog/sendfile/reduce, seglog/sendfile/at).
+// splice, copy_file_range. So sendfile and preadv2 (the inline read of
+// cached pages, RWF_NOWAIT) get their points from a small shim,
+// fixtures/fiu-shim.c, which asks the preloaded libfiu (seglog/sendfile,
+// seglog/sendfile/reduce, seglog/sendfile/at, seglog/preadv2,
+// seglog/preadv2/reduce). In pagecache mode the inline read is made to miss
+// (EAGAIN, as for evicted pages) except where a test aims at it, so the
+// pread tests reach the threadpool read.
 //
 // For read, records, sendTo (loopback TCP: sendfile(2); any other Writable:
 // copied with pread) and, in own cache mode, catch-up reads through the
@@ -37,6 +41,7 @@ const child = join(here, 'fixtures', 'read-faults-child.ts');
 const RECORDS = 120;
 const VALUE_BYTES = 700;
 const EIO = 5;
+const EAGAIN = 11;
 
 interface ErrorInfo {
   code: string;
@@ -202,12 +207,14 @@ async function expectCleanReopen(dir: string, endOffset: number): Promise<void> 
 }
 
 /** Builds the sendfile shim once per file. */
+/** The shim's point for the inline read of cached pages (preadv2 RWF_NOWAIT). */
+const INLINE = 'seglog/preadv2';
 let shim = '';
 let shimDir = '';
 beforeAll(async () => {
-  shimDir = await mkdtemp(join(tmpdir(), 'seglog-fiu-sendfile-'));
-  shim = join(shimDir, 'fiu-sendfile.so');
-  execFileSync('cc', ['-shared', '-fPIC', '-O2', '-o', shim, join(here, 'fixtures', 'fiu-sendfile.c'), '-ldl']);
+  shimDir = await mkdtemp(join(tmpdir(), 'seglog-fiu-shim-'));
+  shim = join(shimDir, 'fiu-shim.so');
+  execFileSync('cc', ['-shared', '-fPIC', '-O2', '-o', shim, join(here, 'fixtures', 'fiu-shim.c'), '-ldl']);
 });
 afterAll(() => rm(shimDir, { recursive: true, force: true }));
 
@@ -225,6 +232,7 @@ describe.each(['pagecache', 'own'] as const)('read-path faults in %s mode', (mod
     dataRoot = await mkdtemp(join(tmpdir(), 'seglog-read-faults-'));
     logDir = join(dataRoot, 'log');
     c = await FiuChild.start(logDir, shim, mode);
+    if (mode === 'pagecache') await c.enable(INLINE, EAGAIN);
   });
   afterAll(async () => {
     c?.kill();
@@ -292,6 +300,28 @@ describe.each(['pagecache', 'own'] as const)('read-path faults in %s mode', (mod
   }
 
   if (mode === 'pagecache') {
+    test('EIO on the inline read of cached pages (preadv2): read, records and sendTo reject typed, then work again', async () => {
+      await c.disable(INLINE);
+      try {
+        await c.with(INLINE, EIO, async () => {
+          expectEio(await c.op('read'), 'preadv2', readPath);
+          const records = await c.op('records');
+          expectEio(records, 'preadv2', readPath);
+          expect(records).toMatchObject({ yielded: 0, wrong: 0 });
+          const sent = await c.op('sendTo');
+          expectFailedTransfer(sent, 'preadv2', readPath);
+          expect(sent.received).toBe(0);
+        });
+        for (const op of ['read', 'records', 'sendTo', 'sendToCopy']) expectExact(await c.op(op));
+        // Short inline reads: the rest comes from the threadpool read, byte for byte.
+        await c.with(`${INLINE}/reduce`, 0, async () => {
+          for (const op of ['read', 'records', 'sendTo', 'sendToCopy']) expectExact(await c.op(op));
+        });
+      } finally {
+        await c.enable(INLINE, EAGAIN);
+      }
+    });
+
     test('EIO on sendfile: sendTo rejects typed with bytesSent 0, destroys the socket, and sends again after', async () => {
       const r = await c.with('seglog/sendfile', EIO, () => c.op('sendTo'));
       expectFailedTransfer(r, 'sendfile', readPath);
