@@ -13,6 +13,7 @@ export interface Addon {
   pread(fd: number, into: Uint8Array, position: number): Promise<number>;
   pwritev(fd: number, chunks: Uint8Array[], position: number): Promise<number>;
   preadv(fd: number, into: Uint8Array[], position: number): Promise<number>;
+  pwritevSync(fd: number, chunks: Uint8Array[], position: number): number;
   fsync(fd: number): Promise<number>;
   fdatasync(fd: number): Promise<number>;
   fsyncDir(path: string): Promise<number>;

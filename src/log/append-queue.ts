@@ -1,7 +1,8 @@
 // The order of a log's writes: appends and exclusive work (roll, truncation,
 // retention) run one at a time, in call order; consecutive appends are handed
 // out as groups for one commit; appends beyond maxPendingBytes wait for room
-// (backpressure), in call order too.
+// (backpressure), in call order too. An append's memory goes back to its
+// owner (the encode ring) once the append settled.
 import type { checkBatch } from '../segment/batch.js';
 
 export type CheckedBatch = Extract<ReturnType<typeof checkBatch>, { ok: true }>;
@@ -37,15 +38,18 @@ export type Commit = (take: (room: number) => PendingAppend[]) => Promise<void>;
 export class AppendQueue {
   readonly #maxPendingBytes: number;
   readonly #commit: Commit;
+  /** Gives an append's memory back once nothing reads it any more. */
+  readonly #release: (data: Buffer) => void;
   readonly #items: Array<PendingAppend | ExclusiveWork> = [];
   #pendingBytes = 0;
   #running: Promise<void> | undefined;
   /** Appends waiting for room (backpressure), in call order. */
   #roomWaiters: Array<() => void> = [];
 
-  constructor(maxPendingBytes: number, commit: Commit) {
+  constructor(maxPendingBytes: number, commit: Commit, release: (data: Buffer) => void) {
     this.#maxPendingBytes = maxPendingBytes;
     this.#commit = commit;
+    this.#release = release;
   }
 
   /** The drain under way, if any: close waits for it. */
@@ -60,7 +64,12 @@ export class AppendQueue {
   async append(data: Buffer, checks: CheckedBatch[], logAppendTime: number, stillWritable: () => void): Promise<AppendResult> {
     if (this.#roomWaiters.length > 0 || (this.#pendingBytes > 0 && this.#pendingBytes + data.length > this.#maxPendingBytes)) {
       await new Promise<void>((resolve) => this.#roomWaiters.push(resolve));
-      stillWritable();
+      try {
+        stillWritable();
+      } catch (err) {
+        this.#release(data);
+        throw err;
+      }
     }
     this.#pendingBytes += data.length;
     return new Promise<AppendResult>((resolve, reject) => {
@@ -77,9 +86,12 @@ export class AppendQueue {
     });
   }
 
-  /** The bytes of settled appends leave the queue: appends waiting for room may go. */
-  settled(bytes: number): void {
-    this.#pendingBytes -= bytes;
+  /** Settled appends leave the queue (their memory goes back): appends waiting for room may go. */
+  settled(appends: readonly PendingAppend[]): void {
+    for (const a of appends) {
+      this.#pendingBytes -= a.data.length;
+      this.#release(a.data);
+    }
     while (this.#roomWaiters.length > 0 && (this.#pendingBytes === 0 || this.#pendingBytes < this.#maxPendingBytes)) {
       this.#roomWaiters.shift()!();
       // The woken append adds its bytes in a later microtask; let one through at a time past the bound.
@@ -91,7 +103,7 @@ export class AppendQueue {
   rejectAppends(err: unknown): void {
     for (const item of this.#items.splice(0)) {
       if ('data' in item) {
-        this.settled(item.data.length);
+        this.settled([item]);
         item.reject(err);
       } else {
         this.#items.push(item);

@@ -17,6 +17,7 @@ import { fsyncDir } from '../native.js';
 import { checkBatch, encodeBatch, readBatchHeader, type LogRecord, type RecordInput } from '../segment/batch.js';
 import { checkBoolean, checkBytes, checkInteger, checkOptions, checkString } from '../validate.js';
 import { AppendQueue, type AppendResult, type CheckedBatch } from './append-queue.js';
+import { EncodeRing } from './encode-ring.js';
 import type { LogContext } from './context.js';
 import { Flusher } from './flusher.js';
 import { Followers, records } from './follow.js';
@@ -44,6 +45,9 @@ export type { OffsetRange } from './loader.js';
 export type { AppendBatchesOptions, AppendOptions, FlushPolicy, LogOptions, RecordsOptions, RetentionPolicy } from './options.js';
 export type { ReadOptions, ReadResult, SendToOptions, SendToResult } from './reader.js';
 
+/** Most encode memory a log reuses (fewer when maxPendingBytes is smaller). */
+const ENCODE_RING_BYTES = 8 * 1024 * 1024;
+
 export class Log {
   readonly dir: string;
   /**
@@ -61,6 +65,8 @@ export class Log {
   readonly #cache: LogCache;
   readonly #flusher: Flusher;
   readonly #queue: AppendQueue;
+  /** Memory appends encode into, reused once each append settled. */
+  readonly #ring: EncodeRing;
   readonly #commit: GroupCommit;
   readonly #reader: LogReader;
   readonly #followers: Followers;
@@ -88,8 +94,9 @@ export class Log {
     segments.listen(this.#cache);
     segments.listen(this.#flusher);
     segments.listen(this.#followers);
-    this.#queue = new AppendQueue(config.maxPendingBytes, (take) => this.#commit.commit(take));
-    this.#commit = new GroupCommit(dir, config, segmentConfig, { segments, flusher: this.#flusher, fail, failure, settled: (bytes) => this.#queue.settled(bytes) });
+    this.#ring = new EncodeRing(Math.min(config.maxPendingBytes, ENCODE_RING_BYTES));
+    this.#queue = new AppendQueue(config.maxPendingBytes, (take) => this.#commit.commit(take), (data) => this.#ring.release(data));
+    this.#commit = new GroupCommit(dir, config, segmentConfig, { segments, flusher: this.#flusher, fail, failure, settled: (appends) => this.#queue.settled(appends) });
     this.#reader = new LogReader(dir, segments, this.#cache, () => this.#checkOpen());
     this.#retention = new Retention(dir, segmentConfig, config.fileDeleteDelayMs, segments, context, fail);
     const intervalMs = config.flush.intervalMs;
@@ -182,7 +189,7 @@ export class Log {
       const o = checkOptions<AppendOptions>('options', options);
       const now = o.timestamp === undefined ? Date.now() : checkInteger('options.timestamp', o.timestamp);
       // Encoded before queueing so a bad record is rejected at once; the base offset is set when its turn comes.
-      const batch = encodeBatch(records, { baseOffset: 0, compression: this.#config.compression, now });
+      const batch = encodeBatch(records, { baseOffset: 0, compression: this.#config.compression, now }, this.#allocate);
       // Just encoded: its header is known good, no need to recompute the CRC.
       return this.#enqueue(batch, [{ ok: true, header: readBatchHeader(batch, 0) }], -1);
     } catch (err) {
@@ -203,25 +210,28 @@ export class Log {
       const o = checkOptions<AppendBatchesOptions>('options', options);
       const logAppendTime = o.logAppendTime === undefined ? -1 : checkInteger('options.logAppendTime', o.logAppendTime);
       if (buffer.length === 0) throw new RangeError('buffer holds no batch');
-      // Our own copy: the caller may reuse its buffer while the write is queued.
-      const data = Buffer.from(buffer);
       const checks: CheckedBatch[] = [];
-      for (let position = 0; position < data.length; ) {
-        const c = checkBatch(data, position, data.length);
+      for (let position = 0; position < buffer.length; ) {
+        const c = checkBatch(buffer, position, buffer.length);
         if (!c.ok) {
           throw new SeglogError('ECORRUPT', `invalid batch at position ${position} of the appended buffer: ${c.reason}`, { position });
         }
         checks.push(c);
         position += c.header.size;
       }
-      return this.#enqueue(data, checks, logAppendTime);
+      // Our own copy: the caller may reuse its buffer while the write is queued.
+      return this.#enqueue(this.#ring.copy(buffer), checks, logAppendTime);
     } catch (err) {
       return Promise.reject(err);
     }
   }
 
+  /** Encode memory from the ring (encodeBatch allocates after its last check, so an encoding never fails holding it). */
+  readonly #allocate = (size: number): Buffer => this.#ring.allocate(size);
+
   async #enqueue(data: Buffer, checks: CheckedBatch[], logAppendTime: number): Promise<AppendResult> {
     if (data.length > this.#config.segmentBytes) {
+      this.#ring.release(data);
       throw new RangeError(`append of ${data.length} bytes exceeds segmentBytes ${this.#config.segmentBytes}`);
     }
     return this.#queue.append(data, checks, logAppendTime, () => this.#checkWritable());
