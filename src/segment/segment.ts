@@ -208,20 +208,10 @@ export class Segment {
    * `chunks` in order. On failure nothing is indexed and `size` stays put.
    */
   async append(chunks: Uint8Array[], batches: BatchHeader[], now = Date.now()): Promise<void> {
-    await this.log.writev(chunks, this.#size);
-    this.#appended(batches, now);
-  }
-
-  /** append() with the write done on the calling thread (File.writevNow): for small page-cache writes. */
-  appendNow(chunks: Uint8Array[], batches: BatchHeader[], now = Date.now()): void {
-    this.log.writevNow(chunks, this.#size);
-    this.#appended(batches, now);
-  }
-
-  /** Indexes batches just written at the end of the log. */
-  #appended(batches: BatchHeader[], now: number): void {
+    const position = this.#size;
+    await this.log.writev(chunks, position);
     this.#firstAppendAt ??= now;
-    let at = this.#size;
+    let at = position;
     for (const b of batches) {
       this.#indexBatch(b, at);
       at += b.size;
