@@ -38,7 +38,9 @@ export interface PeerRow {
 
 export interface TrialResult {
   value: number;
-  extra?: string;
+  /** Longest event-loop delay during the trial, and the process's largest RSS (seglog rows). */
+  loopDelayMs?: number;
+  rssMiB?: number;
 }
 
 export interface PeerSubject {
@@ -81,7 +83,7 @@ async function appendLoop(ms: number, bytesPerAppend: number, append: () => unkn
   rss = Math.max(rss, process.memoryUsage.rss());
   const value = (appends * RECORDS_PER_APPEND) / (elapsed / 1000);
   if (!notes) return { value };
-  return { value, extra: `max loop delay ${(delay.max / 1e6).toFixed(1)} ms, RSS ${Math.round(rss / 2 ** 20)} MiB` };
+  return { value, loopDelayMs: delay.max / 1e6, rssMiB: rss / 2 ** 20 };
 }
 
 function seglogSubject(name: string, options: LogOptions, size: number, ms: number): PeerSubject {
@@ -239,8 +241,10 @@ export async function runPeers(parent: string | undefined, workloads: PeerWorklo
     w.subjects.forEach((s, i) => {
       const samples = results[i]!.map((r) => r.value);
       const { median, min, max } = summarize(samples);
-      const notes = results[i]!.map((r) => r.extra).filter((e) => e !== undefined);
-      rows.push({ workload: w.name, subject: s.name, unit: w.unit, median, min, max, samples, extra: notes.length > 0 ? notes.join('; ') : undefined });
+      const delays = results[i]!.flatMap((r) => (r.loopDelayMs === undefined ? [] : [r.loopDelayMs]));
+      const rss = Math.max(0, ...results[i]!.map((r) => r.rssMiB ?? 0));
+      const extra = delays.length === 0 ? undefined : `loop delay max ${Math.max(...delays).toFixed(1)} ms (median trial ${summarize(delays).median.toFixed(1)}), RSS peak ${Math.round(rss)} MiB`;
+      rows.push({ workload: w.name, subject: s.name, unit: w.unit, median, min, max, samples, extra });
     });
   }
   return rows;
