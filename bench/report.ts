@@ -3,7 +3,7 @@
 import { CEILINGS, type CeilingName, type CeilingRun } from './ceilings.js';
 import { formatMs, formatNumber, formatPercent, formatSummary, markdownTable, summarize, type Comparison } from './common.js';
 
-export const GROUPS = ['ceilings', 'log', 'durability', 'sendfile', 'isolation'] as const;
+export const GROUPS = ['ceilings', 'log', 'durability', 'peers', 'sendfile', 'isolation'] as const;
 export type Group = (typeof GROUPS)[number];
 
 /**
@@ -75,7 +75,7 @@ function escapeXml(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
-const GROUP_COLORS: Record<Group, string> = { ceilings: '#7f7f7f', log: '#1f77b4', durability: '#ff7f0e', sendfile: '#2ca02c', isolation: '#9467bd' };
+const GROUP_COLORS: Record<Group, string> = { ceilings: '#7f7f7f', log: '#1f77b4', durability: '#ff7f0e', peers: '#d62728', sendfile: '#2ca02c', isolation: '#9467bd' };
 
 /** Each row's ratio to its ceiling (median, with a min–max whisker) as horizontal bars, 100% marked. */
 export function ratioChart(rows: Row[], title: string): string {

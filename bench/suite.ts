@@ -55,6 +55,7 @@ import {
   workload,
   type Workload,
 } from './log.js';
+import { appendWorkloads, runPeers, type PeerRow } from './peers.js';
 import { ceilingsTable, formatValue, GROUPS, ratioChart, rowsTable, type Group, type Row } from './report.js';
 import { buildLog, iperf3, logSegments, pipeFiles, Receiver, sendToFetches, serve } from './sendfile.js';
 
@@ -125,6 +126,8 @@ function estimates(p: Profile, w: Workload): Record<Group, number> {
     ceilings: p.runs * (perGiB(p.ceilings.bytes, 5) + (p.ceilings.latencyMs + p.ceilings.randomMs) / 1000 + 0.5) + 4,
     log: p.runs * (perGiB(w.logBytes, 30) + (p.randomMs + 3 * p.lookupMs) / 1000 + 2),
     durability: p.runs * POLICIES.length * PRODUCERS.length * (p.cellMs / 1000 + 0.1),
+    // Per trial: five subjects at each of three record sizes, two durable ones, each cellMs plus opening.
+    peers: p.runs * 17 * (p.cellMs / 1000 + 0.2),
     sendfile: perGiB(p.serveBytes, 10) + 1,
     // Backlog, balloon (it touches nearly all of RAM), then per mode: warm-up, baseline, replay, drain.
     isolation: perGiB(backlog, 1.5) + 45 + (i.modes?.length ?? 3) * ((i.warmUpMs + i.baselineMs + i.drainMs) / 1000 + perGiB(backlog, 4)),
@@ -434,6 +437,29 @@ async function durabilityGroup(ctx: Context): Promise<Row[]> {
   );
 }
 
+/** bench/peers.ts's append workloads, each peer set against the workload's first seglog row (own cache mode against page-cache mode). */
+async function peersGroup(ctx: Context): Promise<Row[]> {
+  const peers = await runPeers(ctx.dir, appendWorkloads(ctx.profile.cellMs), ctx.profile.runs);
+  const rows: Row[] = [];
+  const seglogOf = (r: PeerRow) => peers.find((s) => s.workload === r.workload && s.subject.startsWith('seglog'))!;
+  for (const r of peers) {
+    const first = seglogOf(r);
+    if (r === first) continue;
+    const own = r.subject.startsWith('seglog');
+    rows.push({
+      group: 'peers',
+      name: `${r.workload}: ${own ? r.subject : first.subject}`,
+      unit: r.unit,
+      kind: 'rate',
+      seglog: own ? r.samples : first.samples,
+      baseline: own ? first.samples : r.samples,
+      baselineLabel: own ? first.subject : r.subject,
+      detail: (own ? r.extra : first.extra) ?? '',
+    });
+  }
+  return rows;
+}
+
 async function sendfileGroup(ctx: Context): Promise<Row[]> {
   const dir = join(ctx.dir, 'serve');
   progress(`writing a ${formatBytes(ctx.profile.serveBytes)} log of 64 KiB batches`);
@@ -643,7 +669,7 @@ async function main(): Promise<void> {
 
     const rows: Row[] = [];
     let isolationRun: IsolationRun | string = 'not run (--only)';
-    const groups: Record<Exclude<Group, 'ceilings' | 'isolation'>, (c: Context) => Promise<Row[]>> = { log: logGroup, durability: durabilityGroup, sendfile: sendfileGroup };
+    const groups: Record<Exclude<Group, 'ceilings' | 'isolation'>, (c: Context) => Promise<Row[]>> = { log: logGroup, durability: durabilityGroup, peers: peersGroup, sendfile: sendfileGroup };
     for (const group of o.groups) {
       if (group === 'ceilings') continue;
       bar.group(group);

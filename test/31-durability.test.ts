@@ -21,15 +21,18 @@ describe('flush policies', () => {
     const events: Event[] = [];
     const { writev, datasync } = File.prototype;
     let syncs = 0;
-    File.prototype.writev = async function (this: File, chunks: Uint8Array[], position: number) {
-      const n = await writev.call(this, chunks, position);
+    const written = (path: string, chunks: Uint8Array[]) => {
       const offsets: number[] = [];
       for (const c of chunks) for (let p = 0; p < c.length; ) {
         const h = readBatchHeader(c, p);
         for (let o = h.baseOffset; o <= h.lastOffset; o++) offsets.push(o);
         p += h.size;
       }
-      events.push({ kind: 'written', path: this.path, offsets });
+      events.push({ kind: 'written', path, offsets });
+    };
+    File.prototype.writev = async function (this: File, chunks: Uint8Array[], position: number) {
+      const n = await writev.call(this, chunks, position);
+      written(this.path, chunks);
       return n;
     };
     File.prototype.datasync = async function (this: File) {
@@ -201,6 +204,20 @@ describe('failures', () => {
       [0, 'record-0'],
       [1, 'record-2'],
     ]);
+    await log.close();
+  });
+
+  test('a failed write of a multi-MiB group rejects that append alone too', async () => {
+    const dir = await tempDir();
+    const log = await Log.open(dir);
+    await log.append(rec(0));
+    const big = [{ value: Buffer.alloc(3 * 1024 * 1024, 7) }];
+    injectFault('pwrite', 'EIO', { partial: true });
+    await expect(log.append(big)).rejects.toMatchObject({ code: 'EIO' });
+    expect(log.endOffset).toBe(1);
+    expect(log.failure).toBeUndefined();
+    await log.append(big);
+    expect((await stat(join(dir, '00000000000000000000.log')).then((s) => s.size)) > 3 * 1024 * 1024).toBe(true);
     await log.close();
   });
 

@@ -23,7 +23,7 @@ describe('seglog bench', () => {
     const help = await seglog('bench', '--help');
     expect(help.code).toBe(0);
     expect(help.stdout).toContain('--only');
-    expect(help.stdout).toContain('ceilings, log, durability, sendfile, isolation');
+    expect(help.stdout).toContain('ceilings, log, durability, peers, sendfile, isolation');
     const bad = await seglog('bench', '--only', 'nope');
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain("no group 'nope'");

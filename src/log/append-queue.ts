@@ -1,8 +1,10 @@
 // The order of a log's writes: appends and exclusive work (roll, truncation,
 // retention) run one at a time, in call order; consecutive appends are handed
 // out as groups for one commit; appends beyond maxPendingBytes wait for room
-// (backpressure), in call order too.
-import type { checkBatch } from '../segment/batch.js';
+// (backpressure), in call order too. An append's memory goes back to its
+// owner (the encode ring) once the append settled.
+import { SeglogError } from '../errors.js';
+import { checkBatch } from '../segment/batch.js';
 
 export type CheckedBatch = Extract<ReturnType<typeof checkBatch>, { ok: true }>;
 
@@ -13,6 +15,19 @@ export interface AppendResult {
   bytes: number;
   /** The batches' timestamp when LogAppendTime was applied, else -1. */
   logAppendTime: number;
+}
+
+/** Checks a producer's buffer of batches (size, magic, CRC, record counts): ECORRUPT naming the first bad one. */
+export function checkAppendedBatches(buffer: Uint8Array): CheckedBatch[] {
+  if (buffer.length === 0) throw new RangeError('buffer holds no batch');
+  const checks: CheckedBatch[] = [];
+  for (let position = 0; position < buffer.length; ) {
+    const c = checkBatch(buffer, position, buffer.length);
+    if (!c.ok) throw new SeglogError('ECORRUPT', `invalid batch at position ${position} of the appended buffer: ${c.reason}`, { position });
+    checks.push(c);
+    position += c.header.size;
+  }
+  return checks;
 }
 
 /** One append waiting for its turn; batches are checked and carry their headers. */
@@ -37,15 +52,18 @@ export type Commit = (take: (room: number) => PendingAppend[]) => Promise<void>;
 export class AppendQueue {
   readonly #maxPendingBytes: number;
   readonly #commit: Commit;
+  /** Gives an append's memory back once nothing reads it any more. */
+  readonly #release: (data: Buffer) => void;
   readonly #items: Array<PendingAppend | ExclusiveWork> = [];
   #pendingBytes = 0;
   #running: Promise<void> | undefined;
   /** Appends waiting for room (backpressure), in call order. */
   #roomWaiters: Array<() => void> = [];
 
-  constructor(maxPendingBytes: number, commit: Commit) {
+  constructor(maxPendingBytes: number, commit: Commit, release: (data: Buffer) => void) {
     this.#maxPendingBytes = maxPendingBytes;
     this.#commit = commit;
+    this.#release = release;
   }
 
   /** The drain under way, if any: close waits for it. */
@@ -60,7 +78,12 @@ export class AppendQueue {
   async append(data: Buffer, checks: CheckedBatch[], logAppendTime: number, stillWritable: () => void): Promise<AppendResult> {
     if (this.#roomWaiters.length > 0 || (this.#pendingBytes > 0 && this.#pendingBytes + data.length > this.#maxPendingBytes)) {
       await new Promise<void>((resolve) => this.#roomWaiters.push(resolve));
-      stillWritable();
+      try {
+        stillWritable();
+      } catch (err) {
+        this.#release(data);
+        throw err;
+      }
     }
     this.#pendingBytes += data.length;
     return new Promise<AppendResult>((resolve, reject) => {
@@ -77,9 +100,12 @@ export class AppendQueue {
     });
   }
 
-  /** The bytes of settled appends leave the queue: appends waiting for room may go. */
-  settled(bytes: number): void {
-    this.#pendingBytes -= bytes;
+  /** Settled appends leave the queue (their memory goes back): appends waiting for room may go. */
+  settled(appends: readonly PendingAppend[]): void {
+    for (const a of appends) {
+      this.#pendingBytes -= a.data.length;
+      this.#release(a.data);
+    }
     while (this.#roomWaiters.length > 0 && (this.#pendingBytes === 0 || this.#pendingBytes < this.#maxPendingBytes)) {
       this.#roomWaiters.shift()!();
       // The woken append adds its bytes in a later microtask; let one through at a time past the bound.
@@ -91,7 +117,7 @@ export class AppendQueue {
   rejectAppends(err: unknown): void {
     for (const item of this.#items.splice(0)) {
       if ('data' in item) {
-        this.settled(item.data.length);
+        this.settled([item]);
         item.reject(err);
       } else {
         this.#items.push(item);

@@ -25,15 +25,15 @@ export class GroupCommit {
   /** Puts the log in its failed state and returns the error that stopped it. */
   readonly #fail: (err: unknown) => unknown;
   readonly #failure: () => unknown;
-  /** The queue's bytes of settled appends (see AppendQueue.settled). */
-  readonly #settled: (bytes: number) => void;
+  /** Settled appends leave the queue (see AppendQueue.settled). */
+  readonly #settled: (appends: readonly PendingAppend[]) => void;
   #freeSpaceUnknown = false;
 
   constructor(
     dir: string,
     config: LogConfig,
     segmentConfig: SegmentConfig,
-    parts: { segments: LogSegments; flusher: Flusher; fail: (err: unknown) => unknown; failure: () => unknown; settled: (bytes: number) => void },
+    parts: { segments: LogSegments; flusher: Flusher; fail: (err: unknown) => unknown; failure: () => unknown; settled: (appends: readonly PendingAppend[]) => void },
   ) {
     this.#dir = dir;
     this.#config = config;
@@ -78,7 +78,7 @@ export class GroupCommit {
     } catch (err) {
       for (const a of group) a.reject(err);
     } finally {
-      this.#settled(bytes);
+      this.#settled(group);
     }
   }
 

@@ -14,9 +14,10 @@ import { residency, type CacheStats, type Residency } from '../cache/stats.js';
 import { SeglogError } from '../errors.js';
 import { CLEAN_SHUTDOWN_FILE } from '../layout.js';
 import { fsyncDir } from '../native.js';
-import { checkBatch, encodeBatch, readBatchHeader, type LogRecord, type RecordInput } from '../segment/batch.js';
+import { encodeBatch, readBatchHeader, type LogRecord, type RecordInput } from '../segment/batch.js';
 import { checkBytes, checkInteger, checkOptions, checkString } from '../validate.js';
-import { AppendQueue, type AppendResult, type CheckedBatch } from './append-queue.js';
+import { AppendQueue, checkAppendedBatches, type AppendResult, type CheckedBatch } from './append-queue.js';
+import { EncodeRing } from './encode-ring.js';
 import type { LogContext } from './context.js';
 import { Flusher } from './flusher.js';
 import { batches, Followers, RecordIterator, type LogBatch } from './follow.js';
@@ -25,7 +26,6 @@ import { loadLog, segmentConfigOf, type LoadedLog, type OffsetRange } from './lo
 import {
   checkLogOptions,
   checkRecordsOptions,
-  INT32_MAX,
   NEVER,
   syncPolicyOf,
   type AppendBatchesOptions,
@@ -35,7 +35,7 @@ import {
   type RecordsOptions,
   type RetentionPolicy,
 } from './options.js';
-import { LogReader, type ReadBounds, type ReadOptions, type ReadResult, type SendToOptions, type SendToResult } from './reader.js';
+import { checkReadBounds, LogReader, type ReadBounds, type ReadOptions, type ReadResult, type SendToOptions, type SendToResult } from './reader.js';
 import { Retention } from './retention.js';
 import { LogSegments } from './segments.js';
 
@@ -45,6 +45,9 @@ export type { OffsetRange } from './loader.js';
 export type { AppendBatchesOptions, AppendOptions, FlushPolicy, LogOptions, RecordsOptions, RetentionPolicy } from './options.js';
 export type { LogBatch } from './follow.js';
 export type { ReadOptions, ReadResult, SendToOptions, SendToResult } from './reader.js';
+
+/** Most encode memory a log reuses (fewer when maxPendingBytes is smaller). */
+const ENCODE_RING_BYTES = 8 * 1024 * 1024;
 
 export class Log {
   readonly dir: string;
@@ -63,6 +66,8 @@ export class Log {
   readonly #cache: LogCache;
   readonly #flusher: Flusher;
   readonly #queue: AppendQueue;
+  /** Memory appends encode into, reused once each append settled. */
+  readonly #ring: EncodeRing;
   readonly #commit: GroupCommit;
   readonly #reader: LogReader;
   readonly #followers: Followers;
@@ -90,8 +95,9 @@ export class Log {
     segments.listen(this.#cache);
     segments.listen(this.#flusher);
     segments.listen(this.#followers);
-    this.#queue = new AppendQueue(config.maxPendingBytes, (take) => this.#commit.commit(take));
-    this.#commit = new GroupCommit(dir, config, segmentConfig, { segments, flusher: this.#flusher, fail, failure, settled: (bytes) => this.#queue.settled(bytes) });
+    this.#ring = new EncodeRing(Math.min(config.maxPendingBytes, ENCODE_RING_BYTES));
+    this.#queue = new AppendQueue(config.maxPendingBytes, (take) => this.#commit.commit(take), (data) => this.#ring.release(data));
+    this.#commit = new GroupCommit(dir, config, segmentConfig, { segments, flusher: this.#flusher, fail, failure, settled: (appends) => this.#queue.settled(appends) });
     this.#reader = new LogReader(dir, segments, this.#cache, () => this.#checkOpen());
     this.#retention = new Retention(dir, segmentConfig, config.fileDeleteDelayMs, segments, context, fail);
     const intervalMs = config.flush.intervalMs;
@@ -184,7 +190,7 @@ export class Log {
       const o = checkOptions<AppendOptions>('options', options);
       const now = o.timestamp === undefined ? Date.now() : checkInteger('options.timestamp', o.timestamp);
       // Encoded before queueing so a bad record is rejected at once; the base offset is set when its turn comes.
-      const batch = encodeBatch(records, { baseOffset: 0, compression: this.#config.compression, now });
+      const batch = encodeBatch(records, { baseOffset: 0, compression: this.#config.compression, now }, this.#allocate);
       // Just encoded: its header is known good, no need to recompute the CRC.
       return this.#enqueue(batch, [{ ok: true, header: readBatchHeader(batch, 0) }], -1);
     } catch (err) {
@@ -204,26 +210,20 @@ export class Log {
       checkBytes('buffer', buffer);
       const o = checkOptions<AppendBatchesOptions>('options', options);
       const logAppendTime = o.logAppendTime === undefined ? -1 : checkInteger('options.logAppendTime', o.logAppendTime);
-      if (buffer.length === 0) throw new RangeError('buffer holds no batch');
+      const checks = checkAppendedBatches(buffer);
       // Our own copy: the caller may reuse its buffer while the write is queued.
-      const data = Buffer.from(buffer);
-      const checks: CheckedBatch[] = [];
-      for (let position = 0; position < data.length; ) {
-        const c = checkBatch(data, position, data.length);
-        if (!c.ok) {
-          throw new SeglogError('ECORRUPT', `invalid batch at position ${position} of the appended buffer: ${c.reason}`, { position });
-        }
-        checks.push(c);
-        position += c.header.size;
-      }
-      return this.#enqueue(data, checks, logAppendTime);
+      return this.#enqueue(this.#ring.copy(buffer), checks, logAppendTime);
     } catch (err) {
       return Promise.reject(err);
     }
   }
 
+  /** Encode memory from the ring (encodeBatch allocates after its last check, so an encoding never fails holding it). */
+  readonly #allocate = (size: number): Buffer => this.#ring.allocate(size);
+
   async #enqueue(data: Buffer, checks: CheckedBatch[], logAppendTime: number): Promise<AppendResult> {
     if (data.length > this.#config.segmentBytes) {
+      this.#ring.release(data);
       throw new RangeError(`append of ${data.length} bytes exceeds segmentBytes ${this.#config.segmentBytes}`);
     }
     return this.#queue.append(data, checks, logAppendTime, () => this.#checkWritable());
@@ -248,12 +248,7 @@ export class Log {
   /** A read's bounds from the caller's arguments: the offset must lie in the log, maxOffset is capped at its end. */
   #bounds(offset: number, options: ReadOptions | undefined): ReadBounds {
     this.#checkOpen();
-    checkInteger('offset', offset);
-    const o = checkOptions<ReadOptions>('options', options);
-    const maxBytes = o.maxBytes === undefined ? 1024 * 1024 : checkInteger('options.maxBytes', o.maxBytes, 1, INT32_MAX);
-    // Written but not yet visible (under 'always': not yet durable) batches stay hidden.
-    const maxOffset = Math.min(this.endOffset, o.maxOffset === undefined ? Number.MAX_SAFE_INTEGER : checkInteger('options.maxOffset', o.maxOffset));
-    return { offset, maxBytes, maxOffset };
+    return checkReadBounds(offset, options, this.endOffset);
   }
 
   /**

@@ -10,6 +10,8 @@ import { SeglogError } from '../errors.js';
 import { offsetAtTimestamp, recordAt, type LogRecord } from '../segment/batch.js';
 import type { BatchLocation, Segment } from '../segment/segment.js';
 import { sendParts, type Part } from '../sendfile/send.js';
+import { checkInteger, checkOptions } from '../validate.js';
+import { INT32_MAX } from './options.js';
 import type { LogSegments } from './segments.js';
 
 export interface ReadOptions {
@@ -42,7 +44,7 @@ export interface SendToResult {
   nextOffset: number;
 }
 
-/** A read's bounds, checked by the facade: `maxOffset` is already capped at the log end. */
+/** A read's bounds, checked by checkReadBounds: `maxOffset` is already capped at the log end. */
 export interface ReadBounds {
   offset: number;
   maxBytes: number;
@@ -57,6 +59,16 @@ function copied(record: LogRecord | undefined): LogRecord | undefined {
   if (record === undefined) return undefined;
   const copy = (b: Buffer | null) => (b === null ? null : Buffer.from(b));
   return { ...record, key: copy(record.key), value: copy(record.value), headers: record.headers.map((h) => ({ key: h.key, value: copy(h.value) })) };
+}
+
+/** A read's bounds from a caller's arguments, checked; `endOffset` caps maxOffset. */
+export function checkReadBounds(offset: number, options: ReadOptions | undefined, endOffset: number): ReadBounds {
+  checkInteger('offset', offset);
+  const o = checkOptions<ReadOptions>('options', options);
+  const maxBytes = o.maxBytes === undefined ? 1024 * 1024 : checkInteger('options.maxBytes', o.maxBytes, 1, INT32_MAX);
+  // Written but not yet visible (under 'always': not yet durable) batches stay hidden.
+  const maxOffset = Math.min(endOffset, o.maxOffset === undefined ? Number.MAX_SAFE_INTEGER : checkInteger('options.maxOffset', o.maxOffset));
+  return { offset, maxBytes, maxOffset };
 }
 
 /** Receives one segment's part of a read: [start, end) of its .log, while the segment is pinned, and the source that has its bytes in memory if the cache holds them. */

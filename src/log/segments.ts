@@ -7,7 +7,10 @@ import type { Segment } from '../segment/segment.js';
 
 /** What the set tells its listeners; each listener acts on the events it cares about. */
 export interface SegmentEvents {
-  /** A group of batches was written at `position` of the active segment (under 'always': and synced); endOffset covers it. */
+  /**
+   * A group of batches was written at `position` of the active segment (under 'always': and synced); endOffset covers it.
+   * `chunks` are reused memory, valid only during the call: copy what you keep.
+   */
   appended?(segment: Segment, position: number, chunks: readonly Uint8Array[], headers: readonly BatchHeader[]): void;
   /** An fdatasync made the first `end` bytes of `segment` durable. */
   synced?(segment: Segment, end: number): void;

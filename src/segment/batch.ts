@@ -91,9 +91,11 @@ function compressionCodec(name: string): { id: CodecId; codec: Codec } | null {
 /**
  * Encodes `records` as one batch with offsets baseOffset.. and its CRC filled
  * in. Timestamps are create time; baseTimestamp is the first record's, as
- * Kafka producers write it.
+ * Kafka producers write it. `allocate(size)` gives the memory the batch is
+ * encoded into (exactly `size` bytes; default a fresh Buffer), so a caller
+ * can encode into memory it reuses.
  */
-export function encodeBatch(records: RecordInput[], options?: EncodeOptions): Buffer {
+export function encodeBatch(records: RecordInput[], options?: EncodeOptions, allocate: (size: number) => Buffer = Buffer.allocUnsafe): Buffer {
   if (!Array.isArray(records)) throw new TypeError('records must be an array');
   const count = records.length;
   if (count === 0) throw new RangeError('records must not be empty');
@@ -156,7 +158,8 @@ export function encodeBatch(records: RecordInput[], options?: EncodeOptions): Bu
   }
 
   // Pass 2: write the records, after the header unless they get compressed.
-  const out = Buffer.allocUnsafe(compression === null ? BATCH_HEADER_SIZE + recordsSize : recordsSize);
+  // Compressed records are a scratch input to the codec; only the batch itself goes into `allocate`'s memory.
+  const out = compression === null ? allocate(BATCH_HEADER_SIZE + recordsSize) : Buffer.allocUnsafe(recordsSize);
   let pos = compression === null ? BATCH_HEADER_SIZE : 0;
   let li = 0;
   for (let i = 0; i < count; i++) {
@@ -184,7 +187,7 @@ export function encodeBatch(records: RecordInput[], options?: EncodeOptions): Bu
     const block = compression.codec.compress(out);
     if (!(block instanceof Uint8Array)) throw new TypeError(`codec '${o.compression}' compress() must return a Uint8Array`);
     if (block.length > INT32_MAX - MIN_BATCH_LENGTH) throw new RangeError('compressed records do not fit in one batch (2 GiB)');
-    batch = Buffer.allocUnsafe(BATCH_HEADER_SIZE + block.length);
+    batch = allocate(BATCH_HEADER_SIZE + block.length);
     batch.set(block, BATCH_HEADER_SIZE);
   }
   writeI64(batch, 0, baseOffset);
