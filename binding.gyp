@@ -6,6 +6,7 @@
     "sources": [
       "native/addon.cc",
       "native/file.cc",
+      "native/filesystem.cc",
       "native/read-nowait.cc",
       "native/memory.cc",
       "native/sendfile.cc",

@@ -187,6 +187,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
     return exports;
   }
   InitFile(env, exports);
+  InitFilesystem(env, exports);
   InitReadNowait(env, exports);
   InitMemory(env, exports);
   InitCrc32c(env, exports);

@@ -126,6 +126,7 @@ Napi::Value RunIo(Napi::Env env, IoWorker::Work work, std::vector<Napi::Object> 
 inline int64_t NegErrno() { return -static_cast<int64_t>(errno); }
 
 void InitFile(Napi::Env env, Napi::Object exports);
+void InitFilesystem(Napi::Env env, Napi::Object exports);
 void InitReadNowait(Napi::Env env, Napi::Object exports);
 void InitMemory(Napi::Env env, Napi::Object exports);
 bool InitSendfile(Napi::Env env, Napi::Object exports);

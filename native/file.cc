@@ -2,9 +2,7 @@
 // -errno; loops on EINTR and on short reads/writes live here, nothing else.
 #include <fcntl.h>
 #include <limits.h>
-#include <sys/file.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -225,21 +223,6 @@ Napi::Value Preadv(const Napi::CallbackInfo& info) {
       keep);
 }
 
-// pwritevSync(fd, chunks, position) -> bytes written (all) or -errno, on the
-// calling thread. For small writes into the page cache, where a threadpool
-// round trip costs more than the copy; the caller decides when a write may
-// run here (never an fdatasync, never O_DIRECT or O_DSYNC files).
-Napi::Value PwritevSync(const Napi::CallbackInfo& info) {
-  int64_t fd, position;
-  std::vector<iovec> iov;
-  std::vector<Napi::Object> keep;
-  if (!ArgInt(info, 0, &fd) || !ArgIovecs(info, 1, &iov, &keep) || !ArgInt(info, 2, &position)) {
-    return info.Env().Undefined();
-  }
-  int64_t result = TransferV(Of(info.Env()).get(), static_cast<int>(fd), std::move(iov), position, true);
-  return Napi::Number::New(info.Env(), static_cast<double>(result));
-}
-
 Napi::Value Fsync(const Napi::CallbackInfo& info) {
   int64_t fd;
   if (!ArgInt(info, 0, &fd)) return info.Env().Undefined();
@@ -335,52 +318,6 @@ Napi::Value SyncFileRange(const Napi::CallbackInfo& info) {
   });
 }
 
-// statxDio(path) -> [0, memAlign, offsetAlign, devMajor, devMinor]; the
-// alignments are 0 when the kernel or filesystem does not report them.
-Napi::Value StatxDio(const Napi::CallbackInfo& info) {
-  std::string path;
-  if (!ArgString(info, 0, &path)) return info.Env().Undefined();
-  return RunIo(info.Env(), [path](std::vector<int64_t>* extra) -> int64_t {
-    struct statx stx;
-    if (statx(AT_FDCWD, path.c_str(), 0, STATX_BASIC_STATS | STATX_DIOALIGN, &stx) < 0) return NegErrno();
-    bool reported = (stx.stx_mask & STATX_DIOALIGN) != 0;
-    extra->push_back(reported ? stx.stx_dio_mem_align : 0);
-    extra->push_back(reported ? stx.stx_dio_offset_align : 0);
-    extra->push_back(stx.stx_dev_major);
-    extra->push_back(stx.stx_dev_minor);
-    return 0;
-  });
-}
-
-// freeBytes(path) -> bytes available to unprivileged writers (f_bavail * f_frsize),
-// or -ENODATA when the filesystem reports no size at all (0 total blocks, as
-// FUSE filesystems without statfs do): its free space is unknown, not zero.
-Napi::Value FreeBytes(const Napi::CallbackInfo& info) {
-  std::string path;
-  if (!ArgString(info, 0, &path)) return info.Env().Undefined();
-  return RunIo(info.Env(), [path](std::vector<int64_t>*) -> int64_t {
-    struct statvfs st;
-    int r;
-    do r = statvfs(path.c_str(), &st);
-    while (r < 0 && errno == EINTR);
-    if (r < 0) return NegErrno();
-    if (st.f_blocks == 0) return -ENODATA;
-    return static_cast<int64_t>(st.f_bavail) * static_cast<int64_t>(st.f_frsize);
-  });
-}
-
-// tryLockExclusive(fd) -> 1 locked, 0 held by another open file description,
-// or -errno. flock with LOCK_NB never waits, so it runs on the calling thread.
-Napi::Value TryLockExclusive(const Napi::CallbackInfo& info) {
-  int64_t fd;
-  if (!ArgInt(info, 0, &fd)) return info.Env().Undefined();
-  int r;
-  do r = flock(static_cast<int>(fd), LOCK_EX | LOCK_NB);
-  while (r < 0 && errno == EINTR);
-  int64_t result = r == 0 ? 1 : errno == EWOULDBLOCK ? 0 : NegErrno();
-  return Napi::Number::New(info.Env(), static_cast<double>(result));
-}
-
 }  // namespace
 
 void InitFile(Napi::Env env, Napi::Object exports) {
@@ -391,7 +328,6 @@ void InitFile(Napi::Env env, Napi::Object exports) {
   exports.Set("pread", Napi::Function::New(env, Pread, "pread"));
   exports.Set("pwritev", Napi::Function::New(env, Pwritev, "pwritev"));
   exports.Set("preadv", Napi::Function::New(env, Preadv, "preadv"));
-  exports.Set("pwritevSync", Napi::Function::New(env, PwritevSync, "pwritevSync"));
   exports.Set("fsync", Napi::Function::New(env, Fsync, "fsync"));
   exports.Set("fdatasync", Napi::Function::New(env, Fdatasync, "fdatasync"));
   exports.Set("fsyncDir", Napi::Function::New(env, FsyncDir, "fsyncDir"));
@@ -399,9 +335,6 @@ void InitFile(Napi::Env env, Napi::Object exports) {
   exports.Set("ftruncate", Napi::Function::New(env, Ftruncate, "ftruncate"));
   exports.Set("fadvise", Napi::Function::New(env, Fadvise, "fadvise"));
   exports.Set("syncFileRange", Napi::Function::New(env, SyncFileRange, "syncFileRange"));
-  exports.Set("statxDio", Napi::Function::New(env, StatxDio, "statxDio"));
-  exports.Set("freeBytes", Napi::Function::New(env, FreeBytes, "freeBytes"));
-  exports.Set("tryLockExclusive", Napi::Function::New(env, TryLockExclusive, "tryLockExclusive"));
 
   Napi::Object c = Napi::Object::New(env);
   c.Set("FALLOC_FL_KEEP_SIZE", FALLOC_FL_KEEP_SIZE);

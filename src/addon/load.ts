@@ -15,7 +15,6 @@ export interface Addon {
   preadv(fd: number, into: Uint8Array[], position: number): Promise<number>;
   /** Synchronous: bytes read from the page cache only (preadv2 RWF_NOWAIT), or -errno. */
   preadNowait(fd: number, into: Uint8Array, position: number): number;
-  pwritevSync(fd: number, chunks: Uint8Array[], position: number): number;
   fsync(fd: number): Promise<number>;
   fdatasync(fd: number): Promise<number>;
   fsyncDir(path: string): Promise<number>;

@@ -1,0 +1,69 @@
+// What a filesystem says about a path, and the directory lock: statx's
+// O_DIRECT alignment, free space (statvfs) and a non-blocking flock.
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include "common.h"
+
+namespace seglog {
+
+namespace {
+
+// statxDio(path) -> [0, memAlign, offsetAlign, devMajor, devMinor]; the
+// alignments are 0 when the kernel or filesystem does not report them.
+Napi::Value StatxDio(const Napi::CallbackInfo& info) {
+  std::string path;
+  if (!ArgString(info, 0, &path)) return info.Env().Undefined();
+  return RunIo(info.Env(), [path](std::vector<int64_t>* extra) -> int64_t {
+    struct statx stx;
+    if (statx(AT_FDCWD, path.c_str(), 0, STATX_BASIC_STATS | STATX_DIOALIGN, &stx) < 0) return NegErrno();
+    bool reported = (stx.stx_mask & STATX_DIOALIGN) != 0;
+    extra->push_back(reported ? stx.stx_dio_mem_align : 0);
+    extra->push_back(reported ? stx.stx_dio_offset_align : 0);
+    extra->push_back(stx.stx_dev_major);
+    extra->push_back(stx.stx_dev_minor);
+    return 0;
+  });
+}
+
+// freeBytes(path) -> bytes available to unprivileged writers (f_bavail * f_frsize),
+// or -ENODATA when the filesystem reports no size at all (0 total blocks, as
+// FUSE filesystems without statfs do): its free space is unknown, not zero.
+Napi::Value FreeBytes(const Napi::CallbackInfo& info) {
+  std::string path;
+  if (!ArgString(info, 0, &path)) return info.Env().Undefined();
+  return RunIo(info.Env(), [path](std::vector<int64_t>*) -> int64_t {
+    struct statvfs st;
+    int r;
+    do r = statvfs(path.c_str(), &st);
+    while (r < 0 && errno == EINTR);
+    if (r < 0) return NegErrno();
+    if (st.f_blocks == 0) return -ENODATA;
+    return static_cast<int64_t>(st.f_bavail) * static_cast<int64_t>(st.f_frsize);
+  });
+}
+
+// tryLockExclusive(fd) -> 1 locked, 0 held by another open file description,
+// or -errno. flock with LOCK_NB never waits, so it runs on the calling thread.
+Napi::Value TryLockExclusive(const Napi::CallbackInfo& info) {
+  int64_t fd;
+  if (!ArgInt(info, 0, &fd)) return info.Env().Undefined();
+  int r;
+  do r = flock(static_cast<int>(fd), LOCK_EX | LOCK_NB);
+  while (r < 0 && errno == EINTR);
+  int64_t result = r == 0 ? 1 : errno == EWOULDBLOCK ? 0 : NegErrno();
+  return Napi::Number::New(info.Env(), static_cast<double>(result));
+}
+
+}  // namespace
+
+void InitFilesystem(Napi::Env env, Napi::Object exports) {
+  exports.Set("statxDio", Napi::Function::New(env, StatxDio, "statxDio"));
+  exports.Set("freeBytes", Napi::Function::New(env, FreeBytes, "freeBytes"));
+  exports.Set("tryLockExclusive", Napi::Function::New(env, TryLockExclusive, "tryLockExclusive"));
+}
+
+}  // namespace seglog
