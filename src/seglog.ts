@@ -26,6 +26,6 @@ export type { CacheOptions } from './cache/options.js';
 export type { CacheStats, Residency } from './cache/stats.js';
 
 export { encodeBatch, decodeBatch, checkBatch, readBatchHeader, BATCH_HEADER_SIZE } from './segment/batch.js';
-export type { RecordInput, LogRecord, BatchHeader, EncodeOptions, CheckBatchResult } from './segment/batch.js';
+export type { RecordInput, RecordHeaders, HeaderValue, LogRecord, BatchHeader, EncodeOptions, CheckBatchResult } from './segment/batch.js';
 export { registerCodec } from './segment/codecs.js';
 export type { Codec, CodecId } from './segment/codecs.js';

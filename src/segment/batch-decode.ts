@@ -3,7 +3,7 @@
 // whose CRCs were just checked) or the one at an offset (recordAt) or
 // timestamp (offsetAtTimestamp), which step over the others by their length
 // prefixes. One record parser for all.
-import type { SeglogError } from '../errors.js';
+import { SeglogError } from '../errors.js';
 import { checkBytes } from '../validate.js';
 import { BATCH_HEADER_SIZE, MIN_RECORD_SIZE, OFF_ATTRIBUTES, checkBatch, corrupt, type BatchHeader } from './batch-header.js';
 import { codecById, KAFKA_CODEC_NAMES, type CodecId } from './codecs.js';
@@ -22,7 +22,8 @@ export interface LogRecord {
  * bytes are an error), after checking it as checkBatch does. Keys and values
  * are views into one private copy of the (decompressed) records, never into
  * `batch`. Throws SeglogError ECORRUPT (with `position` within `batch`) on
- * malformed content, EUNSUPPORTED when the batch's codec is not registered.
+ * malformed content, EUNSUPPORTED when the package behind the batch's codec
+ * is not installed.
  */
 export function decodeBatch(batch: Uint8Array): LogRecord[] {
   checkBytes('batch', batch);
@@ -120,6 +121,8 @@ function parse<T>(batch: Buffer, h: BatchHeader, decode: (data: Buffer, h: Batch
   try {
     raw = codec.decompress(batch.subarray(BATCH_HEADER_SIZE, h.size));
   } catch (err) {
+    // A codec whose package is missing says so; anything else it throws means the block is damaged.
+    if (err instanceof SeglogError && err.code === 'EUNSUPPORTED') throw err;
     throw corrupt(`cannot decompress ${name} records: ${(err as Error).message}`, BATCH_HEADER_SIZE, err);
   }
   if (!(raw instanceof Uint8Array)) throw new TypeError(`codec for ${name} decompress() must return a Uint8Array`);

@@ -35,10 +35,19 @@ export type { BatchHeader, CheckBatchResult } from './batch-header.js';
 export { decodeBatch, decodeChecked, offsetAtTimestamp, recordAt } from './batch-decode.js';
 export type { LogRecord } from './batch-decode.js';
 
+export type HeaderValue = Uint8Array | string | null;
+
+/**
+ * A record's headers: a list of key/value pairs, kept as given (order and
+ * repeated keys), or the object form of Node Kafka clients, `{ key: value |
+ * value[] }`, where an array gives the key once per value, in array order.
+ */
+export type RecordHeaders = Array<{ key: string; value: HeaderValue }> | { [key: string]: HeaderValue | HeaderValue[] };
+
 export interface RecordInput {
   key?: Uint8Array | string | null;
   value: Uint8Array | string | null;
-  headers?: Array<{ key: string; value: Uint8Array | string | null }>;
+  headers?: RecordHeaders;
   /** Milliseconds since the epoch; encodeBatch's `now` when absent. */
   timestamp?: number;
 }
@@ -61,10 +70,20 @@ export interface EncodeOptions {
 // ---------------------------------------------------------------- encode
 
 function bytesLength(name: string, value: unknown): number {
+  return lengthOf(checkField(name, value));
+}
+
+function checkField(name: string, value: unknown): HeaderValue {
+  if (value !== null && typeof value !== 'string' && !(value instanceof Uint8Array)) {
+    throw new TypeError(`${name} must be a Buffer, Uint8Array, string or null`);
+  }
+  return value;
+}
+
+/** Bytes of a field's content; -1 for null. */
+function lengthOf(value: HeaderValue): number {
   if (value === null) return -1;
-  if (typeof value === 'string') return Buffer.byteLength(value, 'utf8');
-  if (value instanceof Uint8Array) return value.length;
-  throw new TypeError(`${name} must be a Buffer, Uint8Array, string or null`);
+  return typeof value === 'string' ? Buffer.byteLength(value, 'utf8') : value.length;
 }
 
 /** Bytes of a length-prefixed field whose content is `length` bytes (-1: null). */
@@ -78,6 +97,42 @@ function writeField(buf: Buffer, pos: number, value: Uint8Array | string | null,
   if (typeof value === 'string') return pos + buf.write(value, pos, 'utf8');
   buf.set(value, pos);
   return pos + length;
+}
+
+/**
+ * `headers` (either form) as a list of pairs, every key and value checked:
+ * the array form itself, the object form spread out key by key.
+ */
+function headerList(name: string, headers: unknown): Array<{ key: string; value: HeaderValue }> {
+  if (Array.isArray(headers)) {
+    for (let j = 0; j < headers.length; j++) {
+      const h: unknown = headers[j];
+      if (h === null || typeof h !== 'object' || typeof (h as { key: unknown }).key !== 'string') {
+        throw new TypeError(`${name}[${j}] must be an object with a string key`);
+      }
+      checkHeaderValue(`${name}[${j}].value`, (h as { value: unknown }).value);
+    }
+    return headers as Array<{ key: string; value: HeaderValue }>;
+  }
+  // Only a plain object: a Map or a class instance has no own keys to give, so it would lose its headers silently.
+  const proto = headers === null || typeof headers !== 'object' ? undefined : Object.getPrototypeOf(headers);
+  if (proto !== Object.prototype && proto !== null) {
+    throw new TypeError(`${name} must be an array of { key, value } or a plain object of key: value | value[]`);
+  }
+  const list: Array<{ key: string; value: HeaderValue }> = [];
+  for (const [key, value] of Object.entries(headers as Record<string, unknown>)) {
+    if (!Array.isArray(value)) {
+      list.push({ key, value: checkHeaderValue(`${name}[${JSON.stringify(key)}]`, value) });
+      continue;
+    }
+    for (let j = 0; j < value.length; j++) list.push({ key, value: checkHeaderValue(`${name}[${JSON.stringify(key)}][${j}]`, value[j]) });
+  }
+  return list;
+}
+
+function checkHeaderValue(name: string, value: unknown): HeaderValue {
+  if (value === undefined) throw new TypeError(`${name} is required (null for none)`);
+  return checkField(name, value);
 }
 
 function compressionCodec(name: string): { id: CodecId; codec: Codec } | null {
@@ -112,6 +167,8 @@ export function encodeBatch(records: RecordInput[], options?: EncodeOptions, all
   // one buffer of the exact size. Per record, `lengths` holds bodySize,
   // keyLength, valueLength, then keyLength and valueLength of each header.
   const timestamps = new Array<number>(count);
+  // Per record, its headers as a checked list of pairs.
+  const lists = new Array<Array<{ key: string; value: HeaderValue }> | undefined>(count);
   const lengths: number[] = [];
   let baseTimestamp = 0;
   let maxTimestamp = 0;
@@ -128,18 +185,13 @@ export function encodeBatch(records: RecordInput[], options?: EncodeOptions, all
     const valueLength = bytesLength(`records[${i}].value`, r.value);
     const at = lengths.length;
     lengths.push(0, keyLength, valueLength);
-    const headers = r.headers;
+    const headers = r.headers === undefined ? undefined : headerList(`records[${i}].headers`, r.headers);
+    lists[i] = headers;
     let headersSize = 0;
     if (headers !== undefined) {
-      if (!Array.isArray(headers)) throw new TypeError(`records[${i}].headers must be an array`);
-      for (let j = 0; j < headers.length; j++) {
-        const h = headers[j];
-        if (h === null || typeof h !== 'object' || typeof h.key !== 'string') {
-          throw new TypeError(`records[${i}].headers[${j}] must be an object with a string key`);
-        }
-        if (h.value === undefined) throw new TypeError(`records[${i}].headers[${j}].value is required (null for none)`);
+      for (const h of headers) {
         const hk = Buffer.byteLength(h.key, 'utf8');
-        const hv = bytesLength(`records[${i}].headers[${j}].value`, h.value);
+        const hv = lengthOf(h.value);
         lengths.push(hk, hv);
         headersSize += fieldSize(hk) + fieldSize(hv);
       }
@@ -170,7 +222,7 @@ export function encodeBatch(records: RecordInput[], options?: EncodeOptions, all
     pos = writeVarint(out, pos, i);
     pos = writeField(out, pos, r.key ?? null, lengths[li++]!);
     pos = writeField(out, pos, r.value, lengths[li++]!);
-    const headers = r.headers;
+    const headers = lists[i];
     if (headers === undefined) {
       out[pos++] = 0;
       continue;

@@ -1,27 +1,15 @@
-// Compression codecs for record batches, by Kafka's attribute ids. Only gzip
-// ships built in (node:zlib); the others need libraries seglog does not depend
-// on, so users register the one they have. Registration is process-wide.
+// Compression codecs for record batches, by Kafka's attribute ids. All four
+// of Kafka's ship built in: gzip on node:zlib, snappy, lz4 and zstd on the
+// optional native packages in codec-packages.ts (loaded when a batch first
+// needs one). registerCodec() replaces any of them or adds a name for an id;
+// registration is process-wide.
 //
-// Registering a codec (packages that install on Node 20 with nothing but npm:
-// `lz4js` and `snappyjs` are pure JS, `@bokuweb/zstd-wasm` bundles its wasm,
-// `fzstd` decompresses only):
-//
-//   import lz4 from 'lz4js';
-//   registerCodec('lz4', 3, { compress: (d) => lz4.compress(d), decompress: (d) => lz4.decompress(d) });
-//
-//   import { init, compress } from '@bokuweb/zstd-wasm';
-//   import { decompress } from 'fzstd'; // unlike zstd-wasm, reads frames that do not state their size
-//   await init();
-//   registerCodec('zstd', 4, { compress: (d) => compress(d, 3), decompress: (d) => decompress(d) });
-//
-// Kafka's formats per id: gzip = a gzip stream, lz4 = an LZ4 frame, zstd = a
-// zstd frame, snappy = raw snappy as librdkafka writes it, while Kafka's Java
-// client writes snappy in xerial framing (8-byte magic 82 53 4e 41 50 50 59 00,
-// two i32 versions, then blocks each prefixed by its i32 length); a snappy codec
-// that must read Java-produced batches has to unwrap that framing itself.
+// Kafka's formats per id: gzip = a gzip stream, snappy = raw snappy
+// (librdkafka, KafkaJS) or xerial-framed snappy (Kafka's Java client; see
+// xerial.ts), lz4 = an LZ4 frame, zstd = zstd frames.
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { SeglogError } from '../errors.js';
 import { checkInteger, checkString } from '../validate.js';
+import { lz4Codec, snappyCodec, zstdCodec } from './codec-packages.js';
 
 export interface Codec {
   compress(data: Buffer): Uint8Array;
@@ -71,14 +59,12 @@ export function codecByName(name: string): { id: CodecId; codec: Codec } | undef
   return byName.get(name);
 }
 
-/** The codec for compression id `id` (1-4); SeglogError EUNSUPPORTED when none is registered. */
+/** The codec for compression id `id` (1-4): every id has one from the start, and registerCodec only replaces it. */
 export function codecById(id: CodecId): Codec {
-  const entry = byId.get(id);
-  if (entry === undefined) {
-    const name = KAFKA_CODEC_NAMES[id];
-    throw new SeglogError('EUNSUPPORTED', `no codec registered for ${name} (compression id ${id}); see registerCodec()`);
-  }
-  return entry.codec;
+  return byId.get(id)!.codec;
 }
 
 registerCodec('gzip', 1, { compress: (data) => gzipSync(data), decompress: (data) => gunzipSync(data) });
+registerCodec('snappy', 2, snappyCodec);
+registerCodec('lz4', 3, lz4Codec);
+registerCodec('zstd', 4, zstdCodec);
