@@ -131,16 +131,17 @@ describe('a damaged compressed body is ECORRUPT, never a crash or another error'
   // The last field of each format that a decoder may do without: lz4_flex
   // reads a frame cut after its last block (end mark and content checksum
   // gone) as whole. No data is lost there, and the batch CRC covers the bytes.
-  const bodies: Array<[string, number, Buffer, number]> = [
-    ['gzip', 1, fixture('records.gz'), 0],
-    ['snappy raw', 2, encodeBatch(FIXTURE_INPUTS, { compression: 'snappy', now: FIXTURE_NOW }).subarray(BATCH_HEADER_SIZE), 0],
-    ['snappy xerial', 2, fixture('records.xerial'), 0],
-    ['lz4', 3, fixture('records-linked.lz4'), 8],
-    ['zstd', 4, fixture('records-stream.zst'), 0],
+  const bodies: Array<[string, number, () => Buffer, number]> = [
+    ['gzip', 1, () => fixture('records.gz'), 0],
+    ['snappy raw', 2, () => encodeBatch(FIXTURE_INPUTS, { compression: 'snappy', now: FIXTURE_NOW }).subarray(BATCH_HEADER_SIZE), 0],
+    ['snappy xerial', 2, () => fixture('records.xerial'), 0],
+    ['lz4', 3, () => fixture('records-linked.lz4'), 8],
+    ['zstd', 4, () => fixture('records-stream.zst'), 0],
   ];
 
-  for (const [what, id, body, optionalTrailer] of bodies) {
+  for (const [what, id, make, optionalTrailer] of bodies) {
     it(`${what}: every cut of the body (CRC made right again) that loses data is ECORRUPT`, () => {
+      const body = make();
       const cuts = new Set<number>();
       for (let n = 0; n < body.length; n += n < 64 || n > body.length - 64 ? 1 : 61) cuts.add(n);
       for (const n of cuts) {
@@ -151,12 +152,14 @@ describe('a damaged compressed body is ECORRUPT, never a crash or another error'
     });
 
     it(`${what}: a flipped bit is caught by the batch CRC`, () => {
+      const body = make();
       const batch = batchAround(body, id);
       batch[BATCH_HEADER_SIZE + (body.length >> 1)]! ^= 0x10;
       expect(outcome(batch)).toBe('ECORRUPT');
     });
 
     it(`${what}: random damage under a right CRC gives records or ECORRUPT`, () => {
+      const body = make();
       const rng = new Random(7 + id);
       let corrupt = 0;
       for (let trial = 0; trial < 200; trial++) {

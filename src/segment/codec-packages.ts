@@ -35,29 +35,27 @@ const ZSTD_LEVEL = 3;
 
 /**
  * A loader for the package behind `codec`: requires it on the first call and
- * remembers the outcome, failure included (EUNSUPPORTED naming both).
+ * remembers the outcome, failure included (then every call throws
+ * EUNSUPPORTED naming both).
  */
 function packageLoader<T>(codec: string, pkg: string): () => T {
-  let loaded: { ok: true; value: T } | { ok: false; error: SeglogError } | undefined;
+  let loaded: { ok: true; value: T } | { ok: false; cause: Error } | undefined;
   return () => {
     if (loaded === undefined) {
       try {
         loaded = { ok: true, value: requirePackage(pkg) as T };
       } catch (err) {
-        const why = (err as Error).message.split('\n')[0];
-        loaded = {
-          ok: false,
-          error: new SeglogError(
-            'EUNSUPPORTED',
-            `${codec} needs the npm package '${pkg}' (an optional dependency of seglog), which did not load: ${why}; ` +
-              `install it, or registerCodec() another ${codec} codec`,
-            { cause: err },
-          ),
-        };
+        loaded = { ok: false, cause: err as Error };
       }
     }
-    if (!loaded.ok) throw loaded.error;
-    return loaded.value;
+    if (loaded.ok) return loaded.value;
+    const why = String(loaded.cause.message).split('\n')[0];
+    throw new SeglogError(
+      'EUNSUPPORTED',
+      `${codec} needs the npm package '${pkg}' (an optional dependency of seglog), which did not load: ${why}; ` +
+        `install it, or registerCodec() another ${codec} codec`,
+      { cause: loaded.cause },
+    );
   };
 }
 
