@@ -114,7 +114,7 @@ function headerList(name: string, headers: unknown): Array<{ key: string; value:
     }
     return headers as Array<{ key: string; value: HeaderValue }>;
   }
-  // Only a plain object: a Map or a class instance has no own keys to give, so it would lose its headers silently.
+  // Only a plain object: a Map keeps its entries out of its own properties, so it would lose its headers silently.
   const proto = headers === null || typeof headers !== 'object' ? undefined : Object.getPrototypeOf(headers);
   if (proto !== Object.prototype && proto !== null) {
     throw new TypeError(`${name} must be an array of { key, value } or a plain object of key: value | value[]`);
