@@ -16,6 +16,17 @@ export async function openFdCount(): Promise<number> {
   return (await readdir('/proc/self/fd')).length;
 }
 
+/**
+ * Paths of this process's open descriptors that lie under `dir` (a deleted
+ * file keeps its path with ' (deleted)' after it). Unlike openFdCount, blind to
+ * descriptors the test runner opens or closes meanwhile.
+ */
+export async function openFilesUnder(dir: string): Promise<string[]> {
+  const { readdir, readlink } = await import('node:fs/promises');
+  const paths = await Promise.all((await readdir('/proc/self/fd')).map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => '')));
+  return paths.filter((p) => p.startsWith(`${dir}/`)).sort();
+}
+
 /** Runs a full garbage collection, exposing gc() on first use. */
 export async function collectGarbage(): Promise<void> {
   const v8 = await import('node:v8');
