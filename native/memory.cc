@@ -2,9 +2,14 @@
 // is exposed as one external ArrayBuffer. Releasing it explicitly frees the
 // memory and detaches that ArrayBuffer, so every Buffer viewing it reads as
 // length 0 instead of touching freed memory; otherwise its finalizer frees it.
+// Private read mappings (mapPrivate) remember their file, so that a truncate
+// can first turn their pages past the new end into zeros (coverMappings):
+// touching a mapped page wholly past the end of a file raises SIGBUS.
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -23,6 +28,11 @@ struct Region {
   uint8_t* base;
   size_t length;
   bool released = false;
+  // Private read mappings only (see mapPrivate): the file, and where in it the mapping starts.
+  bool cached = false;
+  dev_t dev = 0;
+  ino_t ino = 0;
+  int64_t fileOffset = 0;
 };
 
 namespace {
@@ -50,9 +60,10 @@ void Finalize(napi_env, void*, void* hint) {
 
 // Wraps fresh memory in a Region and an external ArrayBuffer; on failure
 // releases the memory and returns -errno.
-Napi::Value Expose(Napi::Env env, Kind kind, uint8_t* base, size_t length) {
+Napi::Value Expose(Napi::Env env, Kind kind, uint8_t* base, size_t length, Region** out = nullptr) {
   const std::shared_ptr<Instance>& in = Of(env);
   auto* r = new (std::nothrow) Region{in, kind, base, length};
+  if (out != nullptr) *out = r;
   if (r == nullptr) {
     if (kind == Kind::kMapping) munmap(base, length);
     else free(base);
@@ -118,6 +129,88 @@ Napi::Value ReleaseRegion(const Napi::CallbackInfo& info, Kind kind) {
 }
 
 Napi::Value Munmap(const Napi::CallbackInfo& info) { return ReleaseRegion(info, Kind::kMapping); }
+
+// mapPrivate(fd, offset, length) -> ArrayBuffer over [offset, offset+length) of the file,
+// mapped private (writes to it never reach the file), or -errno. `length`
+// may reach past the end of the file, which may grow into it: touching a
+// page wholly past the end raises SIGBUS, so the caller touches only what
+// the file holds, and only what resident() says the page cache has (a page
+// that is not would fault in from the disk).
+Napi::Value MapPrivate(const Napi::CallbackInfo& info) {
+  int64_t fd, offset, length;
+  if (!ArgInt(info, 0, &fd) || !ArgInt(info, 1, &offset) || !ArgInt(info, 2, &length)) return info.Env().Undefined();
+  Napi::Env env = info.Env();
+  if (offset < 0 || offset % sysconf(_SC_PAGESIZE) != 0 || length <= 0) return Napi::Number::New(env, -EINVAL);
+  struct stat st;
+  if (fstat(static_cast<int>(fd), &st) < 0) return Napi::Number::New(env, static_cast<double>(NegErrno()));
+  void* addr = mmap(nullptr, static_cast<size_t>(length), PROT_READ | PROT_WRITE, MAP_PRIVATE, static_cast<int>(fd), offset);
+  if (addr == MAP_FAILED) return Napi::Number::New(env, static_cast<double>(NegErrno()));
+  Region* r = nullptr;
+  Napi::Value ab = Expose(env, Kind::kMapping, static_cast<uint8_t*>(addr), static_cast<size_t>(length), &r);
+  if (ab.IsArrayBuffer()) {
+    r->cached = true;
+    r->dev = st.st_dev;
+    r->ino = st.st_ino;
+    r->fileOffset = offset;
+  }
+  return ab;
+}
+
+// resident(ab, offset, length) -> 1 when every page of the range is in
+// memory (mincore), 0 when not, or -errno. It answers for this moment: a
+// page evicted right after can still fault in from the disk.
+Napi::Value Resident(const Napi::CallbackInfo& info) {
+  Napi::ArrayBuffer ab;
+  Region* r;
+  int64_t offset, length;
+  if (!ArgRegion(info, 0, Kind::kMapping, &ab, &r) || !ArgRange(info, 1, r, &offset, &length)) {
+    return info.Env().Undefined();
+  }
+  Instance* in = Of(info.Env()).get();
+  in->counters.preadCalls++;  // it stands for the read a mapping saves, so it counts as one
+  if (length == 0) return Napi::Number::New(info.Env(), 1);
+  int64_t page = sysconf(_SC_PAGESIZE);
+  int64_t start = offset / page * page;
+  size_t span = static_cast<size_t>(offset + length - start);
+  unsigned char small[64];
+  std::vector<unsigned char> big;
+  size_t pages = (span + page - 1) / page;
+  unsigned char* vec = small;
+  if (pages > sizeof small) {
+    big.resize(pages);
+    vec = big.data();
+  }
+  if (mincore(r->base + start, span, vec) < 0) return Napi::Number::New(info.Env(), static_cast<double>(NegErrno()));
+  for (size_t i = 0; i < pages; i++) {
+    if ((vec[i] & 1) == 0) return Napi::Number::New(info.Env(), 0);
+  }
+  return Napi::Number::New(info.Env(), 1);
+}
+
+// coverMappings(fd, length) -> 0 or -errno: before the file is cut to
+// `length`, every live mapPrivate mapping of it gets anonymous zero pages in
+// place of the pages wholly past the cut (the kernel zeroes the rest of the
+// page the cut falls in), so views of them read zeros instead of faulting.
+Napi::Value CoverMappings(const Napi::CallbackInfo& info) {
+  int64_t fd, length;
+  if (!ArgInt(info, 0, &fd) || !ArgInt(info, 1, &length)) return info.Env().Undefined();
+  Napi::Env env = info.Env();
+  if (length < 0) return Napi::Number::New(env, -EINVAL);
+  struct stat st;
+  if (fstat(static_cast<int>(fd), &st) < 0) return Napi::Number::New(env, static_cast<double>(NegErrno()));
+  int64_t page = sysconf(_SC_PAGESIZE);
+  int64_t cut = (length + page - 1) / page * page;
+  for (auto& [base, r] : Of(env)->regions) {
+    if (!r->cached || r->dev != st.st_dev || r->ino != st.st_ino) continue;
+    int64_t end = r->fileOffset + static_cast<int64_t>(r->length);
+    int64_t from = std::max(cut, r->fileOffset);
+    if (from >= end) continue;
+    void* at = r->base + (from - r->fileOffset);
+    void* got = mmap(at, static_cast<size_t>(end - from), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+    if (got == MAP_FAILED) return Napi::Number::New(env, static_cast<double>(NegErrno()));
+  }
+  return Napi::Number::New(env, 0);
+}
 Napi::Value FreeAligned(const Napi::CallbackInfo& info) { return ReleaseRegion(info, Kind::kAligned); }
 
 // msync(ab, offset, length) on the threadpool: it writes pages back to disk.
@@ -202,6 +295,9 @@ Napi::Value AddressOf(const Napi::CallbackInfo& info) {
 void InitMemory(Napi::Env env, Napi::Object exports) {
   exports.Set("mmap", Napi::Function::New(env, Mmap, "mmap"));
   exports.Set("munmap", Napi::Function::New(env, Munmap, "munmap"));
+  exports.Set("mapPrivate", Napi::Function::New(env, MapPrivate, "mapPrivate"));
+  exports.Set("resident", Napi::Function::New(env, Resident, "resident"));
+  exports.Set("coverMappings", Napi::Function::New(env, CoverMappings, "coverMappings"));
   exports.Set("msync", Napi::Function::New(env, Msync, "msync"));
   exports.Set("madvise", Napi::Function::New(env, Madvise, "madvise"));
   exports.Set("residentPages", Napi::Function::New(env, ResidentPages, "residentPages"));

@@ -110,3 +110,51 @@ describe('page-cache residency (mincore)', () => {
     await f.close();
   });
 });
+
+describe('private read mappings (mapPrivate)', () => {
+  test('writes stay in memory; resident() follows the page cache', async () => {
+    const pages = 64;
+    const f = await fileWith(pages * PAGE_SIZE);
+    const m = f.mapPrivate(0, pages * PAGE_SIZE);
+    m.buffer.fill(9, 0, 100);
+    const back = Buffer.alloc(100);
+    await f.read(back, 0);
+    expect(back.every((b) => b === 7)).toBe(true);
+    await f.datasync();
+    await f.advise(0, 0, 'dontneed');
+    // Never touched through the mapping, so DONTNEED could drop them: a read of them here would wait for the disk.
+    expect(m.resident(8 * PAGE_SIZE, 8 * PAGE_SIZE)).toBe(false);
+    expect(m.resident(0, 100)).toBe(true); // the page written to is the process's own now
+    await f.read(Buffer.alloc(8 * PAGE_SIZE), 8 * PAGE_SIZE);
+    expect(m.resident(8 * PAGE_SIZE, 8 * PAGE_SIZE)).toBe(true);
+    expect(() => m.resident(0, pages * PAGE_SIZE + 1)).toThrow(RangeError);
+    expect(() => f.mapPrivate(1, PAGE_SIZE)).toThrow(RangeError);
+    m.unmap();
+    await f.close();
+  });
+
+  test('truncate turns live mappings past the cut into zeros instead of SIGBUS; the part before it stays', async () => {
+    const f = await fileWith(8 * PAGE_SIZE);
+    // One from the start (room past the end, as a segment maps), one of a later range.
+    const whole = f.mapPrivate(0, 16 * PAGE_SIZE);
+    const later = f.mapPrivate(4 * PAGE_SIZE, 4 * PAGE_SIZE);
+    const view = whole.buffer.subarray(0, 8 * PAGE_SIZE);
+    expect(view.every((b) => b === 7)).toBe(true);
+    const cut = 2 * PAGE_SIZE + 100;
+    await f.truncate(cut);
+    // Without the cover, touching these pages (wholly past the end now) kills the process with SIGBUS.
+    expect(view.subarray(3 * PAGE_SIZE).every((b) => b === 0)).toBe(true);
+    expect(later.buffer.every((b) => b === 0)).toBe(true);
+    expect(view.subarray(0, cut).every((b) => b === 7)).toBe(true);
+    // Growing the file again does not bring pages into the covered range.
+    await f.write(Buffer.alloc(6 * PAGE_SIZE, 5), cut);
+    expect(view.subarray(3 * PAGE_SIZE).every((b) => b === 0)).toBe(true);
+    // Other files' mappings are not touched.
+    const g = await fileWith(2 * PAGE_SIZE, 3);
+    const other = g.mapPrivate(0, 2 * PAGE_SIZE);
+    await f.truncate(0);
+    expect(other.buffer.every((b) => b === 3)).toBe(true);
+    for (const m of [whole, later, other]) m.unmap();
+    await Promise.all([f.close(), g.close()]);
+  });
+});

@@ -11,9 +11,10 @@
 // cached pages, RWF_NOWAIT) get their points from a small shim,
 // fixtures/fiu-shim.c, which asks the preloaded libfiu (seglog/sendfile,
 // seglog/sendfile/reduce, seglog/sendfile/at, seglog/preadv2,
-// seglog/preadv2/reduce). In pagecache mode the inline read is made to miss
-// (EAGAIN, as for evicted pages) except where a test aims at it, so the
-// pread tests reach the threadpool read.
+// seglog/preadv2/reduce, seglog/mincore). In pagecache mode the inline read
+// is made to miss (EAGAIN, as for evicted pages) except where a test aims
+// at it, and mincore to say no page is in memory (so no read is served
+// from a mapping), so the pread tests reach the threadpool read.
 //
 // For read, records, sendTo (loopback TCP: sendfile(2); any other Writable:
 // copied with pread) and, in own cache mode, catch-up reads through the
@@ -232,7 +233,11 @@ describe.each(['pagecache', 'own'] as const)('read-path faults in %s mode', (mod
     dataRoot = await mkdtemp(join(tmpdir(), 'seglog-read-faults-'));
     logDir = join(dataRoot, 'log');
     c = await FiuChild.start(logDir, shim, mode);
-    if (mode === 'pagecache') await c.enable(INLINE, EAGAIN);
+    // Pages in memory would be served from a mapping, which makes no pread: mincore is made to miss too.
+    if (mode === 'pagecache') {
+      await c.enable(INLINE, EAGAIN);
+      await c.enable('seglog/mincore', 0);
+    }
   });
   afterAll(async () => {
     c?.kill();

@@ -223,8 +223,10 @@ export class File {
     await this.#call('fallocate', (fd) => addon.fallocate(fd, keep ? C.FALLOC_FL_KEEP_SIZE : 0, offset, length));
   }
 
+  /** Cuts or extends the file to `length`; mapPrivate() mappings of it read zeros past a cut instead of faulting. */
   async truncate(length: number): Promise<void> {
     checkInteger('length', length);
+    check(addon.coverMappings(this.fd, length), 'mmap', this.path);
     await this.#call('ftruncate', (fd) => addon.ftruncate(fd, length));
   }
 
@@ -262,6 +264,25 @@ export class File {
       throw new RangeError(`cannot map [${offset}, ${offset + length}) of ${this.path}: the file holds ${size} bytes (pages past its end would raise SIGBUS)`);
     }
     const result = addon.mmap(this.fd, offset, length, writable);
+    if (typeof result === 'number') throw errnoError(result, 'mmap', this.path);
+    return new MappedRegion(result, this.path);
+  }
+
+  /**
+   * [offset, offset+length) of the file mapped private (offset a multiple of
+   * the page size): writes to it stay in this process's memory. It may reach
+   * past the end of the file, which may grow into it, but a page wholly past
+   * the end raises SIGBUS when touched: touch only what the file holds, and
+   * (on the event loop) only what MappedRegion.resident() says is in memory.
+   * truncate() first turns the pages of live private mappings past the new
+   * end into zeros, so views that were valid never fault. Unmapped when
+   * garbage collected, or unmap().
+   */
+  mapPrivate(offset: number, length: number): MappedRegion {
+    checkInteger('offset', offset, 0, MAX_OFFSET);
+    if (offset % PAGE_SIZE !== 0) throw new RangeError(`offset must be a multiple of the page size ${PAGE_SIZE}, got ${offset}`);
+    checkInteger('length', length, 1, Math.min(MAX_OFFSET - offset, MAX_MAPPING));
+    const result = addon.mapPrivate(this.fd, offset, length);
     if (typeof result === 'number') throw errnoError(result, 'mmap', this.path);
     return new MappedRegion(result, this.path);
   }

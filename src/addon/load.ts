@@ -26,6 +26,9 @@ export interface Addon {
   freeBytes(path: string): Promise<number>;
   mmap(fd: number, offset: number, length: number, writable: boolean): ArrayBuffer | number;
   munmap(region: ArrayBuffer): number;
+  mapPrivate(fd: number, offset: number, length: number): ArrayBuffer | number;
+  resident(region: ArrayBuffer, offset: number, length: number): number;
+  coverMappings(fd: number, length: number): number;
   msync(region: ArrayBuffer, offset: number, length: number): Promise<number>;
   madvise(region: ArrayBuffer, offset: number, length: number, advice: number): number;
   residentPages(fd: number, offset: number, length: number): number;

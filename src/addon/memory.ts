@@ -59,6 +59,12 @@ export class MappedRegion {
     check(addon.madvise(this.#live(), offset, length, a), 'madvise', this.path);
   }
 
+  /** Whether every page of [offset, offset+length) is in memory now (mincore): touching them will not wait for the disk. */
+  resident(offset: number, length: number): boolean {
+    this.#range(offset, length);
+    return check(addon.resident(this.#live(), offset, length), 'mincore', this.path) === 1;
+  }
+
   /** Unmaps now. Idempotent. */
   unmap(): void {
     if (this.unmapped) return;

@@ -4,7 +4,7 @@
 // reads the files as seglog always has and acts on nothing; own mode is in
 // own-cache.ts.
 import { readCalls } from '../native.js';
-import { BatchReader, HEADER_READ_BYTES } from '../segment/batch-reader.js';
+import { HEADER_READ_BYTES, type BatchReader } from '../segment/batch-reader.js';
 import type { BatchHeader } from '../segment/batch.js';
 import type { BatchLocation, Segment } from '../segment/segment.js';
 import type { CacheCounters } from './stats.js';
@@ -110,7 +110,7 @@ class FileSource implements SegmentSource {
   constructor(segment: Segment, counters: CacheCounters, release: () => void) {
     this.#segment = segment;
     // Headers only: the batches themselves are read whole by the caller.
-    this.#reader = BatchReader.ofFile(segment.log, segment.size, HEADER_READ_BYTES);
+    this.#reader = segment.reader(HEADER_READ_BYTES);
     this.#counters = counters;
     this.#release = release;
   }

@@ -232,11 +232,14 @@ export class LogReader {
   }
 
   /**
-   * Runs `use` on the batch at `at`, read into a buffer kept between calls
-   * (fresh memory costs page faults): `use` must not keep views of it.
+   * Runs `use` on the batch at `at`: a mapping of it when the page cache
+   * holds it (no copy), else read into a buffer kept between calls (fresh
+   * memory costs page faults). `use` must not keep views of it.
    */
   async #withBatch<T>(segment: Segment, at: BatchLocation, use: (batch: Buffer) => T): Promise<T> {
     const size = at.header.size;
+    const mapped = segment.mapRange(at.position, at.position + size);
+    if (mapped !== undefined) return use(mapped);
     const scratch = this.#scratch !== undefined && this.#scratch.length >= size ? this.#scratch : Buffer.allocUnsafe(size);
     this.#scratch = undefined; // a concurrent call takes a buffer of its own
     try {

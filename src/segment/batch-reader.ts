@@ -56,6 +56,36 @@ export class FileBytes implements ByteSource {
   }
 }
 
+/** A .log served from views (a mapping, where its pages are in memory), and read with pread where there is no view. */
+export class ViewBytes implements ByteSource {
+  readonly #view: (start: number, end: number) => Buffer | undefined;
+  readonly #file: File;
+  readonly end: number;
+  readonly #bufferBytes: number | undefined;
+  /** Made on the first read the views cannot serve. */
+  #read: FileBytes | undefined;
+
+  /** `view(start, end)`: the bytes, or undefined when they must be read. */
+  constructor(view: (start: number, end: number) => Buffer | undefined, file: File, end: number, bufferBytes?: number) {
+    this.#view = view;
+    this.#file = file;
+    this.end = end;
+    this.#bufferBytes = bufferBytes;
+  }
+
+  get path(): string {
+    return this.#file.path;
+  }
+
+  bytes(position: number, length: number): Promise<Buffer> {
+    const want = Math.min(length, this.end - position);
+    const view = want > 0 ? this.#view(position, position + want) : undefined;
+    if (view !== undefined) return Promise.resolve(view);
+    this.#read ??= new FileBytes(this.#file, this.end, this.#bufferBytes);
+    return this.#read.bytes(position, length);
+  }
+}
+
 export class BatchReader {
   readonly #source: ByteSource;
 

@@ -2,7 +2,7 @@
 // trusted only as far as the headers they point at agree, ranges are whole
 // batches, and what is served passes its CRC with offsets inside the segment.
 import { SeglogError } from '../errors.js';
-import { BatchReader, HEADER_READ_BYTES } from './batch-reader.js';
+import { HEADER_READ_BYTES, type BatchReader } from './batch-reader.js';
 import { checkBatch, type BatchHeader } from './batch.js';
 import type { File } from '../native.js';
 import type { OffsetIndex } from '../index/offset-index.js';
@@ -23,10 +23,14 @@ export interface ReadableSegment {
   readonly log: File;
   readonly offsetIndex: OffsetIndex;
   readonly timeIndex: TimeIndex;
+  /** [start, end) of the .log as a view when it is in memory, unchecked (Segment.view). */
+  view(start: number, end: number): Buffer | undefined;
+  /** A BatchReader of the .log up to size (Segment.reader). */
+  reader(bufferBytes?: number): BatchReader;
 }
 
 /** Position of the batch holding `offset` (or the first batch after it), or undefined past the end. */
-export async function locate(s: ReadableSegment, offset: number, reader = BatchReader.ofFile(s.log, s.size)): Promise<BatchLocation | undefined> {
+export async function locate(s: ReadableSegment, offset: number, reader = s.reader()): Promise<BatchLocation | undefined> {
   if (offset >= s.nextOffset) return undefined;
   const entry = offset <= s.baseOffset ? undefined : s.offsetIndex.lookup(offset);
   if (entry !== undefined && entry.position > 0) {
@@ -69,7 +73,7 @@ async function walkTo(s: ReadableSegment, offset: number, position: number, read
  * The byte range of whole batches starting at `from` that fits in `maxBytes`
  * (at least one batch, however large) and holds no offset >= `maxOffset`.
  */
-export async function rangeFrom(s: ReadableSegment, from: BatchLocation, maxBytes: number, maxOffset: number, reader = BatchReader.ofFile(s.log, s.size)): Promise<{ end: number; nextOffset: number }> {
+export async function rangeFrom(s: ReadableSegment, from: BatchLocation, maxBytes: number, maxOffset: number, reader = s.reader()): Promise<{ end: number; nextOffset: number }> {
   checkOffsets(s, from.header, from.position, s.baseOffset);
   let end = from.position;
   let nextOffset = from.header.baseOffset;
@@ -137,6 +141,18 @@ export async function readRange(s: ReadableSegment, start: number, end: number, 
 }
 
 /**
+ * The whole batches in [start, end) as a view of the segment's mapping (no
+ * copy), checked as readRange() checks them, when every page of them is in
+ * memory; undefined when not (readRange() them). Valid while the segment is
+ * open: for use within a read, never to keep (see Segment.view).
+ */
+export function mapRange(s: ReadableSegment, start: number, end: number): Buffer | undefined {
+  const bytes = s.view(start, end);
+  if (bytes !== undefined) checkRead(s, bytes, start, end);
+  return bytes;
+}
+
+/**
  * readRange()'s checks of `bytes`, read for [start, end) of the .log, for
  * reads that came another way (own cache mode): whole batches, each passing
  * its CRC, with offsets rising inside the segment.
@@ -166,7 +182,7 @@ export function checkRead(s: ReadableSegment, bytes: Buffer, start: number, end:
 export async function findByTimestamp(s: ReadableSegment, timestamp: number): Promise<BatchLocation | undefined> {
   if (s.maxTimestamp < timestamp) return undefined;
   const entry = s.timeIndex.lookup(timestamp);
-  const reader = BatchReader.ofFile(s.log, s.size, HEADER_READ_BYTES);
+  const reader = s.reader(HEADER_READ_BYTES);
   const start = await locate(s, entry.offset, reader);
   if (start === undefined) return undefined;
   let position = start.position;

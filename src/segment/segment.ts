@@ -3,10 +3,10 @@
 import { rm } from 'node:fs/promises';
 import { SeglogError } from '../errors.js';
 import { segmentPaths } from '../layout.js';
-import { File, fsyncDir } from '../native.js';
+import { File, fsyncDir, PAGE_SIZE, type MappedRegion } from '../native.js';
 import { OffsetIndex } from '../index/offset-index.js';
 import { TimeIndex } from '../index/time-index.js';
-import { BatchReader } from './batch-reader.js';
+import { BatchReader, ViewBytes } from './batch-reader.js';
 import { walkBatches } from './batch-walk.js';
 import type { BatchHeader } from './batch.js';
 import { scanLog } from './scan-log.js';
@@ -47,6 +47,10 @@ export class Segment {
   /** Wall-clock ms of the first append, for time-based rolling. */
   #firstAppendAt: number | undefined;
   #wellFormed = true;
+  /** A private mapping of the .log that reads are served from without a copy (view()); made on first use, never handed out. */
+  #mapping: MappedRegion | undefined;
+  /** Mappings the segment outgrew: a read under way may still use one, so they go when the segment closes. */
+  #outgrown: MappedRegion[] = [];
 
   private constructor(dir: string, baseOffset: number, log: File, offsetIndex: OffsetIndex, timeIndex: TimeIndex, size: number, config: SegmentConfig) {
     this.dir = dir;
@@ -234,6 +238,40 @@ export class Segment {
     return reads.readRange(this, start, end, into);
   }
 
+  /** readRange()'s bytes as a checked view of the segment's mapping, when all are in memory; undefined when not. See segment-reads.ts. */
+  mapRange(start: number, end: number): Buffer | undefined {
+    return reads.mapRange(this, start, end);
+  }
+
+  /**
+   * [start, end) of the .log (within size) as a view of the segment's
+   * private mapping of it, if every page of it is in memory now; undefined
+   * if not, and for O_DIRECT files: read it instead, since touching it could
+   * wait for the disk. The bytes are not checked. Valid until the segment
+   * closes (which waits for pinned reads): for use within a read, never to
+   * hand out or write to.
+   */
+  view(start: number, end: number): Buffer | undefined {
+    if (this.log.direct || end <= start) return undefined;
+    let m = this.#mapping;
+    try {
+      if (m === undefined || end > m.length) {
+        // Room to grow into, so that the active segment's appends do not each need a new mapping.
+        const length = Math.ceil(Math.max(2 * end, 1 << 20) / PAGE_SIZE) * PAGE_SIZE;
+        if (m !== undefined) this.#outgrown.push(m);
+        m = this.#mapping = this.log.mapPrivate(0, length);
+      }
+      return m.resident(start, end - start) ? m.buffer.subarray(start, end) : undefined;
+    } catch {
+      return undefined; // e.g. ENOMEM (too many mappings): the bytes are read instead
+    }
+  }
+
+  /** A BatchReader of the .log up to size: views of the mapping where in memory (view()), else pread through a buffer of `bufferBytes`. */
+  reader(bufferBytes?: number): BatchReader {
+    return new BatchReader(new ViewBytes((start, end) => this.view(start, end), this.log, this.#size, bufferBytes));
+  }
+
   /** readRange()'s checks of bytes read for [start, end) another way (own cache mode). */
   checkRead(bytes: Buffer, start: number, end: number): void {
     reads.checkRead(this, bytes, start, end);
@@ -336,6 +374,10 @@ export class Segment {
   /** Closes the .log first: that waits for reads pinned on it, which may still use the indexes. */
   async close(): Promise<void> {
     await this.log.close();
+    // Reads are over (close waited for them), and the mappings' views never leave them.
+    for (const m of [...this.#outgrown, this.#mapping]) m?.unmap();
+    this.#outgrown = [];
+    this.#mapping = undefined;
     await Promise.all([this.offsetIndex.close(), this.timeIndex.close()]);
   }
 
