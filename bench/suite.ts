@@ -56,6 +56,7 @@ import {
   type Workload,
 } from './log.js';
 import { appendWorkloads, runPeers, type PeerRow } from './peers.js';
+import { readPeers } from './peers-reads.js';
 import { ceilingsTable, formatValue, GROUPS, ratioChart, rowsTable, type Group, type Row } from './report.js';
 import { buildLog, iperf3, logSegments, pipeFiles, Receiver, sendToFetches, serve } from './sendfile.js';
 
@@ -63,6 +64,8 @@ const KiB = 1024;
 const MiB = 1024 * KiB;
 const GiB = 1024 * MiB;
 const FETCH_BYTES = MiB;
+/** Record sizes of the peers group's reads (its appends run at bench/peers.ts's sizes). */
+const PEER_READ_SIZES = [1024, 100];
 /** What the isolation run needs beside its page-cache budget: 512 MiB the benchmark keeps for itself, 512 MiB the balloon leaves the system. */
 const ISOLATION_RESERVE = GiB;
 
@@ -85,6 +88,8 @@ interface Profile {
   lookupMs: number;
   /** Each durability cell (policy × producers) appends for this long. */
   cellMs: number;
+  /** The peers group's reads: bytes of records each peer holds per record size, and each random-read phase's length. */
+  peerReads: { dataBytes: number; randomMs: number };
   /** Bytes of the log served over loopback. */
   serveBytes: number;
   isolation: Parameters<typeof isolation>[1] & { pageCache: number; warmUpMs: number; baselineMs: number; drainMs: number };
@@ -99,6 +104,7 @@ const PROFILES: Record<Profile['name'], Profile> = {
     randomMs: 1000,
     lookupMs: 500,
     cellMs: 1000,
+    peerReads: { dataBytes: 32 * MiB, randomMs: 500 },
     serveBytes: 512 * MiB,
     // A longer warm-up than the phases: the first seconds after the balloon inflates are noisy. The two
     // modes compared; --full runs every mode bench/cache.ts runs by default.
@@ -112,6 +118,7 @@ const PROFILES: Record<Profile['name'], Profile> = {
     randomMs: 2000,
     lookupMs: 1000,
     cellMs: 3000,
+    peerReads: { dataBytes: 64 * MiB, randomMs: 1000 },
     serveBytes: GiB,
     isolation: { quick: false, pageCache: GiB, warmUpMs: 3000, baselineMs: 20_000, drainMs: 20_000, maxReplayMs: 120_000 },
   },
@@ -126,8 +133,9 @@ function estimates(p: Profile, w: Workload): Record<Group, number> {
     ceilings: p.runs * (perGiB(p.ceilings.bytes, 5) + (p.ceilings.latencyMs + p.ceilings.randomMs) / 1000 + 0.5) + 4,
     log: p.runs * (perGiB(w.logBytes, 30) + (p.randomMs + 3 * p.lookupMs) / 1000 + 2),
     durability: p.runs * POLICIES.length * PRODUCERS.length * (p.cellMs / 1000 + 0.1),
-    // Per trial: five subjects at each of three record sizes, two durable ones, each cellMs plus opening.
-    peers: p.runs * 17 * (p.cellMs / 1000 + 0.2),
+    // Appends, per trial: five subjects at each of three record sizes, two durable ones, each cellMs plus opening.
+    // Reads, per record size: writing every peer's copy, then per run six sequential scans and five random phases.
+    peers: p.runs * 17 * (p.cellMs / 1000 + 0.2) + PEER_READ_SIZES.length * (perGiB(p.peerReads.dataBytes, 200) + 2 + p.runs * (perGiB(p.peerReads.dataBytes, 40) + 5 * (p.peerReads.randomMs / 1000 + 0.1))),
     sendfile: perGiB(p.serveBytes, 10) + 1,
     // Backlog, balloon (it touches nearly all of RAM), then per mode: warm-up, baseline, replay, drain.
     isolation: perGiB(backlog, 1.5) + 45 + (i.modes?.length ?? 3) * ((i.warmUpMs + i.baselineMs + i.drainMs) / 1000 + perGiB(backlog, 4)),
@@ -437,9 +445,16 @@ async function durabilityGroup(ctx: Context): Promise<Row[]> {
   );
 }
 
-/** bench/peers.ts's append workloads, each peer set against the workload's first seglog row (own cache mode against page-cache mode). */
+/**
+ * bench/peers.ts's append workloads and bench/peers-reads.ts's read
+ * workloads, each peer set against the workload's first seglog row (other
+ * seglog rows, e.g. own cache mode, against that one too).
+ */
 async function peersGroup(ctx: Context): Promise<Row[]> {
-  const peers = await runPeers(ctx.dir, appendWorkloads(ctx.profile.cellMs), ctx.profile.runs);
+  const peers = [
+    ...(await runPeers(ctx.dir, appendWorkloads(ctx.profile.cellMs), ctx.profile.runs)),
+    ...(await readPeers(ctx.dir, ctx.profile.runs, { sizes: PEER_READ_SIZES, ...ctx.profile.peerReads })),
+  ];
   const rows: Row[] = [];
   const seglogOf = (r: PeerRow) => peers.find((s) => s.workload === r.workload && s.subject.startsWith('seglog'))!;
   for (const r of peers) {
