@@ -68,6 +68,8 @@ describe('log.sendTo', () => {
     expect(Buffer.compare(pair.received(), wire)).toBe(0);
     const batchBytes = expected.reduce((n, e) => n + e.bytes.length, 0);
     expect(stats().sendfileBytes - before.sendfileBytes).toBe(batchBytes);
+    // The log's pages are cached: every sendfile round ran on the JS thread, none took a threadpool round trip.
+    expect(stats().sendfileQueued).toBe(before.sendfileQueued);
     expect(stats().liveSendfiles).toBe(before.liveSendfiles);
     await log.close();
   });
