@@ -58,12 +58,14 @@ import {
 import { appendWorkloads, runPeers, type PeerRow } from './peers.js';
 import { readPeers } from './peers-reads.js';
 import { ceilingsTable, formatValue, GROUPS, ratioChart, rowsTable, type Group, type Row } from './report.js';
-import { buildLog, iperf3, logSegments, pipeFiles, Receiver, sendToFetches, serve } from './sendfile.js';
+import { buildLog, iperf3, logSegments, pipeFiles, rawSendfile, Receiver, sendToFetches, serve } from './sendfile.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const GiB = 1024 * MiB;
 const FETCH_BYTES = MiB;
+/** sendTo's second row: small fetches, where the per-fetch cost shows. */
+const SMALL_FETCH_BYTES = 64 * KiB;
 /** Record sizes of the peers group's reads (its appends run at bench/peers.ts's sizes). */
 const PEER_READ_SIZES = [1024, 100];
 /** What the isolation run needs beside its page-cache budget: 512 MiB the benchmark keeps for itself, 512 MiB the balloon leaves the system. */
@@ -136,7 +138,8 @@ function estimates(p: Profile, w: Workload): Record<Group, number> {
     // Appends, per trial: five subjects at each of three record sizes, two durable ones, each cellMs plus opening.
     // Reads, per record size: writing every peer's copy, then per run six sequential scans and five random phases.
     peers: p.runs * 17 * (p.cellMs / 1000 + 0.2) + PEER_READ_SIZES.length * (perGiB(p.peerReads.dataBytes, 200) + 2 + p.runs * (perGiB(p.peerReads.dataBytes, 40) + 5 * (p.peerReads.randomMs / 1000 + 0.1))),
-    sendfile: perGiB(p.serveBytes, 10) + 1,
+    // Four senders: raw sendfile, sendTo of 1 MiB and of 64 KiB, a stream pipe.
+    sendfile: perGiB(p.serveBytes, 25) + 1,
     // Backlog, balloon (it touches nearly all of RAM), then per mode: warm-up, baseline, replay, drain.
     isolation: perGiB(backlog, 1.5) + 45 + (i.modes?.length ?? 3) * ((i.warmUpMs + i.baselineMs + i.drainMs) / 1000 + perGiB(backlog, 4)),
   };
@@ -483,21 +486,26 @@ async function sendfileGroup(ctx: Context): Promise<Row[]> {
     settle(dir);
     const segments = await logSegments(dir, log);
     try {
+      // The raw sendfile(2) of the same files runs interleaved with the rest: each row's baseline, run by run.
       const senders = [
+        { name: 'raw sendfile(2) of the segment files', send: rawSendfile(segments) },
         { name: `log.sendTo(), ${formatBytes(FETCH_BYTES)} fetches`, send: sendToFetches(log, FETCH_BYTES) },
+        { name: `log.sendTo(), ${formatBytes(SMALL_FETCH_BYTES)} fetches`, send: sendToFetches(log, SMALL_FETCH_BYTES) },
         { name: 'fs.createReadStream().pipe(socket)', send: pipeFiles(segments.paths, undefined) },
       ];
       const served = await serve(ctx.receiver, segments, senders, ctx.profile.runs);
-      return senders.map((s, i) => {
-        const samples = served.samples[i]!;
+      const raw = served.samples[0]!;
+      return senders.slice(1).map((s, i) => {
+        const samples = served.samples[i + 1]!;
         return {
           group: 'sendfile',
           name: s.name,
           unit: 'MB/s',
           kind: 'rate',
           seglog: samples.map((x) => x.gbps * 1000),
-          ...againstCeiling(ctx, 'sendfile'),
-          detail: `sender CPU ${median(samples.map((x) => x.cpuSecondsPerGB)).toFixed(3)} s/GB; ${formatBytes(segments.total)} of segment files per run`,
+          baseline: raw.map((x) => x.gbps * 1000),
+          baselineLabel: `${senders[0]!.name}, interleaved with this row (ceilings table: ${formatValue('MB/s', median(ctx.ceilings.map((c) => c.sendfile)))} MB/s)`,
+          detail: `sender CPU ${median(samples.map((x) => x.cpuSecondsPerGB)).toFixed(3)} s/GB (raw ${median(raw.map((x) => x.cpuSecondsPerGB)).toFixed(3)}); ${formatBytes(segments.total)} of segment files per run`,
         };
       });
     } finally {
