@@ -129,7 +129,6 @@ describe('log.sendTo', () => {
       plans.push(plan);
     }
     const pairs = await socketPairs(count, { unix: true });
-    const fdsBefore = await openFdCount();
     const before = stats();
     const sending = pairs.map((p, i) => {
       const all = plans[i]!.map((f, n) => log.sendTo(p.sender, f.offset, { maxBytes, ...prefixed(n) }));
@@ -146,10 +145,13 @@ describe('log.sendTo', () => {
     expect(stats().sendfileBytes - before.sendfileBytes).toBe(plans.flat().reduce((n, f) => n + f.bytes.length, 0));
     expect(stats().liveSendfiles).toBe(before.liveSendfiles);
     // One dup per socket, reused by its four fetches, held while the socket is open...
-    expect(await openFdCount()).toBe(fdsBefore + count);
+    const senders = pairs.map((p) => readlinkSync(`/proc/self/fd/${(p.sender as unknown as { _handle: { fd: number } })._handle.fd}`));
+    let open = openTargets();
+    senders.forEach((t, i) => expect(open.get(t), `socket ${i}`).toBe(2));
     // ...and closed with it: destroying the senders leaves no descriptor of theirs behind.
     await Promise.all(pairs.map((p) => new Promise((resolve) => p.sender.destroy().once('close', resolve))));
-    expect(await openFdCount()).toBe(fdsBefore - count);
+    open = openTargets();
+    senders.forEach((t, i) => expect(open.get(t), `socket ${i}`).toBeUndefined());
     await log.close();
   });
 
@@ -275,8 +277,8 @@ describe('log.sendTo', () => {
   });
 });
 
-/** This process's fds onto files in `dir` that were unlinked. */
-function unlinkedButOpen(dir: string): string[] {
+/** What each of this process's fds points at (e.g. 'socket:[12345]', the same for every dup of one socket). */
+function fdTargets(): string[] {
   const targets: string[] = [];
   for (const fd of readdirSync('/proc/self/fd')) {
     try {
@@ -285,5 +287,17 @@ function unlinkedButOpen(dir: string): string[] {
       // Closed between listing and reading.
     }
   }
-  return targets.filter((t) => t.startsWith(`${dir}/`) && t.endsWith(' (deleted)'));
+  return targets;
+}
+
+/** How many of this process's fds point at each target. */
+function openTargets(): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const t of fdTargets()) counts.set(t, (counts.get(t) ?? 0) + 1);
+  return counts;
+}
+
+/** This process's fds onto files in `dir` that were unlinked. */
+function unlinkedButOpen(dir: string): string[] {
+  return fdTargets().filter((t) => t.startsWith(`${dir}/`) && t.endsWith(' (deleted)'));
 }
