@@ -12,19 +12,24 @@
 // threads) instead of wall time: on a machine shared with other work, wall
 // time measures the scheduler as much as the code. Every read here is of
 // warm pages, so no phase waits on the disk.
-// Prints one Markdown table on stdout; progress goes to stderr.
+// Prints one Markdown table on stdout; progress goes to stderr. The suite's
+// `peers` group runs the same workloads through readPeers().
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { open as openAsync } from 'node:fs/promises';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { open as openLmdb, type RootDatabase } from 'lmdb';
 import { Log, type RecordInput } from '../src/seglog.js';
+import type { PeerRow } from './peers.js';
 import { benchDir, formatNumber, formatPercent, formatSummary, markdownTable, opsPerSecond, progress, rng, settle, summarize, usageError, warmUp } from './common.js';
 
 const USAGE = 'usage: tsx bench/peers-reads.ts [--dir <path>] [--runs <n>] [--records <n>] [--sizes 1024,100] [--clock wall|cpu]';
 const PER_BATCH = 100;
 const SCAN_CHUNK = 1024 * 1024;
 const RANDOM_MS = 600;
+/** Bytes of records (values and their framing) each peer holds per record size, by default. */
+const DATA_BYTES = 64 * 1024 * 1024;
 /** Record i's timestamp is T0 + i, so a time lookup has one right answer. */
 const T0 = 1_700_000_000_000;
 
@@ -167,7 +172,7 @@ async function sequential(p: Peers, count: number, size: number): Promise<Sample
   return out;
 }
 
-async function random(p: Peers, count: number, size: number, seed: number): Promise<Sample> {
+async function random(p: Peers, count: number, size: number, seed: number, randomMs = RANDOM_MS): Promise<Sample> {
   const out: Sample = {};
   const buf = Buffer.allocUnsafe(size);
   const ops: Record<string, (i: number) => unknown> = {
@@ -189,7 +194,7 @@ async function random(p: Peers, count: number, size: number, seed: number): Prom
     const pick = () => Math.floor(next() * count);
     await warmUp(() => op(pick()), 100);
     const start = clockMs();
-    const { ops } = await opsPerSecond(() => op(pick()), RANDOM_MS);
+    const { ops } = await opsPerSecond(() => op(pick()), randomMs);
     out[name] = (ops * 1000) / (clockMs() - start);
   }
   return out;
@@ -218,7 +223,7 @@ async function main(): Promise<void> {
   const per = clock === 'cpu' ? ' per CPU second' : '';
   const out: string[] = [`## peers: reads (page cache warm, records written 100 per batch${clock === 'cpu' ? ', rates per CPU second of this process' : ''})`, ''];
   for (const size of sizes) {
-    const count = values.records === undefined ? Math.round((64 * 1024 * 1024) / (size + 64)) : Number(values.records);
+    const count = values.records === undefined ? Math.round(DATA_BYTES / (size + 64)) : Number(values.records);
     const dir = await benchDir(values.dir);
     try {
       progress(`peers-reads: writing ${count} records of ${size} B to each peer`);
@@ -256,4 +261,46 @@ async function main(): Promise<void> {
   console.log(out.join('\n'));
 }
 
-await main();
+/**
+ * The same workloads as rows for the suite's `peers` group: per record size,
+ * a sequential and a random workload whose subjects each get one figure per
+ * run (the peers' data built once per size, as main() does).
+ */
+export async function readPeers(parent: string | undefined, runs: number, options: { sizes: number[]; dataBytes?: number; randomMs?: number }): Promise<PeerRow[]> {
+  const rows: PeerRow[] = [];
+  for (const size of options.sizes) {
+    const count = Math.round((options.dataBytes ?? DATA_BYTES) / (size + 64));
+    const dir = await benchDir(parent);
+    try {
+      progress(`peers-reads: writing ${count} records of ${size} B to each peer`);
+      const peers = await build(dir.path, count, size);
+      try {
+        await sequential(peers, count, size); // untimed pass: the page cache holds every peer's data
+        const seq: Sample[] = [];
+        const rnd: Sample[] = [];
+        for (let run = 0; run < runs; run++) {
+          progress(`peers-reads: ${size} B run ${run + 1}/${runs}`);
+          seq.push(await sequential(peers, count, size));
+          rnd.push(await random(peers, count, size, 1000 + run, options.randomMs));
+        }
+        const add = (workload: string, unit: string, samples: Sample[]) => {
+          for (const subject of Object.keys(samples[0]!)) {
+            const values = samples.map((x) => x[subject]!);
+            rows.push({ workload, subject, unit, ...summarize(values), samples: values });
+          }
+        };
+        add(`sequential read ${size} B records, each verified`, 'records/s', seq);
+        add(`random read ${size} B record by offset, verified`, 'reads/s', rnd);
+      } finally {
+        await Promise.all([peers.log.close(), peers.own.close()]);
+        peers.lmdb.close();
+        closeSync(peers.flatFd);
+      }
+    } finally {
+      await dir.remove();
+    }
+  }
+  return rows;
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) await main();

@@ -56,13 +56,18 @@ import {
   type Workload,
 } from './log.js';
 import { appendWorkloads, runPeers, type PeerRow } from './peers.js';
+import { readPeers } from './peers-reads.js';
 import { ceilingsTable, formatValue, GROUPS, ratioChart, rowsTable, type Group, type Row } from './report.js';
-import { buildLog, iperf3, logSegments, pipeFiles, Receiver, sendToFetches, serve } from './sendfile.js';
+import { buildLog, iperf3, logSegments, pipeFiles, rawSendfile, Receiver, sendToFetches, serve } from './sendfile.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const GiB = 1024 * MiB;
 const FETCH_BYTES = MiB;
+/** sendTo's second row: small fetches, where the per-fetch cost shows. */
+const SMALL_FETCH_BYTES = 64 * KiB;
+/** Record sizes of the peers group's reads (its appends run at bench/peers.ts's sizes). */
+const PEER_READ_SIZES = [1024, 100];
 /** What the isolation run needs beside its page-cache budget: 512 MiB the benchmark keeps for itself, 512 MiB the balloon leaves the system. */
 const ISOLATION_RESERVE = GiB;
 
@@ -85,6 +90,8 @@ interface Profile {
   lookupMs: number;
   /** Each durability cell (policy × producers) appends for this long. */
   cellMs: number;
+  /** The peers group's reads: bytes of records each peer holds per record size, and each random-read phase's length. */
+  peerReads: { dataBytes: number; randomMs: number };
   /** Bytes of the log served over loopback. */
   serveBytes: number;
   isolation: Parameters<typeof isolation>[1] & { pageCache: number; warmUpMs: number; baselineMs: number; drainMs: number };
@@ -99,6 +106,7 @@ const PROFILES: Record<Profile['name'], Profile> = {
     randomMs: 1000,
     lookupMs: 500,
     cellMs: 1000,
+    peerReads: { dataBytes: 32 * MiB, randomMs: 500 },
     serveBytes: 512 * MiB,
     // A longer warm-up than the phases: the first seconds after the balloon inflates are noisy. The two
     // modes compared; --full runs every mode bench/cache.ts runs by default.
@@ -112,6 +120,7 @@ const PROFILES: Record<Profile['name'], Profile> = {
     randomMs: 2000,
     lookupMs: 1000,
     cellMs: 3000,
+    peerReads: { dataBytes: 64 * MiB, randomMs: 1000 },
     serveBytes: GiB,
     isolation: { quick: false, pageCache: GiB, warmUpMs: 3000, baselineMs: 20_000, drainMs: 20_000, maxReplayMs: 120_000 },
   },
@@ -126,9 +135,11 @@ function estimates(p: Profile, w: Workload): Record<Group, number> {
     ceilings: p.runs * (perGiB(p.ceilings.bytes, 5) + (p.ceilings.latencyMs + p.ceilings.randomMs) / 1000 + 0.5) + 4,
     log: p.runs * (perGiB(w.logBytes, 30) + (p.randomMs + 3 * p.lookupMs) / 1000 + 2),
     durability: p.runs * POLICIES.length * PRODUCERS.length * (p.cellMs / 1000 + 0.1),
-    // Per trial: five subjects at each of three record sizes, two durable ones, each cellMs plus opening.
-    peers: p.runs * 17 * (p.cellMs / 1000 + 0.2),
-    sendfile: perGiB(p.serveBytes, 10) + 1,
+    // Appends, per trial: five subjects at each of three record sizes, two durable ones, each cellMs plus opening.
+    // Reads, per record size: writing every peer's copy, then per run six sequential scans and five random phases.
+    peers: p.runs * 17 * (p.cellMs / 1000 + 0.2) + PEER_READ_SIZES.length * (perGiB(p.peerReads.dataBytes, 200) + 2 + p.runs * (perGiB(p.peerReads.dataBytes, 40) + 5 * (p.peerReads.randomMs / 1000 + 0.1))),
+    // Four senders: raw sendfile, sendTo of 1 MiB and of 64 KiB, a stream pipe.
+    sendfile: perGiB(p.serveBytes, 25) + 1,
     // Backlog, balloon (it touches nearly all of RAM), then per mode: warm-up, baseline, replay, drain.
     isolation: perGiB(backlog, 1.5) + 45 + (i.modes?.length ?? 3) * ((i.warmUpMs + i.baselineMs + i.drainMs) / 1000 + perGiB(backlog, 4)),
   };
@@ -437,9 +448,16 @@ async function durabilityGroup(ctx: Context): Promise<Row[]> {
   );
 }
 
-/** bench/peers.ts's append workloads, each peer set against the workload's first seglog row (own cache mode against page-cache mode). */
+/**
+ * bench/peers.ts's append workloads and bench/peers-reads.ts's read
+ * workloads, each peer set against the workload's first seglog row (other
+ * seglog rows, e.g. own cache mode, against that one too).
+ */
 async function peersGroup(ctx: Context): Promise<Row[]> {
-  const peers = await runPeers(ctx.dir, appendWorkloads(ctx.profile.cellMs), ctx.profile.runs);
+  const peers = [
+    ...(await runPeers(ctx.dir, appendWorkloads(ctx.profile.cellMs), ctx.profile.runs)),
+    ...(await readPeers(ctx.dir, ctx.profile.runs, { sizes: PEER_READ_SIZES, ...ctx.profile.peerReads })),
+  ];
   const rows: Row[] = [];
   const seglogOf = (r: PeerRow) => peers.find((s) => s.workload === r.workload && s.subject.startsWith('seglog'))!;
   for (const r of peers) {
@@ -468,21 +486,26 @@ async function sendfileGroup(ctx: Context): Promise<Row[]> {
     settle(dir);
     const segments = await logSegments(dir, log);
     try {
+      // The raw sendfile(2) of the same files runs interleaved with the rest: each row's baseline, run by run.
       const senders = [
+        { name: 'raw sendfile(2) of the segment files', send: rawSendfile(segments) },
         { name: `log.sendTo(), ${formatBytes(FETCH_BYTES)} fetches`, send: sendToFetches(log, FETCH_BYTES) },
+        { name: `log.sendTo(), ${formatBytes(SMALL_FETCH_BYTES)} fetches`, send: sendToFetches(log, SMALL_FETCH_BYTES) },
         { name: 'fs.createReadStream().pipe(socket)', send: pipeFiles(segments.paths, undefined) },
       ];
       const served = await serve(ctx.receiver, segments, senders, ctx.profile.runs);
-      return senders.map((s, i) => {
-        const samples = served.samples[i]!;
+      const raw = served.samples[0]!;
+      return senders.slice(1).map((s, i) => {
+        const samples = served.samples[i + 1]!;
         return {
           group: 'sendfile',
           name: s.name,
           unit: 'MB/s',
           kind: 'rate',
           seglog: samples.map((x) => x.gbps * 1000),
-          ...againstCeiling(ctx, 'sendfile'),
-          detail: `sender CPU ${median(samples.map((x) => x.cpuSecondsPerGB)).toFixed(3)} s/GB; ${formatBytes(segments.total)} of segment files per run`,
+          baseline: raw.map((x) => x.gbps * 1000),
+          baselineLabel: `${senders[0]!.name}, interleaved with this row (ceilings table: ${formatValue('MB/s', median(ctx.ceilings.map((c) => c.sendfile)))} MB/s)`,
+          detail: `sender CPU ${median(samples.map((x) => x.cpuSecondsPerGB)).toFixed(3)} s/GB (raw ${median(raw.map((x) => x.cpuSecondsPerGB)).toFixed(3)}); ${formatBytes(segments.total)} of segment files per run`,
         };
       });
     } finally {

@@ -143,6 +143,7 @@ static Napi::Value Stats(const Napi::CallbackInfo& info) {
   put("sendfileCalls", c.sendfileCalls);
   put("sendfileBytes", c.sendfileBytes);
   put("sendfileWaits", c.sendfileWaits);
+  put("sendfileQueued", c.sendfileQueued);
   put("liveMappings", c.liveMappings);
   put("liveAlignedBuffers", c.liveAlignedBuffers);
   put("liveSendfiles", c.liveSendfiles);

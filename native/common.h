@@ -27,6 +27,7 @@ struct Counters {
   std::atomic<int64_t> sendfileCalls{0};
   std::atomic<int64_t> sendfileBytes{0};
   std::atomic<int64_t> sendfileWaits{0};
+  std::atomic<int64_t> sendfileQueued{0};  // sendfile rounds run on the threadpool
   std::atomic<int64_t> liveMappings{0};
   std::atomic<int64_t> liveAlignedBuffers{0};
   std::atomic<int64_t> liveSendfiles{0};
@@ -48,6 +49,7 @@ struct Fault {
 
 struct Region;
 struct Transfer;
+struct Sink;
 
 // Everything mutable the addon keeps, one per Node environment (the main
 // thread and each worker_thread load the addon separately). The maps are
@@ -60,6 +62,8 @@ struct Instance {
   std::unordered_map<void*, Region*> regions;  // live mappings and aligned buffers by base address
   std::unordered_map<int64_t, Transfer*> transfers;  // live sendfile transfers by id
   int64_t nextTransferId = 1;
+  std::unordered_map<int64_t, Sink*> sinks;  // open sendfile sinks (a socket's dup and poll handle) by id
+  int64_t nextSinkId = 1;
   // Set once the environment tears down: transfers then stop without polling.
   napi_async_cleanup_hook_handle teardown = nullptr;
   bool stopping = false;

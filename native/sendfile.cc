@@ -1,14 +1,21 @@
 // sendfile(2) from a file to a connected non-blocking socket.
 //
-// The transfer alternates between two places: a threadpool job calls
-// sendfile until the range is sent, the socket would block, or an error; on
-// "would block" the event loop polls a dup() of the socket for writability
-// (polling the original fd fails: libuv already watches it) and queues the
-// next job. No thread ever waits on a slow receiver. The promise is settled
-// from the job's completion callback, where promise reactions run normally.
+// A sink is one dup() of a socket with a libuv poll handle on it, made once
+// per socket and reused by each transfer to it (polling the original fd
+// fails with EEXIST: libuv already watches it). A transfer runs in rounds:
+// each calls sendfile until the range is sent, the socket would block, or an
+// error; on "would block" the event loop polls the sink for writability and
+// starts the next round. A round whose file pages are all in the page cache
+// (cachestat(2)) runs on the JS thread: sendfile then copies nothing from the
+// disk and stops at the socket's first EAGAIN, so it cannot block. Any other
+// round runs on the threadpool, so a cold read never stalls the event loop.
+// (A page evicted between the check and the call is read inline: a window of
+// microseconds, against a threadpool round trip per fetch otherwise.)
+// No thread ever waits on a slow receiver.
 #include <fcntl.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -17,17 +24,19 @@
 
 #include "common.h"
 
+#ifndef __NR_cachestat
+#define __NR_cachestat 451  // the same number on every architecture (Linux 6.5)
+#endif
+
 namespace seglog {
 
-// Lives from sendfile() until its poll handle is closed, which can be after
-// the environment's instance-data slot is gone: hence its own share.
+struct Sink;
+
+// One sendfile of a range, from the call until its promise settles.
 struct Transfer {
-  std::shared_ptr<Instance> instance;
-  napi_env env;
+  Sink* sink;
   napi_deferred deferred;
-  napi_async_work work = nullptr;
-  uv_poll_t poll;
-  int socketFd;  // our dup, closed as the transfer settles
+  napi_async_work work = nullptr;  // set while a round runs on the threadpool
   int fileFd;
   int64_t position;
   int64_t remaining;
@@ -39,20 +48,53 @@ struct Transfer {
   int pollError = 0;
   bool done = false;  // the range was sent, or the file ended first
   bool wouldBlock = false;
-  bool polling = false;
   std::atomic<bool> cancelled{false};
   int64_t id;
 };
 
+// Lives from sendfileSink() until its poll handle is closed, which can be
+// after the environment's instance-data slot is gone: hence its own share.
+struct Sink {
+  std::shared_ptr<Instance> instance;
+  napi_env env;
+  napi_async_context context = nullptr;  // poll callbacks settle promises inside it
+  uv_poll_t poll;
+  int fd;  // our dup, closed with the sink
+  int64_t id;
+  Transfer* active = nullptr;  // at most one transfer at a time
+  bool polling = false;
+  bool closing = false;  // closed by its owner: goes once no transfer runs
+};
+
 namespace {
 
-void Execute(napi_env, void* data) {
-  auto* t = static_cast<Transfer*>(data);
+// Bytes one JS-thread round sends at most before it lets the event loop run
+// (the socket is then still writable, so the next round starts at once).
+constexpr int64_t kInlineRoundBytes = 4 << 20;
+
+// Whether every page of [position, position + length) of `fd` is in the page
+// cache. False when unknown (no cachestat(2)): the round then goes to a thread.
+bool Resident(int fd, int64_t position, int64_t length) {
+  struct {
+    uint64_t off, len;
+  } range{static_cast<uint64_t>(position), static_cast<uint64_t>(length)};
+  struct {
+    uint64_t cache, dirty, writeback, evicted, recentlyEvicted;
+  } stat{};
+  if (length <= 0 || syscall(__NR_cachestat, fd, &range, &stat, 0) != 0) return false;
+  const int64_t page = getpagesize();
+  const int64_t pages = (position + length - 1) / page - position / page + 1;
+  return static_cast<int64_t>(stat.cache) >= pages;
+}
+
+// Calls sendfile until `limit` bytes went, the range is sent, the socket would block or an error.
+void Send(Transfer* t, int64_t limit) {
+  Instance* in = t->sink->instance.get();
   t->wouldBlock = false;
-  while (t->error == 0 && t->remaining > 0 && !t->cancelled.load()) {
+  while (t->error == 0 && t->remaining > 0 && limit > 0 && !t->cancelled.load()) {
     off_t offset = t->position;
-    t->instance->counters.sendfileCalls++;
-    ssize_t n = sendfile(t->socketFd, t->fileFd, &offset, static_cast<size_t>(std::min(t->remaining, t->chunk)));
+    in->counters.sendfileCalls++;
+    ssize_t n = sendfile(t->sink->fd, t->fileFd, &offset, static_cast<size_t>(std::min({t->remaining, t->chunk, limit})));
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN) {
@@ -66,35 +108,66 @@ void Execute(napi_env, void* data) {
       t->done = true;  // the file ended before the range did: a short transfer
       return;
     }
-    t->instance->counters.sendfileBytes += n;
+    in->counters.sendfileBytes += n;
     t->position += n;
     t->remaining -= n;
     t->sent += n;
+    limit -= n;
   }
   if (t->remaining == 0) t->done = true;
 }
 
-void Queue(Transfer* t);
-void Finish(napi_env env, Transfer* t);
+void Execute(napi_env, void* data) { Send(static_cast<Transfer*>(data), INT64_MAX); }
+
+void Round(Transfer* t);
+void AfterRound(Transfer* t);
 
 void OnWritable(uv_poll_t* handle, int status, int) {
-  auto* t = static_cast<Transfer*>(handle->data);
+  auto* s = static_cast<Sink*>(handle->data);
   uv_poll_stop(handle);
-  t->polling = false;
+  s->polling = false;
+  Transfer* t = s->active;
+  if (t == nullptr) return;
   if (status < 0) t->pollError = -status;
-  Queue(t);
+  // No JS is on the stack here: a callback scope makes the promise reactions
+  // that settling may queue run when it closes, as after any I/O callback.
+  napi_handle_scope handles;
+  if (napi_open_handle_scope(s->env, &handles) != napi_ok) handles = nullptr;
+  napi_value resource;
+  napi_callback_scope scope = nullptr;
+  if (napi_create_object(s->env, &resource) == napi_ok) napi_open_callback_scope(s->env, resource, s->context, &scope);
+  Round(t);
+  if (scope != nullptr) napi_close_callback_scope(s->env, scope);
+  if (handles != nullptr) napi_close_handle_scope(s->env, handles);
 }
 
 // The environment's teardown waits until the last closed poll handle is gone.
-void OnPollClosed(uv_handle_t* handle) {
-  auto* t = static_cast<Transfer*>(handle->data);
-  std::shared_ptr<Instance> in = std::move(t->instance);
-  delete t;
+void OnSinkClosed(uv_handle_t* handle) {
+  auto* s = static_cast<Sink*>(handle->data);
+  std::shared_ptr<Instance> in = std::move(s->instance);
+  delete s;
   in->closingPolls--;
-  if (in->teardown != nullptr && in->closingPolls == 0 && in->transfers.empty()) {
+  if (in->teardown != nullptr && in->closingPolls == 0 && in->sinks.empty() && in->transfers.empty()) {
     napi_remove_async_cleanup_hook(in->teardown);  // nothing to undo if it fails: the environment is going away
     in->teardown = nullptr;
   }
+}
+
+// Closes a sink no transfer uses. uv_close takes the fd out of epoll at once,
+// so the dup can be closed now: no extra reference to the socket remains (the
+// peer sees the close when the caller closes its fd). EINTR is not retried:
+// Linux releases the fd regardless.
+void CloseSink(Sink* s) {
+  Instance* in = s->instance.get();
+  if (s->polling) uv_poll_stop(&s->poll);
+  s->polling = false;
+  in->sinks.erase(s->id);
+  if (s->context != nullptr) napi_async_destroy(s->env, s->context);  // nothing to undo if it fails
+  s->context = nullptr;
+  in->closingPolls++;
+  uv_close(reinterpret_cast<uv_handle_t*>(&s->poll), OnSinkClosed);
+  close(s->fd);
+  s->fd = -1;
 }
 
 // Resolves `deferred` with [code, sent]; false if N-API refused (only while
@@ -107,57 +180,25 @@ bool Settle(napi_env env, napi_deferred deferred, int code, int64_t sent) {
          napi_resolve_deferred(env, deferred, result) == napi_ok;
 }
 
-// Releases the transfer without settling its promise.
-void Release(Transfer* t) {
-  Instance* in = t->instance.get();
-  in->transfers.erase(t->id);
-  // uv_close takes the fd out of epoll at once, so the dup can be closed now:
-  // once the promise settles no extra reference to the socket remains (the
-  // peer sees the close when the caller closes its fd). EINTR is not retried:
-  // Linux releases the fd regardless.
-  in->closingPolls++;
-  uv_close(reinterpret_cast<uv_handle_t*>(&t->poll), OnPollClosed);
-  close(t->socketFd);
-  t->socketFd = -1;
-  in->counters.liveSendfiles--;
-}
-
-// Settles the promise with [0 | -errno, bytesSent] and releases the transfer.
-void Finish(napi_env env, Transfer* t) {
-  if (!t->instance->stopping) {
+// Settles the promise with [0 | -errno, bytesSent], frees the transfer and
+// closes its sink if its owner closed it meanwhile.
+void Finish(Transfer* t) {
+  Sink* s = t->sink;
+  Instance* in = s->instance.get();
+  if (!in->stopping) {
     napi_handle_scope scope;
-    if (napi_open_handle_scope(env, &scope) == napi_ok) {
+    if (napi_open_handle_scope(s->env, &scope) == napi_ok) {
       // A cancel that comes after the last byte went out changes nothing.
       int settled = t->error != 0 ? -t->error : (t->cancelled.load() && !t->done ? -ECANCELED : 0);
-      Settle(env, t->deferred, settled, t->sent);
-      napi_close_handle_scope(env, scope);
+      Settle(s->env, t->deferred, settled, t->sent);
+      napi_close_handle_scope(s->env, scope);
     }
   }
-  Release(t);
-}
-
-// The environment is going away (a worker terminated, or the process exits):
-// stops every transfer so no poll handle outlives its event loop. A transfer
-// whose job is on the threadpool stops when the job completes.
-void Teardown(napi_async_cleanup_hook_handle handle, void* data) {
-  std::unique_ptr<std::shared_ptr<Instance>> share(static_cast<std::shared_ptr<Instance>*>(data));
-  Instance* in = share->get();
-  in->stopping = true;
-  in->teardown = handle;
-  std::vector<Transfer*> idle;
-  for (auto& [id, t] : in->transfers) {
-    t->cancelled = true;
-    if (t->work == nullptr) idle.push_back(t);
-  }
-  for (Transfer* t : idle) {
-    if (t->polling) uv_poll_stop(&t->poll);
-    t->polling = false;
-    Release(t);
-  }
-  if (in->closingPolls == 0 && in->transfers.empty()) {
-    napi_remove_async_cleanup_hook(handle);  // nothing to undo if it fails: the environment is going away
-    in->teardown = nullptr;
-  }
+  in->transfers.erase(t->id);
+  in->counters.liveSendfiles--;
+  s->active = nullptr;
+  delete t;
+  if (s->closing) CloseSink(s);
 }
 
 void Complete(napi_env env, napi_status status, void* data) {
@@ -165,109 +206,189 @@ void Complete(napi_env env, napi_status status, void* data) {
   napi_delete_async_work(env, t->work);
   t->work = nullptr;
   if (status == napi_cancelled) t->cancelled = true;
+  AfterRound(t);
+}
+
+// Runs a round on the threadpool. (A work item may be queued only once, so
+// every round gets a new one.)
+void Queue(Transfer* t) {
+  napi_env env = t->sink->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) scope = nullptr;
+  napi_value name;
+  if (napi_create_string_utf8(env, "seglog:sendfile", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_async_work(env, nullptr, name, Execute, Complete, t, &t->work) != napi_ok || napi_queue_async_work(env, t->work) != napi_ok) {
+    if (t->work != nullptr) napi_delete_async_work(env, t->work);
+    t->work = nullptr;
+    t->error = ENOMEM;  // only out of memory gets here
+    Finish(t);
+  } else {
+    t->sink->instance->counters.sendfileQueued++;
+  }
+  if (scope != nullptr) napi_close_handle_scope(env, scope);
+}
+
+// Starts the next round: on this thread when its pages are cached, else on the threadpool.
+void Round(Transfer* t) {
+  if (t->cancelled.load() || t->sink->instance->stopping) return Finish(t);
+  if (!Resident(t->fileFd, t->position, t->remaining)) return Queue(t);
+  Send(t, kInlineRoundBytes);
+  AfterRound(t);
+}
+
+// After a round: done, failed, or waits for the socket to take more.
+void AfterRound(Transfer* t) {
   // The socket still "would block" after the poll failed: report the poll's error
   // rather than waiting on it again.
   if (t->error == 0 && t->wouldBlock && t->pollError != 0) t->error = t->pollError;
   t->pollError = 0;
-  if (t->error == 0 && !t->cancelled.load() && !t->instance->stopping && t->wouldBlock && t->remaining > 0) {
-    t->instance->counters.sendfileWaits++;
-    int rc = uv_poll_start(&t->poll, UV_WRITABLE, OnWritable);
+  Sink* s = t->sink;
+  if (t->error == 0 && !t->cancelled.load() && !s->instance->stopping && !t->done && t->remaining > 0) {
+    if (t->wouldBlock) s->instance->counters.sendfileWaits++;
+    int rc = uv_poll_start(&s->poll, UV_WRITABLE, OnWritable);
     if (rc == 0) {
-      t->polling = true;
+      s->polling = true;
       return;
     }
     t->error = -rc;
   }
-  Finish(env, t);
+  Finish(t);
 }
 
-// Runs the next sendfile round on the threadpool. Also called from the poll
-// callback, where no JS is on the stack: hence the handle scope of its own.
-// (A work item may be queued only once, so every round gets a new one.)
-void Queue(Transfer* t) {
-  napi_handle_scope scope;
-  if (napi_open_handle_scope(t->env, &scope) != napi_ok) scope = nullptr;
-  napi_value name;
-  if (napi_create_string_utf8(t->env, "seglog:sendfile", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-      napi_create_async_work(t->env, nullptr, name, Execute, Complete, t, &t->work) != napi_ok ||
-      napi_queue_async_work(t->env, t->work) != napi_ok) {
-    if (t->work != nullptr) napi_delete_async_work(t->env, t->work);
-    t->work = nullptr;
-    t->error = ENOMEM;
-    // Only out of memory gets here. From the poll callback the promise's
-    // reactions then run at the next microtask checkpoint, not at once.
-    Finish(t->env, t);
+// The environment is going away (a worker terminated, or the process exits):
+// stops every transfer and closes every sink, so no poll handle outlives its
+// event loop. A transfer whose round is on the threadpool stops when the
+// round completes.
+void Teardown(napi_async_cleanup_hook_handle handle, void* data) {
+  std::unique_ptr<std::shared_ptr<Instance>> share(static_cast<std::shared_ptr<Instance>*>(data));
+  Instance* in = share->get();
+  in->stopping = true;
+  in->teardown = handle;
+  std::vector<Sink*> sinks;
+  for (auto& [id, s] : in->sinks) sinks.push_back(s);
+  for (Sink* s : sinks) {
+    s->closing = true;
+    if (s->active == nullptr) {
+      CloseSink(s);
+      continue;
+    }
+    s->active->cancelled = true;
+    if (s->active->work == nullptr) Finish(s->active);
   }
-  if (scope != nullptr) napi_close_handle_scope(t->env, scope);
+  if (in->closingPolls == 0 && in->sinks.empty() && in->transfers.empty()) {
+    napi_remove_async_cleanup_hook(handle);  // nothing to undo if it fails: the environment is going away
+    in->teardown = nullptr;
+  }
 }
 
-// sendfile(socketFd, fileFd, position, length, chunk) -> Promise<[0 | -errno, bytesSent]>
-// with an `id` property for sendfileCancel.
+// sendfileSink(socketFd) -> id > 0 of a new sink for the socket, or -errno.
+Napi::Value SendfileSink(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int64_t socketFd;
+  if (!ArgInt(info, 0, &socketFd)) return env.Undefined();
+  auto fail = [&](int err) { return Napi::Number::New(env, -err); };
+  // Only sockets: uv_poll_init would refuse regular files with a puzzling
+  // EPERM, and would switch a shared pipe or tty to O_NONBLOCK.
+  struct stat st;
+  if (socketFd < 0 || socketFd > INT32_MAX) return fail(EBADF);
+  if (fstat(static_cast<int>(socketFd), &st) < 0) return fail(errno);
+  if (!S_ISSOCK(st.st_mode)) return fail(ENOTSOCK);
+  uv_loop_t* loop;
+  napi_value name;
+  napi_async_context context;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || napi_create_string_utf8(env, "seglog:sendfile", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_async_init(env, nullptr, name, &context) != napi_ok) {
+    return fail(ENOMEM);
+  }
+  auto* s = new (std::nothrow) Sink();
+  int err = s == nullptr ? ENOMEM : 0;
+  if (err == 0) {
+    s->fd = fcntl(static_cast<int>(socketFd), F_DUPFD_CLOEXEC, 0);
+    if (s->fd < 0) err = errno;
+  }
+  if (err == 0) {
+    int rc = uv_poll_init(loop, &s->poll, s->fd);
+    if (rc < 0) {
+      err = -rc;
+      close(s->fd);
+    }
+  }
+  if (err != 0) {
+    delete s;
+    napi_async_destroy(env, context);  // nothing to undo if it fails
+    return fail(err);
+  }
+  const std::shared_ptr<Instance>& in = Of(env);
+  s->instance = in;
+  s->env = env;
+  s->context = context;
+  s->poll.data = s;
+  s->id = in->nextSinkId++;
+  in->sinks[s->id] = s;
+  return Napi::Number::New(env, static_cast<double>(s->id));
+}
+
+// sendfileSinkClose(id): closes the sink now, or once its transfer settles
+// (which the caller cancels if it must stop early). False for an unknown id.
+Napi::Value SendfileSinkClose(const Napi::CallbackInfo& info) {
+  int64_t id;
+  if (!ArgInt(info, 0, &id)) return info.Env().Undefined();
+  auto& sinks = Of(info.Env())->sinks;
+  auto it = sinks.find(id);
+  if (it == sinks.end() || it->second->closing) return Napi::Boolean::New(info.Env(), false);
+  Sink* s = it->second;
+  s->closing = true;
+  if (s->active == nullptr) CloseSink(s);
+  return Napi::Boolean::New(info.Env(), true);
+}
+
+// sendfile(sinkId, fileFd, position, length, chunk) -> Promise<[0 | -errno, bytesSent]>
+// with an `id` property for sendfileCancel. EBADF for an unknown or closed
+// sink, EBUSY while another transfer to it runs.
 Napi::Value Sendfile(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int64_t socketFd, fileFd, position, length, chunk;
-  if (!ArgInt(info, 0, &socketFd) || !ArgInt(info, 1, &fileFd) || !ArgInt(info, 2, &position) ||
-      !ArgInt(info, 3, &length) || !ArgInt(info, 4, &chunk)) {
+  int64_t sinkId, fileFd, position, length, chunk;
+  if (!ArgInt(info, 0, &sinkId) || !ArgInt(info, 1, &fileFd) || !ArgInt(info, 2, &position) || !ArgInt(info, 3, &length) ||
+      !ArgInt(info, 4, &chunk)) {
     return env.Undefined();
   }
-  if (position < 0 || length < 0 || chunk <= 0) {
+  if (position < 0 || length < 0 || chunk <= 0 || fileFd < 0 || fileFd > INT32_MAX) {
     TypeFail(env, "invalid sendfile range");
     return env.Undefined();
   }
   napi_value promise;
   napi_deferred deferred;
   if (napi_create_promise(env, &deferred, &promise) != napi_ok) return env.Undefined();
-  auto reject = [&](int err) {
-    if (!Settle(env, deferred, -err, 0)) {
+  Napi::Object p(env, promise);
+  const std::shared_ptr<Instance>& in = Of(env);
+  auto it = in->sinks.find(sinkId);
+  int refused = it == in->sinks.end() || it->second->closing ? EBADF : it->second->active != nullptr ? EBUSY : 0;
+  auto* t = refused == 0 ? new (std::nothrow) Transfer() : nullptr;
+  if (t == nullptr) {
+    if (!Settle(env, deferred, -(refused != 0 ? refused : ENOMEM), 0)) {
       Napi::Error::New(env, "cannot settle the sendfile promise").ThrowAsJavaScriptException();
-      return Napi::Object();
+      return env.Undefined();
     }
-    Napi::Object p(env, promise);
     p.Set("id", Napi::Number::New(env, 0));  // matches no transfer: cancelling it is a no-op
     return p;
-  };
-  // Only sockets: uv_poll_init would refuse regular files with a puzzling
-  // EPERM, and would switch a shared pipe or tty to O_NONBLOCK.
-  struct stat st;
-  if (socketFd < 0 || socketFd > INT32_MAX) return reject(EBADF);
-  if (fstat(static_cast<int>(socketFd), &st) < 0) return reject(errno);
-  if (!S_ISSOCK(st.st_mode)) return reject(ENOTSOCK);
-  int dupFd = fcntl(static_cast<int>(socketFd), F_DUPFD_CLOEXEC, 0);
-  if (dupFd < 0) return reject(errno);
-  auto* t = new (std::nothrow) Transfer();
-  if (t == nullptr) {
-    close(dupFd);
-    return reject(ENOMEM);
   }
-  const std::shared_ptr<Instance>& in = Of(env);
-  t->instance = in;
-  t->env = env;
+  t->sink = it->second;
   t->deferred = deferred;
-  t->socketFd = dupFd;
   t->fileFd = static_cast<int>(fileFd);
   t->position = position;
   t->remaining = length;
   t->chunk = chunk;
-  uv_loop_t* loop;
-  int rc = napi_get_uv_event_loop(env, &loop) == napi_ok ? uv_poll_init(loop, &t->poll, dupFd) : -EINVAL;
-  if (rc < 0) {
-    close(dupFd);
-    delete t;
-    return reject(-rc);
-  }
-  t->poll.data = t;
-  int64_t id = in->nextTransferId++;
-  t->id = id;
-  in->transfers[id] = t;
+  t->id = in->nextTransferId++;
+  t->sink->active = t;
+  in->transfers[t->id] = t;
   in->counters.liveSendfiles++;
-  Queue(t);
-  Napi::Object p(env, promise);
-  p.Set("id", Napi::Number::New(env, static_cast<double>(id)));
+  p.Set("id", Napi::Number::New(env, static_cast<double>(t->id)));
+  Round(t);
   return p;
 }
 
 // sendfileCancel(id): stops a transfer; it resolves with -ECANCELED and the
-// bytes sent so far. A transfer inside sendfile stops after that call returns.
+// bytes sent so far. A round inside sendfile on the threadpool stops after that call returns.
 Napi::Value SendfileCancel(const Napi::CallbackInfo& info) {
   int64_t id;
   if (!ArgInt(info, 0, &id)) return info.Env().Undefined();
@@ -276,10 +397,10 @@ Napi::Value SendfileCancel(const Napi::CallbackInfo& info) {
   if (it == transfers.end()) return Napi::Boolean::New(info.Env(), false);
   Transfer* t = it->second;
   t->cancelled = true;
-  if (t->polling) {
-    uv_poll_stop(&t->poll);
-    t->polling = false;
-    Queue(t);
+  if (t->sink->polling) {
+    uv_poll_stop(&t->sink->poll);
+    t->sink->polling = false;
+    Finish(t);
   }
   return Napi::Boolean::New(info.Env(), true);
 }
@@ -293,6 +414,8 @@ bool InitSendfile(Napi::Env env, Napi::Object exports) {
     delete share;
     return false;
   }
+  exports.Set("sendfileSink", Napi::Function::New(env, SendfileSink, "sendfileSink"));
+  exports.Set("sendfileSinkClose", Napi::Function::New(env, SendfileSinkClose, "sendfileSinkClose"));
   exports.Set("sendfile", Napi::Function::New(env, Sendfile, "sendfile"));
   exports.Set("sendfileCancel", Napi::Function::New(env, SendfileCancel, "sendfileCancel"));
   return true;

@@ -13,6 +13,7 @@ export {
   fsyncDir,
   freeBytes,
   sendfile,
+  SendfileSocket,
   stats,
   PAGE_SIZE,
 } from './native.js';

@@ -9,5 +9,5 @@ export { PAGE_SIZE, rawAddon, readCalls, stats } from './addon/load.js';
 export type { NativeStats } from './addon/load.js';
 export { allocAligned, freeAligned, MappedRegion } from './addon/memory.js';
 export type { MemoryAdvice } from './addon/memory.js';
-export { sendfile } from './addon/sendfile.js';
+export { sendfile, SendfileSocket } from './addon/sendfile.js';
 export type { SendfileOptions } from './addon/sendfile.js';

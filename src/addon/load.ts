@@ -35,7 +35,9 @@ export interface Addon {
   allocAligned(length: number, alignment: number): ArrayBuffer | number;
   freeAligned(region: ArrayBuffer): number;
   addressOf(bytes: Uint8Array): number;
-  sendfile(socketFd: number, fileFd: number, position: number, length: number, chunk: number): Promise<[number, number]> & { id: number };
+  sendfileSink(socketFd: number): number;
+  sendfileSinkClose(sinkId: number): boolean;
+  sendfile(sinkId: number, fileFd: number, position: number, length: number, chunk: number): Promise<[number, number]> & { id: number };
   sendfileCancel(id: number): boolean;
   crc32c(bytes: Uint8Array, seed: number): number;
   crc32cSoftware(bytes: Uint8Array, seed: number): number;
@@ -56,6 +58,8 @@ export interface NativeStats {
   sendfileBytes: number;
   /** Times a transfer found the socket full and waited for it on the event loop. */
   sendfileWaits: number;
+  /** sendfile rounds that ran on the threadpool (the file's pages were not all cached); the rest ran on the JS thread. */
+  sendfileQueued: number;
   liveMappings: number;
   liveAlignedBuffers: number;
   liveSendfiles: number;

@@ -7,7 +7,7 @@ import net from 'node:net';
 import { Writable } from 'node:stream';
 import tls from 'node:tls';
 import { SeglogError } from '../errors.js';
-import { File, sendfile } from '../native.js';
+import { File, SendfileSocket } from '../native.js';
 import { checkInteger, checkOptions } from '../validate.js';
 import { inWriteOrder, unlessAborted, type Slot } from './write-order.js';
 
@@ -111,29 +111,44 @@ function holdOpen(parts: unknown, released: Promise<void>): Part[] {
 }
 
 async function sendFileSlice(stream: Writable, slot: Slot, slice: FileSlice, count: (n: number) => void): Promise<void> {
-  const socketFd = await zeroCopyFd(stream, slot.signal);
-  if (socketFd !== undefined) {
-    const sent = await sendfile(socketFd, slice.file, slice.position, slice.length, { signal: slot.signal }).catch((err: SeglogError) => {
-      count(err.bytesSent ?? 0);
-      // A net.Socket over a pipe or a tty: the addon serves sockets only, so copy instead.
-      if (err.code === 'ENOTSOCK') return undefined;
-      throw err;
-    });
-    if (sent !== undefined) {
-      count(sent);
-      if (sent < slice.length) throw endedEarly(slice, sent);
-      return;
-    }
-  }
-  await copySlice(slot, slice, count);
+  const socket = await zeroCopySocket(stream, slot.signal);
+  if (socket === undefined) return copySlice(slot, slice, count);
+  const sent = await socket.send(slice.file, slice.position, slice.length, { signal: slot.signal }).catch((err: SeglogError) => {
+    count(err.bytesSent ?? 0);
+    throw err;
+  });
+  count(sent);
+  if (sent < slice.length) throw endedEarly(slice, sent);
 }
 
-/** The fd sendfile(2) can write to once `stream` is connected, or undefined when the bytes must be copied. */
-async function zeroCopyFd(stream: Writable, signal: AbortSignal): Promise<number | undefined> {
+/**
+ * Each socket's SendfileSocket, opened at its first transfer and closed with
+ * the socket; null for one sendfile(2) cannot write to (a net.Socket over a
+ * pipe or a tty: the addon serves sockets only, so the bytes are copied).
+ */
+const sendfileSockets = new WeakMap<net.Socket, SendfileSocket | null>();
+
+/** What sendfile(2) can write to once `stream` is connected, or undefined when the bytes must be copied. */
+async function zeroCopySocket(stream: Writable, signal: AbortSignal): Promise<SendfileSocket | undefined> {
   if (!(stream instanceof net.Socket) || stream instanceof tls.TLSSocket) return undefined;
   if (stream.connecting) await unlessAborted(signal, (resolve) => stream.once('connect', resolve));
-  const fd = (stream as unknown as { _handle?: { fd?: unknown } | null })._handle?.fd;
-  return typeof fd === 'number' && fd >= 0 ? fd : undefined;
+  let socket = sendfileSockets.get(stream);
+  if (socket === undefined) {
+    const fd = (stream as unknown as { _handle?: { fd?: unknown } | null })._handle?.fd;
+    if (typeof fd !== 'number' || fd < 0) return undefined;
+    // Not yet closed (the signal aborts on 'close'), so the listener below will run.
+    signal.throwIfAborted();
+    try {
+      socket = SendfileSocket.open(fd);
+    } catch (err) {
+      if ((err as SeglogError).code !== 'ENOTSOCK') throw err;
+      socket = null;
+    }
+    sendfileSockets.set(stream, socket);
+    // The dup holds the socket open: it goes when the socket does.
+    if (socket !== null) stream.once('close', () => socket!.close());
+  }
+  return socket ?? undefined;
 }
 
 async function copySlice(slot: Slot, slice: FileSlice, count: (n: number) => void): Promise<void> {

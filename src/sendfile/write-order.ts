@@ -86,11 +86,19 @@ function wrap(stream: Writable): void {
   const write = s._write;
   const writev = s._writev;
   const direct = (chunk: Uint8Array, cb: WriteCallback) => write.call(stream, Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength), 'buffer', cb);
+  // One slot for all the stream's jobs (they run one at a time): 'close' comes once the stream's
+  // resources are gone, and every job, running or yet to run, must let go of them then.
+  const ac = new AbortController();
+  stream.once('close', () => ac.abort(stream.errored ?? destroyedError()));
+  const slot: Slot = {
+    signal: ac.signal,
+    write: (chunk) => unlessAborted(ac.signal, (resolve, reject) => direct(chunk, (err) => (err ? reject(err) : resolve()))),
+  };
   s._write = function (chunk, encoding, cb) {
     // A WeakMap answers undefined for strings, so any chunk can be looked up.
     const job = jobs.get(chunk as object);
     if (job === undefined) write.call(this, chunk, encoding, cb);
-    else run(stream, direct, [job], cb);
+    else run(slot, [job], cb);
   };
   // Streams without _writev get none: Writable would start batching into it.
   if (typeof writev !== 'function') return;
@@ -115,31 +123,17 @@ function wrap(stream: Writable): void {
       }
     }
     flush();
-    run(stream, direct, steps, cb);
+    run(slot, steps, cb);
   };
 }
 
 /** Runs `steps` one after another on behalf of one write, then calls its callback. */
-function run(stream: Writable, direct: (chunk: Uint8Array, cb: WriteCallback) => void, steps: Job[], cb: WriteCallback): void {
-  const ac = new AbortController();
-  // 'close' comes once the stream's resources are gone; a job must let go of them too.
-  const onClose = () => ac.abort(stream.errored ?? destroyedError());
-  stream.once('close', onClose);
-  const slot: Slot = {
-    signal: ac.signal,
-    write: (chunk) => unlessAborted(ac.signal, (resolve, reject) => direct(chunk, (err) => (err ? reject(err) : resolve()))),
-  };
+function run(slot: Slot, steps: Job[], cb: WriteCallback): void {
   (async () => {
     for (const step of steps) await step(slot);
   })().then(
-    () => {
-      stream.off('close', onClose);
-      cb();
-    },
-    (err: unknown) => {
-      stream.off('close', onClose);
-      // Whatever a job reports after an abort (e.g. ECANCELED) is a consequence; the cause is the stream's.
-      cb(ac.signal.aborted ? (ac.signal.reason as Error) : (err as Error));
-    },
+    () => cb(),
+    // Whatever a job reports after an abort (e.g. ECANCELED) is a consequence; the cause is the stream's.
+    (err: unknown) => cb(slot.signal.aborted ? (slot.signal.reason as Error) : (err as Error)),
   );
 }
