@@ -19,7 +19,7 @@ describe('flush policies', () => {
     // The order of events, seen through the File methods the log writes and syncs with.
     type Event = { kind: 'written'; path: string; offsets: number[] } | { kind: 'syncStart' | 'syncEnd'; path: string; sync: number } | { kind: 'acked'; offset: number };
     const events: Event[] = [];
-    const { writev, datasync } = File.prototype;
+    const { writev, writevNow, datasync } = File.prototype;
     let syncs = 0;
     const written = (path: string, chunks: Uint8Array[]) => {
       const offsets: number[] = [];
@@ -30,8 +30,14 @@ describe('flush policies', () => {
       }
       events.push({ kind: 'written', path, offsets });
     };
+    // Small groups are written inline (writevNow), larger ones on the threadpool (writev).
     File.prototype.writev = async function (this: File, chunks: Uint8Array[], position: number) {
       const n = await writev.call(this, chunks, position);
+      written(this.path, chunks);
+      return n;
+    };
+    File.prototype.writevNow = function (this: File, chunks: Uint8Array[], position: number) {
+      const n = writevNow.call(this, chunks, position);
       written(this.path, chunks);
       return n;
     };
@@ -53,6 +59,7 @@ describe('flush policies', () => {
       await log.close();
     } finally {
       File.prototype.writev = writev;
+      File.prototype.writevNow = writevNow;
       File.prototype.datasync = datasync;
     }
     // For each append: the write of its batch returned (W), then an fdatasync of that file started (S) and returned (E), then it resolved (A).
@@ -207,7 +214,7 @@ describe('failures', () => {
     await log.close();
   });
 
-  test('a failed write of a multi-MiB group rejects that append alone too', async () => {
+  test('a failed write of a group too large to write inline (threadpool path) rejects that append alone too', async () => {
     const dir = await tempDir();
     const log = await Log.open(dir);
     await log.append(rec(0));
