@@ -1,6 +1,6 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, describe, expect, test } from 'vitest';
+import { afterEach, describe, expect, test, vi } from 'vitest';
 import { Log } from '../src/log/log.js';
 import { File, stats } from '../src/native.js';
 import { readBatchHeader } from '../src/segment/batch.js';
@@ -226,6 +226,55 @@ describe('failures', () => {
     await log.append(big);
     expect((await stat(join(dir, '00000000000000000000.log')).then((s) => s.size)) > 3 * 1024 * 1024).toBe(true);
     await log.close();
+  });
+
+  test('small groups are written inline; big groups, and writes for a while after a slow inline write, on the threadpool', async () => {
+    const where: string[] = [];
+    const { writev, writevNow } = File.prototype;
+    // A clock of the test's own: a write is slow when the test says so, never because the machine is busy.
+    let clock = 0;
+    const now = vi.spyOn(performance, 'now').mockImplementation(() => clock);
+    let slow = false;
+    File.prototype.writev = async function (this: File, chunks: Uint8Array[], position: number) {
+      where.push('threadpool');
+      return writev.call(this, chunks, position);
+    };
+    File.prototype.writevNow = function (this: File, chunks: Uint8Array[], position: number) {
+      where.push('inline');
+      // As if the kernel were throttling dirty pages.
+      if (slow) clock += 10;
+      return writevNow.call(this, chunks, position);
+    };
+    try {
+      const log = await Log.open(await tempDir());
+      await log.append(rec(0));
+      await log.append([{ value: Buffer.alloc(3 * 1024 * 1024, 7) }]);
+      await log.append(rec(1));
+      expect(where).toEqual(['inline', 'threadpool', 'inline']);
+      // A slow inline write: 50 ms on the threadpool, then inline again; a second slow one in a row: 100 ms.
+      slow = true;
+      await log.append(rec(2));
+      slow = false;
+      await log.append(rec(3));
+      clock += 45;
+      await log.append(rec(4));
+      clock += 10;
+      slow = true;
+      await log.append(rec(5));
+      slow = false;
+      clock += 60;
+      await log.append(rec(6));
+      clock += 50;
+      await log.append(rec(7));
+      await log.append(rec(8));
+      expect(where.slice(3)).toEqual(['inline', 'threadpool', 'threadpool', 'inline', 'threadpool', 'inline', 'inline']);
+      expect(log.endOffset).toBe(10);
+      await log.close();
+    } finally {
+      now.mockRestore();
+      File.prototype.writev = writev;
+      File.prototype.writevNow = writevNow;
+    }
   });
 
   test('a failed write whose cleanup also fails stops the log', async () => {
