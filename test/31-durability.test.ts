@@ -277,6 +277,32 @@ describe('failures', () => {
     }
   });
 
+  test('appends written inline and awaited back to back still let the event loop turn', async () => {
+    const { writevNow } = File.prototype;
+    // Each inline write takes 1 ms of a clock of the test's own; without a turn, the immediate below would wait for all 100 appends.
+    let clock = 0;
+    const now = vi.spyOn(performance, 'now').mockImplementation(() => clock);
+    File.prototype.writevNow = function (this: File, chunks: Uint8Array[], position: number) {
+      clock += 1;
+      return writevNow.call(this, chunks, position);
+    };
+    try {
+      const log = await Log.open(await tempDir());
+      let turned = -1;
+      let appended = 0;
+      setImmediate(() => (turned = appended));
+      for (; appended < 100; appended++) await log.append(rec(appended));
+      // The turn came once the loop had been held for over 5 ms of inline writes.
+      expect(turned).toBeGreaterThan(0);
+      expect(turned).toBeLessThan(10);
+      expect(log.endOffset).toBe(100);
+      await log.close();
+    } finally {
+      now.mockRestore();
+      File.prototype.writevNow = writevNow;
+    }
+  });
+
   test('a failed write whose cleanup also fails stops the log', async () => {
     const log = await Log.open(await tempDir());
     await log.append(rec(0));

@@ -28,6 +28,13 @@ const MAX_GROUP_BYTES = 16 * 1024 * 1024;
 const INLINE_WRITE_BYTES = 2 * 1024 * 1024;
 const INLINE_SLOW_MS = 4;
 const INLINE_BACKOFF_MS = { first: 50, most: 2000 };
+/**
+ * An awaited append written inline settles without leaving the microtask
+ * queue, so appends awaited back to back would never let the event loop
+ * turn (timers, sockets): after this long without a turn, an inline write
+ * waits for one first.
+ */
+const LOOP_TURN_MS = 5;
 
 export class GroupCommit {
   readonly #dir: string;
@@ -45,6 +52,8 @@ export class GroupCommit {
   #inlineAfter = 0;
   /** The last back-off from inline writes (ms), 0 after a fast inline write. */
   #backoff = 0;
+  /** When the first inline write since the event loop last turned ran (performance.now()); undefined once it turned. */
+  #busySince: number | undefined;
 
   constructor(
     dir: string,
@@ -103,6 +112,13 @@ export class GroupCommit {
   #write(active: Segment, chunks: Uint8Array[], headers: BatchHeader[], bytes: number): Promise<void> | undefined {
     const start = performance.now();
     if (bytes > INLINE_WRITE_BYTES || active.log.direct || start < this.#inlineAfter) return active.append(chunks, headers);
+    if (this.#busySince === undefined) {
+      this.#busySince = start;
+      setImmediate(() => (this.#busySince = undefined));
+    } else if (start - this.#busySince > LOOP_TURN_MS) {
+      // Nothing is written yet: the group waits for the turn as it is, numbered, in its segment.
+      return new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.#write(active, chunks, headers, bytes));
+    }
     active.appendNow(chunks, headers);
     const end = performance.now();
     if (end - start <= INLINE_SLOW_MS) {
