@@ -1,8 +1,8 @@
 // seglog beside what a Node user would pick instead, in the same run: plain
 // fs (sync and promises: a length-prefixed file with an in-memory index) and
 // LMDB. Append workloads: 100 records per append, each append awaited before
-// the next, at 100 B, 1 KiB and 16 KiB records; durable appends pay one
-// fdatasync per append. Trials interleave the subjects so that each sees the
+// the next, at 100 B, 1 KiB and 16 KiB records, and single 100 B records;
+// durable appends pay one fdatasync per append. Trials interleave the subjects so that each sees the
 // same machine state; every trial starts on fresh files.
 //
 //   npm run bench:peers -- [--dir <path>] [--trials <n>] [--ms <n>] [--sizes 100,1024,16384]
@@ -61,12 +61,12 @@ const APPEND = { append: true };
 const TRIAL_BYTES = 1024 * 1024 * 1024;
 export const RECORD_SIZES = [100, 1024, 16 * 1024];
 
-function records(size: number): RecordInput[] {
-  return Array.from({ length: RECORDS_PER_APPEND }, (_, i) => ({ value: Buffer.alloc(size, 0x61 + (i % 26)) }));
+function records(size: number, count: number): RecordInput[] {
+  return Array.from({ length: count }, (_, i) => ({ value: Buffer.alloc(size, 0x61 + (i % 26)) }));
 }
 
-/** Repeats awaited `append`s for `ms` (or TRIAL_BYTES); records/s plus the longest event-loop delay and RSS when `notes`. */
-async function appendLoop(ms: number, bytesPerAppend: number, append: () => unknown, notes: boolean): Promise<TrialResult> {
+/** Repeats awaited `append`s of `count` records for `ms` (or TRIAL_BYTES); records/s plus the longest event-loop delay and RSS when `notes`. */
+async function appendLoop(ms: number, count: number, bytesPerAppend: number, append: () => unknown, notes: boolean): Promise<TrialResult & { appends: number }> {
   const delay = monitorEventLoopDelay({ resolution: 1 });
   delay.enable();
   const limit = Math.max(1, Math.floor(TRIAL_BYTES / bytesPerAppend));
@@ -81,21 +81,21 @@ async function appendLoop(ms: number, bytesPerAppend: number, append: () => unkn
   const elapsed = now() - start;
   delay.disable();
   rss = Math.max(rss, process.memoryUsage.rss());
-  const value = (appends * RECORDS_PER_APPEND) / (elapsed / 1000);
-  if (!notes) return { value };
-  return { value, loopDelayMs: delay.max / 1e6, rssMiB: rss / 2 ** 20 };
+  const value = (appends * count) / (elapsed / 1000);
+  if (!notes) return { value, appends };
+  return { value, appends, loopDelayMs: delay.max / 1e6, rssMiB: rss / 2 ** 20 };
 }
 
-function seglogSubject(name: string, options: LogOptions, size: number, ms: number): PeerSubject {
+function seglogSubject(name: string, options: LogOptions, size: number, ms: number, count = RECORDS_PER_APPEND): PeerSubject {
   return {
     name,
     async trial(dir) {
       const log = await Log.open(join(dir, 'log'), options);
-      const batch = records(size);
+      const batch = records(size, count);
       try {
-        const r = await appendLoop(ms, size * RECORDS_PER_APPEND, () => log.append(batch), true);
+        const r = await appendLoop(ms, count, size * count, () => log.append(batch), true);
         // Every acknowledged record must be there.
-        if (log.endOffset % RECORDS_PER_APPEND !== 0 || log.endOffset === 0) throw new Error(`verification: log ends at ${log.endOffset}`);
+        if (log.endOffset !== r.appends * count || r.appends === 0) throw new Error(`verification: log ends at ${log.endOffset} after ${r.appends} appends of ${count}`);
         return r;
       } finally {
         await log.close();
@@ -110,8 +110,8 @@ class PlainFile {
   position = 0;
   readonly #values: Buffer[];
 
-  constructor(size: number) {
-    this.#values = records(size).map((r) => r.value as Buffer);
+  constructor(size: number, count: number) {
+    this.#values = records(size, count).map((r) => r.value as Buffer);
   }
 
   /** The iovecs of one append (length prefixes and values), indexing each record. */
@@ -133,16 +133,17 @@ class PlainFile {
   }
 }
 
-function fsSyncSubject(name: string, size: number, ms: number, durable: boolean): PeerSubject {
+function fsSyncSubject(name: string, size: number, ms: number, durable: boolean, count = RECORDS_PER_APPEND): PeerSubject {
   return {
     name,
     async trial(dir) {
       const fd = openSync(join(dir, 'plain.log'), 'w');
-      const file = new PlainFile(size);
+      const file = new PlainFile(size, count);
       try {
         return await appendLoop(
           ms,
-          size * RECORDS_PER_APPEND,
+          count,
+          size * count,
           () => {
             file.wrote(writevSync(fd, file.chunks(), file.position));
             if (durable) fdatasyncSync(fd);
@@ -157,14 +158,14 @@ function fsSyncSubject(name: string, size: number, ms: number, durable: boolean)
   };
 }
 
-function fsPromisesSubject(size: number, ms: number): PeerSubject {
+function fsPromisesSubject(size: number, ms: number, count = RECORDS_PER_APPEND): PeerSubject {
   return {
     name: 'fs.promises filehandle.writev',
     async trial(dir) {
       const handle = await openFile(join(dir, 'plain.log'), 'w');
-      const file = new PlainFile(size);
+      const file = new PlainFile(size, count);
       try {
-        return await appendLoop(ms, size * RECORDS_PER_APPEND, async () => file.wrote((await handle.writev(file.chunks(), file.position)).bytesWritten), false);
+        return await appendLoop(ms, count, size * count, async () => file.wrote((await handle.writev(file.chunks(), file.position)).bytesWritten), false);
       } finally {
         await handle.close();
       }
@@ -172,18 +173,19 @@ function fsPromisesSubject(size: number, ms: number): PeerSubject {
   };
 }
 
-function lmdbSubject(size: number, ms: number): PeerSubject {
+function lmdbSubject(size: number, ms: number, count = RECORDS_PER_APPEND): PeerSubject {
   return {
     name: 'lmdb (append mode, noSync, sync txn)',
     async trial(dir) {
       // noSync: commits go to the page cache only, as seglog's no-fsync appends do.
       const db = openLmdb<Buffer, number>({ path: join(dir, 'lmdb'), keyEncoding: 'uint32', encoding: 'binary', noSync: true });
-      const values = records(size).map((r) => r.value as Buffer);
+      const values = records(size, count).map((r) => r.value as Buffer);
       let key = 0;
       try {
         return await appendLoop(
           ms,
-          size * RECORDS_PER_APPEND,
+          count,
+          size * count,
           // A synchronous write transaction: lmdb's fastest way to commit 100 puts (the async one pays a thread hop).
           () =>
             db.transactionSync(() => {
@@ -214,6 +216,17 @@ export function appendWorkloads(ms: number, sizes: number[] = RECORD_SIZES): Pee
       ],
     });
   }
+  out.push({
+    name: 'append 100 B x 1, no fsync',
+    unit: 'records/s',
+    subjects: [
+      seglogSubject('seglog', {}, 100, ms, 1),
+      seglogSubject('seglog own cache', { cache: { mode: 'own' } }, 100, ms, 1),
+      fsSyncSubject('fs.writevSync + index', 100, ms, false, 1),
+      fsPromisesSubject(100, ms, 1),
+      lmdbSubject(100, ms, 1),
+    ],
+  });
   out.push({
     name: `append 1024 B x ${RECORDS_PER_APPEND}, one fdatasync per append`,
     unit: 'records/s',

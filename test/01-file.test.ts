@@ -81,6 +81,22 @@ describe('reads and writes', () => {
     expect(await readFile(path, 'utf8')).toBe(chunks.join(''));
   });
 
+  test('writevNow writes on the calling thread, all chunks in order; errors throw like writev rejects', async () => {
+    const path = join(await tempDir(), 'a');
+    const f = await File.open(path, { create: true });
+    const chunks = Array.from({ length: 3000 }, (_, i) => Buffer.from(`${i},`));
+    const total = chunks.reduce((n, c) => n + c.length, 0);
+    expect(f.writevNow(chunks, 0)).toBe(total);
+    expect(f.writevNow([Buffer.from('!')], total)).toBe(1);
+    expect(() => f.writevNow([Buffer.from('x'), 'y'] as never, 0)).toThrow(TypeError);
+    expect(() => f.writevNow([Buffer.from('x')], -1)).toThrow(RangeError);
+    await f.close();
+    expect(() => f.writevNow([Buffer.from('x')], 0)).toThrow(expect.objectContaining({ code: 'ECLOSED' }));
+    expect(await readFile(path, 'utf8')).toBe(`${chunks.join('')}!`);
+    const ro = await File.open(path);
+    expect(() => ro.writevNow([Buffer.from('x')], 0)).toThrow(expect.objectContaining({ code: 'EBADF', syscall: 'pwritev', path }));
+    await ro.close();
+  });
 
   test('a write past the end leaves a hole of zeros', async () => {
     const path = join(await tempDir(), 'a');

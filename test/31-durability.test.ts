@@ -1,6 +1,6 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, describe, expect, test } from 'vitest';
+import { afterEach, describe, expect, test, vi } from 'vitest';
 import { Log } from '../src/log/log.js';
 import { File, stats } from '../src/native.js';
 import { readBatchHeader } from '../src/segment/batch.js';
@@ -19,7 +19,7 @@ describe('flush policies', () => {
     // The order of events, seen through the File methods the log writes and syncs with.
     type Event = { kind: 'written'; path: string; offsets: number[] } | { kind: 'syncStart' | 'syncEnd'; path: string; sync: number } | { kind: 'acked'; offset: number };
     const events: Event[] = [];
-    const { writev, datasync } = File.prototype;
+    const { writev, writevNow, datasync } = File.prototype;
     let syncs = 0;
     const written = (path: string, chunks: Uint8Array[]) => {
       const offsets: number[] = [];
@@ -30,8 +30,14 @@ describe('flush policies', () => {
       }
       events.push({ kind: 'written', path, offsets });
     };
+    // Small groups are written inline (writevNow), larger ones on the threadpool (writev).
     File.prototype.writev = async function (this: File, chunks: Uint8Array[], position: number) {
       const n = await writev.call(this, chunks, position);
+      written(this.path, chunks);
+      return n;
+    };
+    File.prototype.writevNow = function (this: File, chunks: Uint8Array[], position: number) {
+      const n = writevNow.call(this, chunks, position);
       written(this.path, chunks);
       return n;
     };
@@ -53,6 +59,7 @@ describe('flush policies', () => {
       await log.close();
     } finally {
       File.prototype.writev = writev;
+      File.prototype.writevNow = writevNow;
       File.prototype.datasync = datasync;
     }
     // For each append: the write of its batch returned (W), then an fdatasync of that file started (S) and returned (E), then it resolved (A).
@@ -207,7 +214,7 @@ describe('failures', () => {
     await log.close();
   });
 
-  test('a failed write of a multi-MiB group rejects that append alone too', async () => {
+  test('a failed write of a group too large to write inline (threadpool path) rejects that append alone too', async () => {
     const dir = await tempDir();
     const log = await Log.open(dir);
     await log.append(rec(0));
@@ -219,6 +226,81 @@ describe('failures', () => {
     await log.append(big);
     expect((await stat(join(dir, '00000000000000000000.log')).then((s) => s.size)) > 3 * 1024 * 1024).toBe(true);
     await log.close();
+  });
+
+  test('small groups are written inline; big groups, and writes for a while after a slow inline write, on the threadpool', async () => {
+    const where: string[] = [];
+    const { writev, writevNow } = File.prototype;
+    // A clock of the test's own: a write is slow when the test says so, never because the machine is busy.
+    let clock = 0;
+    const now = vi.spyOn(performance, 'now').mockImplementation(() => clock);
+    let slow = false;
+    File.prototype.writev = async function (this: File, chunks: Uint8Array[], position: number) {
+      where.push('threadpool');
+      return writev.call(this, chunks, position);
+    };
+    File.prototype.writevNow = function (this: File, chunks: Uint8Array[], position: number) {
+      where.push('inline');
+      // As if the kernel were throttling dirty pages.
+      if (slow) clock += 10;
+      return writevNow.call(this, chunks, position);
+    };
+    try {
+      const log = await Log.open(await tempDir());
+      await log.append(rec(0));
+      await log.append([{ value: Buffer.alloc(3 * 1024 * 1024, 7) }]);
+      await log.append(rec(1));
+      expect(where).toEqual(['inline', 'threadpool', 'inline']);
+      // A slow inline write: 50 ms on the threadpool, then inline again; a second slow one in a row: 100 ms.
+      slow = true;
+      await log.append(rec(2));
+      slow = false;
+      await log.append(rec(3));
+      clock += 45;
+      await log.append(rec(4));
+      clock += 10;
+      slow = true;
+      await log.append(rec(5));
+      slow = false;
+      clock += 60;
+      await log.append(rec(6));
+      clock += 50;
+      await log.append(rec(7));
+      await log.append(rec(8));
+      expect(where.slice(3)).toEqual(['inline', 'threadpool', 'threadpool', 'inline', 'threadpool', 'inline', 'inline']);
+      expect(log.endOffset).toBe(10);
+      await log.close();
+    } finally {
+      now.mockRestore();
+      File.prototype.writev = writev;
+      File.prototype.writevNow = writevNow;
+    }
+  });
+
+  test('appends written inline and awaited back to back still let the event loop turn', async () => {
+    const { writevNow } = File.prototype;
+    // Each inline write takes 1 ms of a clock of the test's own; without a turn, the immediate below would wait for all 100 appends.
+    let clock = 0;
+    const now = vi.spyOn(performance, 'now').mockImplementation(() => clock);
+    File.prototype.writevNow = function (this: File, chunks: Uint8Array[], position: number) {
+      clock += 1;
+      return writevNow.call(this, chunks, position);
+    };
+    try {
+      const log = await Log.open(await tempDir());
+      let turned = -1;
+      let appended = 0;
+      setImmediate(() => (turned = appended));
+      for (; appended < 100; appended++) await log.append(rec(appended));
+      // The turn came once the loop had been held for over 5 ms of inline writes.
+      expect(turned).toBeGreaterThan(0);
+      expect(turned).toBeLessThan(10);
+      expect(log.endOffset).toBe(100);
+      await log.close();
+    } finally {
+      now.mockRestore();
+      File.prototype.writevNow = writevNow;
+    }
   });
 
   test('a failed write whose cleanup also fails stops the log', async () => {

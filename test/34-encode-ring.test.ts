@@ -49,13 +49,17 @@ describe('encode ring', () => {
   test('a log reuses encode memory only after the append that used it settled', async () => {
     // Every write must see its batches whole: offsets in sequence and values as appended.
     const seen: string[] = [];
-    const { writev } = File.prototype;
+    const { writev, writevNow } = File.prototype;
     const check = (chunks: Uint8Array[]) => {
       for (const c of chunks) for (let p = 0; p < c.length; p += readBatchHeader(c, p).size) seen.push(`${readBatchHeader(c, p).baseOffset}`);
     };
     File.prototype.writev = async function (this: File, chunks: Uint8Array[], position: number) {
       check(chunks);
       return writev.call(this, chunks, position);
+    };
+    File.prototype.writevNow = function (this: File, chunks: Uint8Array[], position: number) {
+      check(chunks);
+      return writevNow.call(this, chunks, position);
     };
     try {
       // A ring of 64 KiB (maxPendingBytes) and 20 KiB batches: it wraps every few appends.
@@ -72,6 +76,7 @@ describe('encode ring', () => {
       await log.close();
     } finally {
       File.prototype.writev = writev;
+      File.prototype.writevNow = writevNow;
     }
     expect(seen).toEqual(Array.from({ length: 60 }, (_, i) => `${i}`));
   });

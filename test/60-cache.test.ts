@@ -5,12 +5,15 @@
 // the same as pagecache mode's for random reads and sendTo.
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, describe, expect, test } from 'vitest';
+import { afterEach, describe, expect, test, vi } from 'vitest';
 import { Log, type LogOptions, type ReadOptions } from '../src/log/log.js';
 import { File, probeDirectIO, stats } from '../src/native.js';
 import { injectFault } from './helpers/faults.js';
 import type { CacheOptions } from '../src/cache/options.js';
 import { Pace } from '../src/cache/pace.js';
+import { TailBudget, TailWindow } from '../src/cache/tail.js';
+import type { BatchHeader } from '../src/segment/batch.js';
+import type { Segment } from '../src/segment/segment.js';
 import { Semaphore } from '../src/cache/semaphore.js';
 import { LogStore } from '../src/store/store.js';
 import { Random } from './fixtures/random.js';
@@ -300,6 +303,32 @@ describe('the tail budget', () => {
     // A log whose buffer went is read as well as ever.
     expect((await readAll(logs[0]!, 32 * KiB)).length).toBe(logs[0]!.size);
     await store.close();
+  });
+
+  test('evicted blocks no reader saw are reused; blocks a reader got views of never change', () => {
+    const budget = new TailBudget(64 * KiB);
+    const window = new TailWindow({} as Segment, budget, 0);
+    const file = { path: 'tail' } as File;
+    let end = 0;
+    const add = (fill: number) => {
+      const chunk = Buffer.alloc(3000, fill);
+      window.add([chunk], [{ baseOffset: end, lastOffset: end, size: chunk.length } as BatchHeader]);
+      budget.trim();
+      end++;
+    };
+    for (let i = 0; i < 100; i++) add(i);
+    const snapshot = window.bytesFrom(file, window.positionOf(end - 20)!);
+    const seen = Buffer.from(snapshot.parts(0, snapshot.end).map((p) => Buffer.from(p)).reduce((a, b) => Buffer.concat([a, b])));
+    const fresh = vi.spyOn(Buffer, 'allocUnsafeSlow');
+    try {
+      for (let i = 0; i < 500; i++) add(100 + i);
+      // 500 appends of 3000 bytes fill ~366 blocks of 4 KiB: fresh ones only replace the ~16 the snapshot holds.
+      expect(fresh.mock.calls.length).toBeLessThan(20);
+    } finally {
+      fresh.mockRestore();
+    }
+    expect(Buffer.concat(snapshot.parts(0, snapshot.end))).toEqual(seen);
+    expect(budget.used).toBeLessThanOrEqual(64 * KiB);
   });
 
   test('an append bigger than the whole budget is read from disk, correctly', async () => {

@@ -12,6 +12,7 @@ export interface Addon {
   pwrite(fd: number, data: Uint8Array, position: number): Promise<number>;
   pread(fd: number, into: Uint8Array, position: number): Promise<number>;
   pwritev(fd: number, chunks: Uint8Array[], position: number): Promise<number>;
+  pwritevSync(fd: number, chunks: Uint8Array[], position: number): number;
   preadv(fd: number, into: Uint8Array[], position: number): Promise<number>;
   /** Synchronous: bytes read from the page cache only (preadv2 RWF_NOWAIT), or -errno. */
   preadNowait(fd: number, into: Uint8Array, position: number): number;

@@ -8,6 +8,8 @@
 // Blocks are append-only: bytes once copied into a block never change (a
 // truncation drops the window instead of rewriting it), so a reader may keep
 // views of them, and of blocks evicted meanwhile, for as long as it likes.
+// A block no reader ever took a view of is reused once evicted: fresh memory
+// for every block costs its page faults, ten times the copy itself.
 import type { File } from '../native.js';
 import type { ByteSource } from '../segment/batch-reader.js';
 import type { BatchHeader } from '../segment/batch.js';
@@ -18,9 +20,13 @@ interface Block {
   window: TailWindow;
   /** False once evicted or dropped with its window. */
   live: boolean;
+  /** A reader was given views of it: its memory is never reused. */
+  shared: boolean;
 }
 
 const EMPTY = Buffer.alloc(0);
+/** Most freed, never-shared blocks kept for reuse (beyond the budget), per budget. */
+const SPARE_BLOCKS = 8;
 
 export class TailBudget {
   readonly limit: number;
@@ -30,6 +36,8 @@ export class TailBudget {
   #queue: Array<Block | undefined> = [];
   #head = 0;
   #dropped = 0;
+  /** Memory of freed blocks that no reader saw, for the next allocations. */
+  readonly #spare: Buffer[] = [];
 
   constructor(limit: number) {
     this.limit = limit;
@@ -44,7 +52,7 @@ export class TailBudget {
   }
 
   allocate(window: TailWindow): Block {
-    const block = { bytes: Buffer.allocUnsafeSlow(this.blockBytes), window, live: true };
+    const block = { bytes: this.#spare.pop() ?? Buffer.allocUnsafeSlow(this.blockBytes), window, live: true, shared: false };
     this.#queue.push(block);
     this.#used += this.blockBytes;
     return block;
@@ -54,6 +62,7 @@ export class TailBudget {
   free(block: Block): void {
     if (!block.live) return;
     block.live = false;
+    if (!block.shared && this.#spare.length < SPARE_BLOCKS) this.#spare.push(block.bytes);
     block.bytes = EMPTY;
     this.#used -= this.blockBytes;
     this.#dropped++;
@@ -165,7 +174,10 @@ export class TailWindow {
     const from = Math.floor((position - this.#base) / size);
     return new TailBytes(
       file.path,
-      this.#blocks.slice(from).map((b) => b.bytes),
+      this.#blocks.slice(from).map((b) => {
+        b.shared = true;
+        return b.bytes;
+      }),
       this.#base + from * size,
       size,
       this.#end,

@@ -75,16 +75,25 @@ export class AppendQueue {
    * Queues an append once there is room for it; `stillWritable` runs after
    * a wait for room and throws if the log can no longer take it.
    */
-  async append(data: Buffer, checks: CheckedBatch[], logAppendTime: number, stillWritable: () => void): Promise<AppendResult> {
+  append(data: Buffer, checks: CheckedBatch[], logAppendTime: number, stillWritable: () => void): Promise<AppendResult> {
     if (this.#roomWaiters.length > 0 || (this.#pendingBytes > 0 && this.#pendingBytes + data.length > this.#maxPendingBytes)) {
-      await new Promise<void>((resolve) => this.#roomWaiters.push(resolve));
-      try {
-        stillWritable();
-      } catch (err) {
-        this.#release(data);
-        throw err;
-      }
+      return this.#appendWhenRoom(data, checks, logAppendTime, stillWritable);
     }
+    return this.#queued(data, checks, logAppendTime);
+  }
+
+  async #appendWhenRoom(data: Buffer, checks: CheckedBatch[], logAppendTime: number, stillWritable: () => void): Promise<AppendResult> {
+    await new Promise<void>((resolve) => this.#roomWaiters.push(resolve));
+    try {
+      stillWritable();
+    } catch (err) {
+      this.#release(data);
+      throw err;
+    }
+    return this.#queued(data, checks, logAppendTime);
+  }
+
+  #queued(data: Buffer, checks: CheckedBatch[], logAppendTime: number): Promise<AppendResult> {
     this.#pendingBytes += data.length;
     return new Promise<AppendResult>((resolve, reject) => {
       this.#items.push({ data, checks, logAppendTime, resolve, reject });

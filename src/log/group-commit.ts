@@ -15,6 +15,26 @@ import type { LogSegments } from './segments.js';
 
 /** Most bytes one group commit writes with one pwritev. */
 const MAX_GROUP_BYTES = 16 * 1024 * 1024;
+/**
+ * Groups up to this size are written on the event loop: a page-cache copy of
+ * 2 MiB takes a few hundred microseconds, less than a threadpool round trip
+ * costs a small group (~40 us) times the groups it would hold up. Larger
+ * groups go to the threadpool, and so do writes for a while after an inline
+ * write took over INLINE_SLOW_MS (the kernel may be throttling dirty pages,
+ * which would stall the event loop write after write). The while doubles
+ * with each slow inline write in a row (a busy CPU's preemptions come and
+ * go; throttling stays) and resets after a fast one.
+ */
+const INLINE_WRITE_BYTES = 2 * 1024 * 1024;
+const INLINE_SLOW_MS = 4;
+const INLINE_BACKOFF_MS = { first: 50, most: 2000 };
+/**
+ * An awaited append written inline settles without leaving the microtask
+ * queue, so appends awaited back to back would never let the event loop
+ * turn (timers, sockets): after this long without a turn, an inline write
+ * waits for one first.
+ */
+const LOOP_TURN_MS = 5;
 
 export class GroupCommit {
   readonly #dir: string;
@@ -28,6 +48,12 @@ export class GroupCommit {
   /** Settled appends leave the queue (see AppendQueue.settled). */
   readonly #settled: (appends: readonly PendingAppend[]) => void;
   #freeSpaceUnknown = false;
+  /** Until then (performance.now()), writes go to the threadpool: an inline write was slow. */
+  #inlineAfter = 0;
+  /** The last back-off from inline writes (ms), 0 after a fast inline write. */
+  #backoff = 0;
+  /** When the first inline write since the event loop last turned ran (performance.now()); undefined once it turned. */
+  #busySince: number | undefined;
 
   constructor(
     dir: string,
@@ -58,7 +84,7 @@ export class GroupCommit {
       const position = active.size;
       const chunks = group.map((a) => a.data);
       try {
-        await active.append(chunks, headers);
+        await this.#write(active, chunks, headers, bytes);
       } catch (err) {
         // No partial batch may stay: cut the file back to the last good end, or stop.
         await active.log.truncate(active.size).catch((cutErr) => this.#fail(cutErr));
@@ -80,6 +106,28 @@ export class GroupCommit {
     } finally {
       this.#settled(group);
     }
+  }
+
+  /** Writes inline when the group is small and the page cache takes writes quickly, else on the threadpool. */
+  #write(active: Segment, chunks: Uint8Array[], headers: BatchHeader[], bytes: number): Promise<void> | undefined {
+    const start = performance.now();
+    if (bytes > INLINE_WRITE_BYTES || active.log.direct || start < this.#inlineAfter) return active.append(chunks, headers);
+    if (this.#busySince === undefined) {
+      this.#busySince = start;
+      setImmediate(() => (this.#busySince = undefined));
+    } else if (start - this.#busySince > LOOP_TURN_MS) {
+      // Nothing is written yet: the group waits for the turn as it is, numbered, in its segment.
+      return new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.#write(active, chunks, headers, bytes));
+    }
+    active.appendNow(chunks, headers);
+    const end = performance.now();
+    if (end - start <= INLINE_SLOW_MS) {
+      this.#backoff = 0;
+    } else {
+      this.#backoff = Math.min(INLINE_BACKOFF_MS.most, this.#backoff === 0 ? INLINE_BACKOFF_MS.first : 2 * this.#backoff);
+      this.#inlineAfter = end + this.#backoff;
+    }
+    return undefined;
   }
 
   async #rollIfNeeded(bytes: number, lastOffset: number, now = Date.now()): Promise<void> {
@@ -139,7 +187,8 @@ export class GroupCommit {
 /**
  * Gives the group's batches their offsets from `offset` on (rewriting each
  * baseOffset in place, and the timestamps under LogAppendTime), and works out
- * what each append resolves to.
+ * what each append resolves to. The headers are the appends' own (made when
+ * each append was checked) and are numbered where they lie: no copy per batch.
  */
 function number(group: PendingAppend[], offset: number): { headers: BatchHeader[]; results: AppendResult[]; endOffset: number; records: number } {
   const headers: BatchHeader[] = [];
@@ -150,9 +199,13 @@ function number(group: PendingAppend[], offset: number): { headers: BatchHeader[
     let position = 0;
     for (const { header: h } of a.checks) {
       setBaseOffset(a.data, position, offset);
-      if (a.logAppendTime >= 0) setLogAppendTime(a.data, position, a.logAppendTime);
-      const maxTimestamp = a.logAppendTime >= 0 ? a.logAppendTime : h.maxTimestamp;
-      headers.push({ ...h, baseOffset: offset, lastOffset: offset + h.lastOffsetDelta, maxTimestamp });
+      if (a.logAppendTime >= 0) {
+        setLogAppendTime(a.data, position, a.logAppendTime);
+        h.maxTimestamp = a.logAppendTime;
+      }
+      h.baseOffset = offset;
+      h.lastOffset = offset + h.lastOffsetDelta;
+      headers.push(h);
       offset += h.lastOffsetDelta + 1;
       records += h.recordsCount;
       position += h.size;

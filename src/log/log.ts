@@ -221,12 +221,15 @@ export class Log {
   /** Encode memory from the ring (encodeBatch allocates after its last check, so an encoding never fails holding it). */
   readonly #allocate = (size: number): Buffer => this.#ring.allocate(size);
 
-  async #enqueue(data: Buffer, checks: CheckedBatch[], logAppendTime: number): Promise<AppendResult> {
+  readonly #stillWritable = (): void => this.#checkWritable();
+
+  /** Queues a checked append; throws (the callers' try turns it into a rejection) if it can never fit. */
+  #enqueue(data: Buffer, checks: CheckedBatch[], logAppendTime: number): Promise<AppendResult> {
     if (data.length > this.#config.segmentBytes) {
       this.#ring.release(data);
       throw new RangeError(`append of ${data.length} bytes exceeds segmentBytes ${this.#config.segmentBytes}`);
     }
-    return this.#queue.append(data, checks, logAppendTime, () => this.#checkWritable());
+    return this.#queue.append(data, checks, logAppendTime, this.#stillWritable);
   }
 
   /** Starts a new active segment at the log end (a no-op when the active one is empty). */

@@ -212,10 +212,20 @@ export class Segment {
    * `chunks` in order. On failure nothing is indexed and `size` stays put.
    */
   async append(chunks: Uint8Array[], batches: BatchHeader[], now = Date.now()): Promise<void> {
-    const position = this.#size;
-    await this.log.writev(chunks, position);
+    await this.log.writev(chunks, this.#size);
+    this.#appended(batches, now);
+  }
+
+  /** append() with the write done on the calling thread (File.writevNow): for small page-cache writes. */
+  appendNow(chunks: Uint8Array[], batches: BatchHeader[], now = Date.now()): void {
+    this.log.writevNow(chunks, this.#size);
+    this.#appended(batches, now);
+  }
+
+  /** Indexes batches just written at the end of the log. */
+  #appended(batches: BatchHeader[], now: number): void {
     this.#firstAppendAt ??= now;
-    let at = position;
+    let at = this.#size;
     for (const b of batches) {
       this.#indexBatch(b, at);
       at += b.size;

@@ -25,6 +25,11 @@ const FILE_CALLS = {
   syncRange: 'sync_file_range',
 } as const satisfies Partial<Record<keyof File, string>>;
 
+/** File methods that make their one addon call on the calling thread. */
+const SYNC_FILE_CALLS = {
+  writevNow: 'pwritev',
+} as const satisfies Partial<Record<keyof File, string>>;
+
 let installed = false;
 
 /** Installs `hook` for the rest of the process (the fixtures run one workload, then die). */
@@ -37,6 +42,15 @@ export function setIoHook(hook: Hook): void {
     const call = proto[method]!;
     proto[method] = async function (this: File, ...args: unknown[]) {
       const result = await call.apply(this, args);
+      hook(syscall, this.path);
+      return result;
+    };
+  }
+  const syncProto = File.prototype as unknown as Record<string, (...args: unknown[]) => unknown>;
+  for (const [method, syscall] of Object.entries(SYNC_FILE_CALLS)) {
+    const call = syncProto[method]!;
+    syncProto[method] = function (this: File, ...args: unknown[]) {
+      const result = call.apply(this, args);
       hook(syscall, this.path);
       return result;
     };
