@@ -2,13 +2,19 @@
 // concurrent producers under each flush policy — records/s, MB/s and append
 // latency percentiles — beside the raw 4 KiB write+fdatasync latency and the
 // raw sequential write bandwidth of the same directory, in the same run.
-// appendCell() is exported for the suite (bench/suite.ts).
+// Under 'always' each producer count is also set against the native group
+// loop: one File.writevDatasync (write + fdatasync in one threadpool job) of
+// that many records' batches after another, which is what a perfect group
+// commit of every producer would do. appendCell() and groupLoopCell() are
+// exported for the suite (bench/suite.ts).
 //
 //   npx tsx bench/durability.ts [--dir <path>] [--seconds <n>] [--runs <n>]
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Log, type FlushPolicy } from '../src/seglog.js';
+import { File } from '../src/io.js';
+import { encodeBatch, Log, type FlushPolicy } from '../src/seglog.js';
 import { fdatasyncLatency, sequentialWrite } from './ceilings.js';
 import { benchDir, describeMachine, formatBytes, formatMachine, formatMs, formatNumber, formatPercent, markdownTable, now, percentile, progress, summarize, warmPageCache } from './common.js';
 
@@ -62,6 +68,36 @@ export async function appendCell(dir: string, policy: FlushPolicy, producers: nu
   };
 }
 
+/**
+ * The native group loop: `records` one-record batches written as one group
+ * and made durable by one fdatasync, group after group, for `ms`; records/s.
+ * Each group is read back and checked at the end.
+ */
+export async function groupLoopCell(dir: string, records: number, ms: number): Promise<number> {
+  await mkdir(dir, { recursive: true });
+  const batch = encodeBatch([{ value: RECORD }], { baseOffset: 0 });
+  const group = Buffer.concat(Array.from({ length: records }, () => batch));
+  const file = await File.open(join(dir, 'group-loop'), { create: true, truncate: true });
+  try {
+    const start = now();
+    let groups = 0;
+    while (now() - start < ms) {
+      await file.writevDatasync([group], groups * group.length);
+      groups++;
+    }
+    const elapsed = (now() - start) / 1000;
+    if ((await file.size()) !== groups * group.length) throw new Error(`verification: the group loop wrote ${groups} groups, the file holds ${await file.size()} bytes`);
+    const back = Buffer.alloc(group.length);
+    for (let g = 0; g < groups; g++) {
+      await file.read(back, g * group.length);
+      if (!back.equals(group)) throw new Error(`verification: group ${g} of the group loop reads back different bytes`);
+    }
+    return (groups * records) / elapsed;
+  } finally {
+    await file.close();
+  }
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: { dir: { type: 'string' }, seconds: { type: 'string', default: '3' }, runs: { type: 'string', default: '3' }, help: { type: 'boolean' } },
@@ -82,6 +118,7 @@ async function main(): Promise<void> {
     const fsyncRuns: Array<Awaited<ReturnType<typeof fdatasyncLatency>>> = [];
     const seqRuns: number[] = [];
     const cells = new Map<string, Cell[]>();
+    const groupLoops = new Map<number, number[]>();
     warmPageCache(parent.path, 512 * 1024 * 1024);
     for (let run = 0; run < runs; run++) {
       progress(`run ${run + 1}/${runs}: raw fdatasync latency`);
@@ -90,6 +127,11 @@ async function main(): Promise<void> {
       seqRuns.push((await sequentialWrite(join(parent.path, `raw-sequential-${run}`), SEQUENTIAL_BYTES, false)).synced * 1e6);
       for (const [name, policy] of POLICIES) {
         for (const producers of PRODUCERS) {
+          if (policy === 'always') {
+            progress(`run ${run + 1}/${runs}: native group loop of ${producers} records`);
+            const loop = await groupLoopCell(join(parent.path, `group-loop-${run}-${producers}`), producers, seconds * 1000);
+            groupLoops.set(producers, [...(groupLoops.get(producers) ?? []), loop]);
+          }
           progress(`run ${run + 1}/${runs}: ${name}, ${producers} producers`);
           const key = `${name}|${producers}`;
           const cell = await appendCell(join(parent.path, `log-${run}-${name.replace(/\W/g, '')}-${producers}`), policy, producers, seconds * 1000);
@@ -131,14 +173,15 @@ async function main(): Promise<void> {
           formatMs(p99),
           formatMs(med(c.map((x) => x.p999))),
           name === 'always' ? `${(p99 / rawP99).toFixed(2)}x` : '',
+          name === 'always' ? `${(med(c.map((x) => x.recordsPerSecond)) / med(groupLoops.get(producers)!)).toFixed(2)}x of ${formatNumber(med(groupLoops.get(producers)!))}` : '',
         ]);
       }
     }
     console.log(
       markdownTable(
-        ['policy', 'producers', 'records/s', 'MB/s', '÷ raw seq write', 'p50', 'p99', 'p99.9', 'p99 ÷ raw fdatasync p99'],
+        ['policy', 'producers', 'records/s', 'MB/s', '÷ raw seq write', 'p50', 'p99', 'p99.9', 'p99 ÷ raw fdatasync p99', 'records/s ÷ native group loop (records/s)'],
         rows,
-        ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+        ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
       ),
     );
   } finally {

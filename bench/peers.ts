@@ -2,7 +2,9 @@
 // fs (sync and promises: a length-prefixed file with an in-memory index) and
 // LMDB. Append workloads: 100 records per append, each append awaited before
 // the next, at 100 B, 1 KiB and 16 KiB records, and single 100 B records;
-// durable appends pay one fdatasync per append. Trials interleave the subjects so that each sees the
+// durable appends pay one fdatasync per append, beside the native write +
+// fdatasync (one threadpool job per append, File.writevDatasync) as their
+// ceiling. Trials interleave the subjects so that each sees the
 // same machine state; every trial starts on fresh files.
 //
 //   npm run bench:peers -- [--dir <path>] [--trials <n>] [--ms <n>] [--sizes 100,1024,16384]
@@ -19,6 +21,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { open as openLmdb } from 'lmdb';
+import { File } from '../src/io.js';
 import { Log, type LogOptions, type RecordInput } from '../src/seglog.js';
 import { benchDir, formatNumber, markdownTable, now, progress, summarize, usageError } from './common.js';
 
@@ -158,6 +161,22 @@ function fsSyncSubject(name: string, size: number, ms: number, durable: boolean,
   };
 }
 
+/** The same plain file made durable the native way: writev and fdatasync in one threadpool job per append (File.writevDatasync). */
+function nativeDurableSubject(size: number, ms: number): PeerSubject {
+  return {
+    name: 'native write + fdatasync (File.writevDatasync)',
+    async trial(dir) {
+      const handle = await File.open(join(dir, 'plain.log'), { create: true, truncate: true });
+      const file = new PlainFile(size, RECORDS_PER_APPEND);
+      try {
+        return await appendLoop(ms, RECORDS_PER_APPEND, size * RECORDS_PER_APPEND, async () => file.wrote(await handle.writevDatasync(file.chunks(), file.position)), false);
+      } finally {
+        await handle.close();
+      }
+    },
+  };
+}
+
 function fsPromisesSubject(size: number, ms: number, count = RECORDS_PER_APPEND): PeerSubject {
   return {
     name: 'fs.promises filehandle.writev',
@@ -230,7 +249,11 @@ export function appendWorkloads(ms: number, sizes: number[] = RECORD_SIZES): Pee
   out.push({
     name: `append 1024 B x ${RECORDS_PER_APPEND}, one fdatasync per append`,
     unit: 'records/s',
-    subjects: [seglogSubject("seglog flush: 'always'", { flush: 'always' }, 1024, ms), fsSyncSubject('fs.writevSync + fdatasyncSync', 1024, ms, true)],
+    subjects: [
+      seglogSubject("seglog flush: 'always'", { flush: 'always' }, 1024, ms),
+      fsSyncSubject('fs.writevSync + fdatasyncSync', 1024, ms, true),
+      nativeDurableSubject(1024, ms),
+    ],
   });
   return out;
 }

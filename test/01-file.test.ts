@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
 import { File, freeBytes, fsyncDir, rawAddon, stats } from '../src/native.js';
 import { SeglogError } from '../src/errors.js';
+import { injectFault } from './helpers/faults.js';
 import { tempDir } from './helpers/tmp.js';
 
 describe('File.open', () => {
@@ -130,6 +131,29 @@ describe('durability calls', () => {
     const after = stats();
     expect(after.fdatasyncCalls - before.fdatasyncCalls).toBe(1);
     expect(after.fsyncCalls - before.fsyncCalls).toBe(1);
+    await f.close();
+  });
+
+  test('writevDatasync writes every chunk, then runs fdatasync, in one call; a failure of either rejects', async () => {
+    const path = join(await tempDir(), 'a');
+    const f = await File.open(path, { create: true });
+    const before = stats();
+    expect(await f.writevDatasync([Buffer.from('ab'), Buffer.alloc(0), Buffer.from('cde')], 3)).toBe(5);
+    const after = stats();
+    expect(after.fdatasyncCalls - before.fdatasyncCalls).toBe(1);
+    expect(after.pwriteCalls - before.pwriteCalls).toBe(1);
+    expect((await readFile(path)).subarray(3).toString()).toBe('abcde');
+    injectFault('fdatasync', 'EIO');
+    await expect(f.writevDatasync([Buffer.from('f')], 8)).rejects.toMatchObject({ code: 'EIO', syscall: 'pwritev+fdatasync' });
+    injectFault('pwrite', 'ENOSPC');
+    const syncs = stats().fdatasyncCalls;
+    await expect(f.writevDatasync([Buffer.from('g')], 9)).rejects.toMatchObject({ code: 'ENOSPC' });
+    // No fdatasync after a failed write.
+    expect(stats().fdatasyncCalls).toBe(syncs);
+    await expect(f.writevDatasync('x' as never, 0)).rejects.toThrow(TypeError);
+    await expect(f.writevDatasync([Buffer.from('x')], -1)).rejects.toThrow(RangeError);
+    expect(() => rawAddon.pwritevDatasync(1, [1] as never, 0)).toThrow(TypeError);
+    expect(await rawAddon.pwritevDatasync(1_000_000, [Buffer.from('x')], 0)).toBe(-9);
     await f.close();
   });
 

@@ -79,6 +79,125 @@ describe('flush policies', () => {
     expect(events.filter((e) => e.kind === 'acked')).toHaveLength(40);
   });
 
+  test("'always' pipelines: the next group is written while the previous fdatasync runs, and waits for its own; acks in order", async () => {
+    const events: string[] = [];
+    const { writev, datasync } = File.prototype;
+    File.prototype.writev = async function (this: File, chunks: Uint8Array[], position: number) {
+      events.push(`write ${readBatchHeader(chunks[0]!, 0).baseOffset}`);
+      return writev.call(this, chunks, position);
+    };
+    File.prototype.datasync = async function (this: File) {
+      events.push('sync start');
+      // Slow enough that the second append is queued, numbered and written meanwhile.
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      await datasync.call(this);
+      events.push('sync end');
+    };
+    try {
+      const log = await Log.open(await tempDir(), { flush: 'always' });
+      const first = log.append(rec(0)).then(() => events.push('ack 0'));
+      await until(() => events.includes('sync start'));
+      const second = log.append(rec(1)).then(() => events.push('ack 1'));
+      await Promise.all([first, second]);
+      await log.close();
+    } finally {
+      File.prototype.writev = writev;
+      File.prototype.datasync = datasync;
+    }
+    // The second write lands inside the first fdatasync; each ack follows the end of an fdatasync begun after its write.
+    const at = (e: string, from = 0) => events.indexOf(e, from);
+    const firstEnd = at('sync end');
+    const secondStart = at('sync start', at('write 1'));
+    expect(at('write 1')).toBeGreaterThan(at('sync start'));
+    expect(at('write 1')).toBeLessThan(firstEnd);
+    expect(at('ack 0')).toBeGreaterThan(firstEnd);
+    expect(secondStart).toBeGreaterThan(firstEnd);
+    expect(at('ack 1')).toBeGreaterThan(at('sync end', secondStart));
+    expect(at('ack 1')).toBeGreaterThan(at('ack 0'));
+  });
+
+  test("'always': a group written during an fdatasync that fails is never acknowledged, even if a later fdatasync succeeds", async () => {
+    const dir = await tempDir();
+    const log = await Log.open(dir, { flush: 'always' });
+    await log.append(rec(0));
+    const { writev, datasync } = File.prototype;
+    let writes = 0;
+    // The second write returns only after the first fdatasync failed: its group is pushed to a failed log.
+    File.prototype.writev = async function (this: File, chunks: Uint8Array[], position: number) {
+      if (writes++ === 1) await until(() => log.failure !== undefined);
+      return writev.call(this, chunks, position);
+    };
+    let syncs = 0;
+    File.prototype.datasync = async function (this: File) {
+      // The first one waits for the second group to be on its way, then fails (EIO, once: a later one would succeed).
+      if (syncs++ === 0) await until(() => writes === 2);
+      return datasync.call(this);
+    };
+    injectFault('fdatasync', 'EIO', { count: 1 });
+    try {
+      const first = log.append(rec(1));
+      await until(() => syncs === 1);
+      const second = log.append(rec(2));
+      const third = second.catch(() => undefined).then(() => log.append(rec(3)));
+      const results = await Promise.allSettled([first, second, third]);
+      expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected']);
+      expect(results.map((r) => (r as PromiseRejectedResult).reason)).toMatchObject([{ code: 'EIO' }, { code: 'EIO' }, { code: 'EIO' }]);
+      expect(log.endOffset).toBe(1);
+      expect(log.flushedOffset).toBe(1);
+      await log.close();
+    } finally {
+      File.prototype.writev = writev;
+      File.prototype.datasync = datasync;
+    }
+  });
+
+  test("'always' rolls leave no hole: a segment's last fdatasync returned before the next segment's file is created", async () => {
+    const events: string[] = [];
+    const { writev, datasync } = File.prototype;
+    const open = File.open;
+    File.open = async function (path: string, options?: Parameters<typeof File.open>[1]) {
+      if (path.endsWith('.log') && options?.create === true) events.push(`create ${path}`);
+      return open.call(File, path, options);
+    };
+    File.prototype.writev = async function (this: File, chunks: Uint8Array[], position: number) {
+      const n = await writev.call(this, chunks, position);
+      events.push(`write ${this.path}`);
+      return n;
+    };
+    File.prototype.datasync = async function (this: File) {
+      events.push(`sync start ${this.path}`);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      await datasync.call(this);
+      events.push(`sync end ${this.path}`);
+    };
+    const dir = await tempDir();
+    try {
+      const log = await Log.open(dir, { flush: 'always', segmentBytes: 2048 });
+      // Many producers, so groups are written while fdatasyncs run, across many rolls.
+      await Promise.all(Array.from({ length: 8 }, async (_, p) => {
+        for (let i = 0; i < 20; i++) await log.append([{ value: Buffer.alloc(200, p) }]);
+      }));
+      expect(log.segmentCount).toBeGreaterThan(10);
+      await log.close();
+    } finally {
+      File.open = open;
+      File.prototype.writev = writev;
+      File.prototype.datasync = datasync;
+    }
+    // For each new segment file: every write to the files before it was covered by an fdatasync of that file that began after the write and ended before the creation.
+    const problems: string[] = [];
+    events.forEach((e, created) => {
+      if (!e.startsWith('create ')) return;
+      events.slice(0, created).forEach((w, written) => {
+        if (!w.startsWith('write ')) return;
+        const path = w.slice('write '.length);
+        const covered = events.slice(written, created).some((s, i) => s === `sync start ${path}` && events.slice(written + i, created).includes(`sync end ${path}`));
+        if (!covered) problems.push(`${w} (event ${written}) not synced before ${e} (event ${created})`);
+      });
+    });
+    expect(problems).toEqual([]);
+  });
+
   test("'always' group-commits concurrent appends: far fewer fdatasyncs than appends", async () => {
     const log = await Log.open(await tempDir(), { flush: 'always' });
     await log.append(rec(0));

@@ -14,6 +14,7 @@ export interface Addon {
   pwritev(fd: number, chunks: Uint8Array[], position: number): Promise<number>;
   pwritevSync(fd: number, chunks: Uint8Array[], position: number): number;
   preadv(fd: number, into: Uint8Array[], position: number): Promise<number>;
+  pwritevDatasync(fd: number, chunks: Uint8Array[], position: number): Promise<number>;
   /** Synchronous: bytes read from the page cache only (preadv2 RWF_NOWAIT), or -errno. */
   preadNowait(fd: number, into: Uint8Array, position: number): number;
   fsync(fd: number): Promise<number>;

@@ -1,9 +1,12 @@
 // Committing a group of queued appends: number the batches from the log end,
 // roll to a new segment when the active one is full or old, write the group
 // with one pwritev, under 'always' fdatasync it, then publish it (readers and
-// followers see it) and settle its appends. A failed write leaves no partial
-// batch; a failed fdatasync stops the log. A segment is durable before the
-// next one is created, so the segments on disk never leave a hole.
+// followers see it) and settle its appends. Under 'always' the fdatasync is
+// pipelined: the next group is written while it runs, and waits for the next
+// one. A failed write leaves no partial batch; a failed fdatasync stops the
+// log, and no group written before it settled is acknowledged. A segment is
+// durable before the next one is created, so the segments on disk never leave
+// a hole.
 import { SeglogError } from '../errors.js';
 import { freeBytes } from '../native.js';
 import { setBaseOffset, setLogAppendTime, type BatchHeader } from '../segment/batch.js';
@@ -36,6 +39,18 @@ const INLINE_BACKOFF_MS = { first: 50, most: 2000 };
  */
 const LOOP_TURN_MS = 5;
 
+/** A group on file, to be published and settled (under 'always': once an fdatasync begun after its write returned). */
+interface Written {
+  group: PendingAppend[];
+  results: AppendResult[];
+  position: number;
+  chunks: Uint8Array[];
+  headers: BatchHeader[];
+  endOffset: number;
+  bytes: number;
+  records: number;
+}
+
 export class GroupCommit {
   readonly #dir: string;
   readonly #config: LogConfig;
@@ -54,6 +69,10 @@ export class GroupCommit {
   #backoff = 0;
   /** When the first inline write since the event loop last turned ran (performance.now()); undefined once it turned. */
   #busySince: number | undefined;
+  /** Under 'always': groups written and not yet settled, oldest first; the first ones may be in the fdatasync under way. */
+  readonly #written: Written[] = [];
+  /** The fdatasync pass under way, if any (see #syncWritten). */
+  #syncing: Promise<void> | undefined;
 
   constructor(
     dir: string,
@@ -71,14 +90,19 @@ export class GroupCommit {
     this.#settled = parts.settled;
   }
 
-  /** Takes the appends that one pwritev can write into one segment and commits them. */
+  /**
+   * Takes the appends that one pwritev can write into one segment and
+   * commits them. Under 'always' it returns once the group is written: its
+   * fdatasync runs while the next group is written (see #syncWritten).
+   */
   async commit(take: (room: number) => PendingAppend[]): Promise<void> {
     const group = take(Math.min(this.#config.segmentBytes - this.#segments.active.size, MAX_GROUP_BYTES));
     const bytes = group.reduce((n, a) => n + a.data.length, 0);
+    let handedOver = false;
     try {
-      const failure = this.#failure();
-      if (failure !== undefined) throw failure;
-      const { headers, results, endOffset, records } = number(group, this.#segments.endOffset);
+      this.#throwIfFailed();
+      // Offsets go on from the last group written, published or not.
+      const { headers, results, endOffset, records } = number(group, this.#written.at(-1)?.endOffset ?? this.#segments.endOffset);
       await this.#rollIfNeeded(bytes, endOffset - 1);
       const active = this.#segments.active;
       const position = active.size;
@@ -90,21 +114,78 @@ export class GroupCommit {
         await active.log.truncate(active.size).catch((cutErr) => this.#fail(cutErr));
         throw err;
       }
-      if (this.#config.flush.always) {
-        try {
-          await active.log.datasync();
-        } catch (err) {
-          throw this.#fail(err);
-        }
+      const written = { group, results, position, chunks, headers, endOffset, bytes, records };
+      if (!this.#config.flush.always) {
+        this.#publish(written);
+        return;
       }
-      // Only bytes on file (under 'always': durable) are published, before readers can ask for them.
-      this.#segments.appended(position, chunks, headers, endOffset);
-      this.#flusher.written(bytes, records, endOffset);
-      group.forEach((a, i) => a.resolve(results[i]!));
+      this.#written.push(written);
+      handedOver = true;
+      this.#syncWritten();
     } catch (err) {
       for (const a of group) a.reject(err);
     } finally {
-      this.#settled(group);
+      if (!handedOver) this.#settled(group);
+    }
+  }
+
+  /** Resolves once every written group has been synced (or rejected) and settled: rolls and exclusive work wait for it. */
+  async idle(): Promise<void> {
+    while (this.#syncing !== undefined) await this.#syncing;
+  }
+
+  #throwIfFailed(): void {
+    const failure = this.#failure();
+    if (failure !== undefined) throw failure;
+  }
+
+  /**
+   * Under 'always': one fdatasync at a time covers every group written before
+   * it began; groups written meanwhile wait for the next one. Each group is
+   * acknowledged after an fdatasync that began once its write had returned,
+   * in write order, and only while the log has not failed: after a failed
+   * fdatasync (here or in the flusher) a later one may succeed without the
+   * lost pages, so nothing written before it is ever acknowledged.
+   */
+  #syncWritten(): void {
+    if (this.#syncing !== undefined || this.#written.length === 0) return;
+    const covered = this.#written.length;
+    // Every written group is in the active segment: a roll waits for idle() first.
+    const file = this.#segments.active.log;
+    this.#syncing = (async () => {
+      let failure = this.#failure();
+      if (failure === undefined) {
+        try {
+          await file.datasync();
+        } catch (err) {
+          this.#fail(err);
+        }
+        failure = this.#failure();
+      }
+      if (failure === undefined) {
+        for (const w of this.#written.splice(0, covered)) this.#publish(w);
+        return;
+      }
+      for (const w of this.#written.splice(0)) {
+        for (const a of w.group) a.reject(failure);
+        this.#settled(w.group);
+      }
+    })().finally(() => {
+      this.#syncing = undefined;
+      this.#syncWritten();
+    });
+  }
+
+  /** Only bytes on file (under 'always': durable) are published, before readers can ask for them; then the appends settle. */
+  #publish(w: Written): void {
+    try {
+      this.#segments.appended(w.position, w.chunks, w.headers, w.endOffset);
+      this.#flusher.written(w.bytes, w.records, w.endOffset);
+      w.group.forEach((a, i) => a.resolve(w.results[i]!));
+    } catch (err) {
+      for (const a of w.group) a.reject(err);
+    } finally {
+      this.#settled(w.group);
     }
   }
 
@@ -151,6 +232,9 @@ export class GroupCommit {
 
   /** Starts a new active segment at the log end (a no-op when the active one is empty). Run between groups. */
   async roll(): Promise<void> {
+    // Under 'always' the groups written so far are synced first: the sealed segment is durable before the next exists.
+    await this.idle();
+    this.#throwIfFailed();
     const s = this.#segments.active;
     if (s.isEmpty) return;
     if (this.#config.minFreeBytes > 0) {

@@ -242,7 +242,8 @@ export class Log {
     try {
       this.#checkWritable();
       check?.();
-      return this.#queue.exclusive(work);
+      // After every group written before it has settled (under 'always' its fdatasync may still run).
+      return this.#queue.exclusive(() => this.#commit.idle().then(work));
     } catch (err) {
       return Promise.reject(err);
     }
@@ -380,6 +381,7 @@ export class Log {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       while (this.#queue.running !== undefined) await this.#queue.running;
+      await this.#commit.idle();
       this.#cancelInterval?.();
       this.#followers.wakeAll();
       let clean = this.#failure === undefined;
