@@ -81,10 +81,15 @@ describe('flush policies', () => {
 
   test("'always' pipelines: the next group is written while the previous fdatasync runs, and waits for its own; acks in order", async () => {
     const events: string[] = [];
-    const { writev, datasync } = File.prototype;
+    const { writev, writevNow, datasync } = File.prototype;
+    // Small groups are written inline (writevNow), larger ones on the threadpool (writev).
     File.prototype.writev = async function (this: File, chunks: Uint8Array[], position: number) {
       events.push(`write ${readBatchHeader(chunks[0]!, 0).baseOffset}`);
       return writev.call(this, chunks, position);
+    };
+    File.prototype.writevNow = function (this: File, chunks: Uint8Array[], position: number) {
+      events.push(`write ${readBatchHeader(chunks[0]!, 0).baseOffset}`);
+      return writevNow.call(this, chunks, position);
     };
     File.prototype.datasync = async function (this: File) {
       events.push('sync start');
@@ -102,8 +107,10 @@ describe('flush policies', () => {
       await log.close();
     } finally {
       File.prototype.writev = writev;
+      File.prototype.writevNow = writevNow;
       File.prototype.datasync = datasync;
     }
+    expect(events.filter((e) => e.startsWith('write'))).toEqual(['write 0', 'write 1']);
     // The second write lands inside the first fdatasync; each ack follows the end of an fdatasync begun after its write.
     const at = (e: string, from = 0) => events.indexOf(e, from);
     const firstEnd = at('sync end');
@@ -121,23 +128,25 @@ describe('flush policies', () => {
     const log = await Log.open(dir, { flush: 'always' });
     await log.append(rec(0));
     const { writev, datasync } = File.prototype;
-    let writes = 0;
-    // The second write returns only after the first fdatasync failed: its group is pushed to a failed log.
+    let threadpoolWrites = 0;
+    // The second group is too big to write inline, so it goes to the threadpool (writev), and that write
+    // returns only after the first fdatasync failed: its group is pushed to a failed log.
     File.prototype.writev = async function (this: File, chunks: Uint8Array[], position: number) {
-      if (writes++ === 1) await until(() => log.failure !== undefined);
+      threadpoolWrites++;
+      await until(() => log.failure !== undefined);
       return writev.call(this, chunks, position);
     };
     let syncs = 0;
     File.prototype.datasync = async function (this: File) {
       // The first one waits for the second group to be on its way, then fails (EIO, once: a later one would succeed).
-      if (syncs++ === 0) await until(() => writes === 2);
+      if (syncs++ === 0) await until(() => threadpoolWrites === 1);
       return datasync.call(this);
     };
     injectFault('fdatasync', 'EIO', { count: 1 });
     try {
       const first = log.append(rec(1));
       await until(() => syncs === 1);
-      const second = log.append(rec(2));
+      const second = log.append([{ value: Buffer.alloc(3 * 1024 * 1024, 2) }]);
       const third = second.catch(() => undefined).then(() => log.append(rec(3)));
       const results = await Promise.allSettled([first, second, third]);
       expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected']);
@@ -153,14 +162,20 @@ describe('flush policies', () => {
 
   test("'always' rolls leave no hole: a segment's last fdatasync returned before the next segment's file is created", async () => {
     const events: string[] = [];
-    const { writev, datasync } = File.prototype;
+    const { writev, writevNow, datasync } = File.prototype;
     const open = File.open;
     File.open = async function (path: string, options?: Parameters<typeof File.open>[1]) {
       if (path.endsWith('.log') && options?.create === true) events.push(`create ${path}`);
       return open.call(File, path, options);
     };
+    // Small groups are written inline (writevNow), larger ones on the threadpool (writev).
     File.prototype.writev = async function (this: File, chunks: Uint8Array[], position: number) {
       const n = await writev.call(this, chunks, position);
+      events.push(`write ${this.path}`);
+      return n;
+    };
+    File.prototype.writevNow = function (this: File, chunks: Uint8Array[], position: number) {
+      const n = writevNow.call(this, chunks, position);
       events.push(`write ${this.path}`);
       return n;
     };
@@ -182,8 +197,10 @@ describe('flush policies', () => {
     } finally {
       File.open = open;
       File.prototype.writev = writev;
+      File.prototype.writevNow = writevNow;
       File.prototype.datasync = datasync;
     }
+    expect(events.filter((e) => e.startsWith('write ')).length).toBeGreaterThanOrEqual(20);
     // For each new segment file: every write to the files before it was covered by an fdatasync of that file that began after the write and ended before the creation.
     const problems: string[] = [];
     events.forEach((e, created) => {
