@@ -215,6 +215,24 @@ describe('flush policies', () => {
     expect(problems).toEqual([]);
   });
 
+  test("'always' gathers producers that await each append: the ones one fdatasync acknowledged share the next", async () => {
+    const log = await Log.open(await tempDir(), { flush: 'always' });
+    const producers = 16;
+    const rounds = 10;
+    const before = stats();
+    await Promise.all(
+      Array.from({ length: producers }, async (_, p) => {
+        for (let i = 0; i < rounds; i++) await log.append([{ value: `p${p}-${i}` }]);
+      }),
+    );
+    const syncs = stats().fdatasyncCalls - before.fdatasyncCalls;
+    expect(log.endOffset).toBe(producers * rounds);
+    // One fdatasync per round; a drain that took only the first producer woken would need two (1 + 15).
+    expect(syncs).toBeGreaterThanOrEqual(rounds);
+    expect(syncs).toBeLessThanOrEqual(rounds + 2);
+    await log.close();
+  });
+
   test("'always' group-commits concurrent appends: far fewer fdatasyncs than appends", async () => {
     const log = await Log.open(await tempDir(), { flush: 'always' });
     await log.append(rec(0));

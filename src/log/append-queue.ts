@@ -140,6 +140,9 @@ export class AppendQueue {
   }
 
   async #drain(): Promise<void> {
+    // Appenders woken by one group's acknowledgements run in the microtasks queued behind the one
+    // that started this drain: waiting for them first puts them all in one group.
+    await undefined;
     try {
       while (this.#items.length > 0) {
         const head = this.#items[0]!;
