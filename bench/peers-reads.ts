@@ -210,6 +210,32 @@ function table(title: string, runs: Sample[], ratios: Array<[string, string]>): 
   return markdownTable([title, `${runs.length} runs`], rows, ['l', 'r']);
 }
 
+/** Writes `count` records of `size` B to every peer, warms the page cache, then runs the sequential and random workloads `runs` times. */
+async function measureSize(parent: string | undefined, size: number, count: number, runs: number, randomMs?: number): Promise<{ seq: Sample[]; rnd: Sample[] }> {
+  const dir = await benchDir(parent);
+  try {
+    progress(`peers-reads: writing ${count} records of ${size} B to each peer`);
+    const peers = await build(dir.path, count, size);
+    try {
+      await sequential(peers, count, size); // untimed pass: the page cache holds every peer's data
+      const seq: Sample[] = [];
+      const rnd: Sample[] = [];
+      for (let run = 0; run < runs; run++) {
+        progress(`peers-reads: ${size} B run ${run + 1}/${runs}`);
+        seq.push(await sequential(peers, count, size));
+        rnd.push(await random(peers, count, size, 1000 + run, randomMs));
+      }
+      return { seq, rnd };
+    } finally {
+      await Promise.all([peers.log.close(), peers.own.close()]);
+      peers.lmdb.close();
+      closeSync(peers.flatFd);
+    }
+  } finally {
+    await dir.remove();
+  }
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: { dir: { type: 'string' }, runs: { type: 'string', default: '3' }, records: { type: 'string' }, sizes: { type: 'string', default: '1024,100' }, clock: { type: 'string', default: 'wall' } },
@@ -224,39 +250,19 @@ async function main(): Promise<void> {
   const out: string[] = [`## peers: reads (page cache warm, records written 100 per batch${clock === 'cpu' ? ', rates per CPU second of this process' : ''})`, ''];
   for (const size of sizes) {
     const count = values.records === undefined ? Math.round(DATA_BYTES / (size + 64)) : Number(values.records);
-    const dir = await benchDir(values.dir);
-    try {
-      progress(`peers-reads: writing ${count} records of ${size} B to each peer`);
-      const peers = await build(dir.path, count, size);
-      try {
-        await sequential(peers, count, size); // untimed pass: the page cache holds every peer's data
-        const seq: Sample[] = [];
-        const rnd: Sample[] = [];
-        for (let run = 0; run < runs; run++) {
-          progress(`peers-reads: ${size} B run ${run + 1}/${runs}`);
-          seq.push(await sequential(peers, count, size));
-          rnd.push(await random(peers, count, size, 1000 + run));
-        }
-        out.push(`### ${size} B records, ${formatNumber(count)} records`, '');
-        const seqRatios = ['seglog records(0)', 'seglog batches(0)'].flatMap((s): Array<[string, string]> => [
-          [s, 'lmdb getRange'],
-          [s, 'fs.readSync'],
-        ]);
-        out.push(table(`sequential, every record verified (records/s${per})`, seq, [...seqRatios, ['seglog own records(0)', 'seglog records(0)']]), '');
-        const rndRatios: Array<[string, string]> = [
-          ['seglog readRecord', 'lmdb get'],
-          ['seglog readRecord', 'fs.readSync'],
-          ['seglog own readRecord', 'seglog readRecord'],
-        ];
-        out.push(table(`random read by offset, verified (reads/s${per})`, rnd, rndRatios), '');
-      } finally {
-        await Promise.all([peers.log.close(), peers.own.close()]);
-        peers.lmdb.close();
-        closeSync(peers.flatFd);
-      }
-    } finally {
-      await dir.remove();
-    }
+    const { seq, rnd } = await measureSize(values.dir, size, count, runs);
+    out.push(`### ${size} B records, ${formatNumber(count)} records`, '');
+    const seqRatios = ['seglog records(0)', 'seglog batches(0)'].flatMap((s): Array<[string, string]> => [
+      [s, 'lmdb getRange'],
+      [s, 'fs.readSync'],
+    ]);
+    out.push(table(`sequential, every record verified (records/s${per})`, seq, [...seqRatios, ['seglog own records(0)', 'seglog records(0)']]), '');
+    const rndRatios: Array<[string, string]> = [
+      ['seglog readRecord', 'lmdb get'],
+      ['seglog readRecord', 'fs.readSync'],
+      ['seglog own readRecord', 'seglog readRecord'],
+    ];
+    out.push(table(`random read by offset, verified (reads/s${per})`, rnd, rndRatios), '');
   }
   console.log(out.join('\n'));
 }
@@ -270,35 +276,15 @@ export async function readPeers(parent: string | undefined, runs: number, option
   const rows: PeerRow[] = [];
   for (const size of options.sizes) {
     const count = Math.round((options.dataBytes ?? DATA_BYTES) / (size + 64));
-    const dir = await benchDir(parent);
-    try {
-      progress(`peers-reads: writing ${count} records of ${size} B to each peer`);
-      const peers = await build(dir.path, count, size);
-      try {
-        await sequential(peers, count, size); // untimed pass: the page cache holds every peer's data
-        const seq: Sample[] = [];
-        const rnd: Sample[] = [];
-        for (let run = 0; run < runs; run++) {
-          progress(`peers-reads: ${size} B run ${run + 1}/${runs}`);
-          seq.push(await sequential(peers, count, size));
-          rnd.push(await random(peers, count, size, 1000 + run, options.randomMs));
-        }
-        const add = (workload: string, unit: string, samples: Sample[]) => {
-          for (const subject of Object.keys(samples[0]!)) {
-            const values = samples.map((x) => x[subject]!);
-            rows.push({ workload, subject, unit, ...summarize(values), samples: values });
-          }
-        };
-        add(`sequential read ${size} B records, each verified`, 'records/s', seq);
-        add(`random read ${size} B record by offset, verified`, 'reads/s', rnd);
-      } finally {
-        await Promise.all([peers.log.close(), peers.own.close()]);
-        peers.lmdb.close();
-        closeSync(peers.flatFd);
+    const { seq, rnd } = await measureSize(parent, size, count, runs, options.randomMs);
+    const add = (workload: string, unit: string, samples: Sample[]) => {
+      for (const subject of Object.keys(samples[0]!)) {
+        const values = samples.map((x) => x[subject]!);
+        rows.push({ workload, subject, unit, ...summarize(values), samples: values });
       }
-    } finally {
-      await dir.remove();
-    }
+    };
+    add(`sequential read ${size} B records, each verified`, 'records/s', seq);
+    add(`random read ${size} B record by offset, verified`, 'reads/s', rnd);
   }
   return rows;
 }
