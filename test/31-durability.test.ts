@@ -382,21 +382,23 @@ describe('failures', () => {
     await log.close();
   });
 
-  test('small groups are written inline; big groups, and writes for a while after a slow inline write, on the threadpool', async () => {
+  test('small groups are written inline; big groups, a probe after a slow inline write, and writes for a while after a slow probe, on the threadpool', async () => {
     const where: string[] = [];
     const { writev, writevNow } = File.prototype;
     // A clock of the test's own: a write is slow when the test says so, never because the machine is busy.
     let clock = 0;
     const now = vi.spyOn(performance, 'now').mockImplementation(() => clock);
-    let slow = false;
+    /** An inline write is slow (a preempted event loop, or the disk); a threadpool write is slow only when the disk is. */
+    let loopSlow = false;
+    let diskSlow = false;
     File.prototype.writev = async function (this: File, chunks: Uint8Array[], position: number) {
       where.push('threadpool');
+      if (diskSlow) clock += 10;
       return writev.call(this, chunks, position);
     };
     File.prototype.writevNow = function (this: File, chunks: Uint8Array[], position: number) {
       where.push('inline');
-      // As if the kernel were throttling dirty pages.
-      if (slow) clock += 10;
+      if (loopSlow || diskSlow) clock += 10;
       return writevNow.call(this, chunks, position);
     };
     try {
@@ -405,24 +407,41 @@ describe('failures', () => {
       await log.append([{ value: Buffer.alloc(3 * 1024 * 1024, 7) }]);
       await log.append(rec(1));
       expect(where).toEqual(['inline', 'threadpool', 'inline']);
-      // A slow inline write: 50 ms on the threadpool, then inline again; a second slow one in a row: 100 ms.
-      slow = true;
+      // The event loop was held up, the disk was not: one probe on the threadpool, then inline again.
+      where.length = 0;
+      loopSlow = true;
       await log.append(rec(2));
-      slow = false;
+      loopSlow = false;
       await log.append(rec(3));
-      clock += 45;
       await log.append(rec(4));
-      clock += 10;
-      slow = true;
+      expect(where).toEqual(['inline', 'threadpool', 'inline']);
+      // The disk holds writes: the probe is slow too, so writes stay on the threadpool for 50 ms.
+      where.length = 0;
+      diskSlow = true;
       await log.append(rec(5));
-      slow = false;
-      clock += 60;
       await log.append(rec(6));
-      clock += 50;
+      diskSlow = false;
       await log.append(rec(7));
+      expect(where).toEqual(['inline', 'threadpool', 'threadpool']);
+      // Still slow when the 50 ms are over (inline, then its probe): 100 ms; a fast write after that resets it to 50.
+      where.length = 0;
+      clock += 55;
+      diskSlow = true;
       await log.append(rec(8));
-      expect(where.slice(3)).toEqual(['inline', 'threadpool', 'threadpool', 'inline', 'threadpool', 'inline', 'inline']);
-      expect(log.endOffset).toBe(10);
+      await log.append(rec(9));
+      diskSlow = false;
+      clock += 60;
+      await log.append(rec(10));
+      clock += 50;
+      await log.append(rec(11));
+      diskSlow = true;
+      await log.append(rec(12));
+      await log.append(rec(13));
+      diskSlow = false;
+      clock += 55;
+      await log.append(rec(14));
+      expect(where).toEqual(['inline', 'threadpool', 'threadpool', 'inline', 'inline', 'threadpool', 'inline']);
+      expect(log.endOffset).toBe(16);
       await log.close();
     } finally {
       now.mockRestore();

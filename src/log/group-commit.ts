@@ -22,11 +22,12 @@ const MAX_GROUP_BYTES = 16 * 1024 * 1024;
  * Groups up to this size are written on the event loop: a page-cache copy of
  * 2 MiB takes a few hundred microseconds, less than a threadpool round trip
  * costs a small group (~40 us) times the groups it would hold up. Larger
- * groups go to the threadpool, and so do writes for a while after an inline
- * write took over INLINE_SLOW_MS (the kernel may be throttling dirty pages,
- * which would stall the event loop write after write). The while doubles
- * with each slow inline write in a row (a busy CPU's preemptions come and
- * go; throttling stays) and resets after a fast one.
+ * groups go to the threadpool. An inline write that took over INLINE_SLOW_MS
+ * was either preempted (a busy CPU: the threadpool would not help) or held
+ * by the kernel throttling dirty pages (which would stall the event loop
+ * write after write): the next group goes to the threadpool, timed, to tell
+ * which. When that one is slow too, writes stay on the threadpool for a
+ * while, doubling with each slow probe in a row and reset by a fast write.
  */
 const INLINE_WRITE_BYTES = 2 * 1024 * 1024;
 const INLINE_SLOW_MS = 4;
@@ -65,8 +66,10 @@ export class GroupCommit {
   #freeSpaceUnknown = false;
   /** Until then (performance.now()), writes go to the threadpool: an inline write was slow. */
   #inlineAfter = 0;
-  /** The last back-off from inline writes (ms), 0 after a fast inline write. */
+  /** The last back-off from inline writes (ms), 0 after a fast write. */
   #backoff = 0;
+  /** An inline write was slow: the next group goes to the threadpool, timed, to see whether the disk is. */
+  #probing = false;
   /** When the first inline write since the event loop last turned ran (performance.now()); undefined once it turned. */
   #busySince: number | undefined;
   /** Under 'always': groups written and not yet settled, oldest first; the first ones may be in the fdatasync under way. */
@@ -192,7 +195,9 @@ export class GroupCommit {
   /** Writes inline when the group is small and the page cache takes writes quickly, else on the threadpool. */
   #write(active: Segment, chunks: Uint8Array[], headers: BatchHeader[], bytes: number): Promise<void> | undefined {
     const start = performance.now();
-    if (bytes > INLINE_WRITE_BYTES || active.log.direct || start < this.#inlineAfter) return active.append(chunks, headers);
+    if (bytes > INLINE_WRITE_BYTES || active.log.direct) return active.append(chunks, headers);
+    if (this.#probing) return this.#probeWrite(active, chunks, headers, start);
+    if (start < this.#inlineAfter) return active.append(chunks, headers);
     if (this.#busySince === undefined) {
       this.#busySince = start;
       setImmediate(() => (this.#busySince = undefined));
@@ -202,13 +207,22 @@ export class GroupCommit {
     }
     active.appendNow(chunks, headers);
     const end = performance.now();
+    if (end - start <= INLINE_SLOW_MS) this.#backoff = 0;
+    else this.#probing = true;
+    return undefined;
+  }
+
+  /** A write on the threadpool after a slow inline one: slow as well, the disk is holding writes, so they stay off the event loop for a while. */
+  async #probeWrite(active: Segment, chunks: Uint8Array[], headers: BatchHeader[], start: number): Promise<void> {
+    this.#probing = false;
+    await active.append(chunks, headers);
+    const end = performance.now();
     if (end - start <= INLINE_SLOW_MS) {
       this.#backoff = 0;
-    } else {
-      this.#backoff = Math.min(INLINE_BACKOFF_MS.most, this.#backoff === 0 ? INLINE_BACKOFF_MS.first : 2 * this.#backoff);
-      this.#inlineAfter = end + this.#backoff;
+      return;
     }
-    return undefined;
+    this.#backoff = Math.min(INLINE_BACKOFF_MS.most, this.#backoff === 0 ? INLINE_BACKOFF_MS.first : 2 * this.#backoff);
+    this.#inlineAfter = end + this.#backoff;
   }
 
   async #rollIfNeeded(bytes: number, lastOffset: number, now = Date.now()): Promise<void> {
