@@ -83,9 +83,9 @@ export class ReadAheadStream {
    * size: nothing past it is trusted), available to view(). Bytes already
    * held from there on are kept and only the rest is read, in one fill of
    * the whole buffer; a read longer than the buffer gets a bigger one until
-   * the next.
+   * the next. `exact`: a point read, which reads just the blocks asked for.
    */
-  async ensure(position: number, length: number, end: number, fill: Fill): Promise<void> {
+  async ensure(position: number, length: number, end: number, fill: Fill, exact = false): Promise<void> {
     this.#freeing = false;
     while (this.#filling !== undefined) await this.#filling;
     const want = Math.min(position + length, end);
@@ -97,7 +97,7 @@ export class ReadAheadStream {
     const heldEnd = Math.floor((this.#start + this.#filled) / a) * a;
     const keep = this.#buf !== undefined && from >= this.#start && from < heldEnd ? heldEnd - from : 0;
     const onward = this.#filled > 0 && position >= this.#start && position <= this.#start + this.#filled;
-    this.#window = onward ? Math.min(this.#capacity, this.#window * 2) : this.#minWindow;
+    this.#window = onward && !exact ? Math.min(this.#capacity, this.#window * 2) : this.#minWindow;
     const old = this.#buf;
     let buf = old;
     if (buf === undefined || buf.length !== capacity) {
@@ -112,7 +112,7 @@ export class ReadAheadStream {
     this.#filled = keep;
     // Nothing past the block holding `end` is read: it is not to be trusted yet, and an O_DIRECT read that
     // meets the end of the file comes back short (see OwnLog.fill).
-    const readEnd = Math.min(capacity, Math.max(this.#window, Math.ceil((want - from) / a) * a), Math.ceil((end - from) / a) * a);
+    const readEnd = Math.min(capacity, Math.max(exact ? 0 : this.#window, Math.ceil((want - from) / a) * a), Math.ceil((end - from) / a) * a);
     if (readEnd <= keep) return;
     const epoch = this.#epoch;
     const filled = fill(buf.subarray(keep, readEnd), from + keep).then((n) => {
