@@ -109,6 +109,11 @@ export class OwnLog implements LogCache, CatchUpOwner {
   }
 
   /** @internal For CatchUpSource. */
+  readAheadEnd(segment: Segment): number {
+    return Math.min(segment.size, this.#windows.get(segment)?.start ?? Infinity);
+  }
+
+  /** @internal For CatchUpSource. */
   releaseStream(stream: ReadAheadStream): void {
     stream.busy = false;
     if (this.#closed) {

@@ -22,6 +22,8 @@ export interface CatchUpOwner {
   fill(segment: Segment, into: Buffer, position: number): Promise<number>;
   /** A point read's checked batch, for the read cache, read since the log's truncation count was `generation`. */
   keep(segment: Segment, position: number, header: BatchHeader, bytes: Buffer, generation: number): void;
+  /** Where reading ahead in `segment` stops: where the tail cache begins (it serves what follows), else the segment's end. */
+  readAheadEnd(segment: Segment): number;
   /** The read is done with its stream. */
   releaseStream(stream: ReadAheadStream): void;
 }
@@ -166,7 +168,7 @@ export class CatchUpSource implements SegmentSource {
     this.#owner.counters.add('tailMisses', 1);
     const at = this.#located;
     if (this.#pointOf === undefined) {
-      this.#stream.readAhead(end, this.#segment.size, this.#fill);
+      this.#stream.readAhead(end, this.#owner.readAheadEnd(this.#segment), this.#fill);
     } else if (at?.position === start && start + at.header.size === end) {
       this.#owner.keep(this.#segment, start, at.header, bytes, this.#pointOf);
       if (this.#walkedFrom !== undefined) await this.#keepWalk(this.#walkedFrom, start, this.#pointOf);
