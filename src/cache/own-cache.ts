@@ -38,7 +38,6 @@ export interface OwnCacheShared {
   taken(stream: ReadAheadStream): void;
 }
 
-
 /** Read-ahead streams a log keeps between reads (the store frees the buffers of all but a few idle ones). */
 const MAX_STREAMS = 4;
 
