@@ -136,6 +136,24 @@ describe('point reads in own mode', () => {
     for (const o of hot) expect(await pointRead(log, o)).toEqual({ hits: 1, syscalls: 0, fromDisk: 0 });
   });
 
+  test('point reads between a sequential reader\'s reads leave its read-ahead alone', async () => {
+    const dir = await tempDir();
+    const log = await ownLog(dir, 0);
+    await fill([log], 2 * MiB, PER_BATCH, VALUE_BYTES);
+    let sequential = 0;
+    let b = 0;
+    for (let next = 0; next < log.endOffset; ) {
+      const before = log.cacheStats().catchUpBytesFromDisk;
+      const r = await log.read(next, { maxBytes: 32 * KiB });
+      sequential += log.cacheStats().catchUpBytesFromDisk - before;
+      next = r.nextOffset;
+      await pointRead(log, ((b++ * 37) % 90) * PER_BATCH + 1);
+    }
+    // The log read about once (its last fill may run past what the reads take), not a window per read.
+    expect(sequential).toBeLessThanOrEqual(log.size + READ_AHEAD);
+    await log.close();
+  });
+
   test('nor do point reads evict the tail cache', async () => {
     const dir = await tempDir();
     const log = await Log.open(dir, { cache: own({ tailBytes: 256 * KiB, readCacheBytes: 64 * KiB }), segmentBytes: 512 * KiB });

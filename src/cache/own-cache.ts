@@ -82,7 +82,7 @@ export class OwnLog implements LogCache, CatchUpOwner {
     if (window?.holds(offset)) return new TailSource(segment, window, this.counters);
     const cached = point ? this.#group.readCache?.find(segment, offset) : undefined;
     if (cached !== undefined) return new CachedSource(cached, this.counters);
-    return new CatchUpSource(segment, this.#stream(segment, offset), this, point ? this.#generation : undefined);
+    return new CatchUpSource(segment, this.#stream(segment, offset, point), this, point ? this.#generation : undefined);
   }
 
   /** @internal For CatchUpSource: a point read's checked batch goes to the read cache, unless the log was cut or the segment left it since the read began (`generation`). */
@@ -91,9 +91,15 @@ export class OwnLog implements LogCache, CatchUpOwner {
     this.#group.readCache?.add({ segment, position, header, bytes, owner: this });
   }
 
-  /** The stream a sequential reader used last (it reads on at `offset`), else a free one, else a new one. */
-  #stream(segment: Segment, offset: number): ReadAheadStream {
-    const free = this.#streams.filter((s) => !s.busy);
+  /**
+   * The stream a sequential reader used last (it reads on at `offset`), else
+   * a free one, else a new one. A point read takes no stream a sequential
+   * reader goes on with while the log may have more streams: its fill would
+   * replace the bytes that reader reads next.
+   */
+  #stream(segment: Segment, offset: number, point: boolean): ReadAheadStream {
+    const spare = point && this.#streams.length < MAX_STREAMS;
+    const free = this.#streams.filter((s) => !s.busy && !(spare && s.nextPosition >= 0));
     let stream =
       free.find((s) => s.nextOffset === offset) ??
       free.find((s) => s.segment === segment) ??

@@ -193,11 +193,17 @@ export class CatchUpSource implements SegmentSource {
     }
   }
 
-  /** The whole batches in [start, end), checked, in memory of their own: the stream's buffer is refilled by the next read, and the shared pool's slab would stay held by a batch the read cache keeps. */
+  /**
+   * The whole batches in [start, end), checked, as a copy (the stream's
+   * buffer is refilled by the next read); a point read's in memory of its
+   * own, since a batch the read cache keeps would hold a slab of the shared
+   * pool.
+   */
   async #checkedCopy(start: number, end: number): Promise<Buffer> {
-    await this.#stream.ensure(start, end - start, this.#end, this.#fill, this.#pointOf !== undefined);
+    const point = this.#pointOf !== undefined;
+    await this.#stream.ensure(start, end - start, this.#end, this.#fill, point);
     const view = this.#stream.view(start, end - start);
-    const bytes = Buffer.allocUnsafeSlow(view.length);
+    const bytes = point ? Buffer.allocUnsafeSlow(view.length) : Buffer.allocUnsafe(view.length);
     view.copy(bytes);
     this.#segment.checkRead(bytes, start, end);
     return bytes;
