@@ -7,6 +7,12 @@
 // first on and verified (length, its number in the first 4 bytes, its last
 // byte). Random: one record by its offset (number), verified the same way,
 // and seglog's offsetForTimestamp of a record's timestamp (checked).
+// Own cache mode's logs are reopened, so every read of them misses the tail
+// cache: its sequential reads are catch-up reads from disk (O_DIRECT), its
+// point reads come from the read cache (cache.readCacheBytes). One own log
+// has a read cache that holds every batch, filled before the runs (the warm
+// comparison); another has one a quarter that size, so most of its point
+// reads go to disk (the miss path).
 // A row's figures are medians over runs with min–max; ratios are per run.
 // `--clock cpu` divides by this process's CPU time (user + system, all its
 // threads) instead of wall time: on a machine shared with other work, wall
@@ -26,7 +32,8 @@ import { benchDir, formatNumber, formatPercent, formatSummary, markdownTable, op
 
 const USAGE = 'usage: tsx bench/peers-reads.ts [--dir <path>] [--runs <n>] [--records <n>] [--sizes 1024,100] [--clock wall|cpu]';
 const PER_BATCH = 100;
-const SCAN_CHUNK = 1024 * 1024;
+const MiB = 1024 * 1024;
+const SCAN_CHUNK = MiB;
 const RANDOM_MS = 600;
 /** Bytes of records (values and their framing) each peer holds per record size, by default. */
 const DATA_BYTES = 64 * 1024 * 1024;
@@ -50,8 +57,12 @@ function verify(value: Uint8Array | null | undefined, i: number, size: number): 
 
 interface Peers {
   log: Log;
-  /** The same records in a log with the own cache mode, reopened so that reads are catch-up reads. */
+  /** The same records in a log with the own cache mode, reopened so that reads miss the tail cache; its read cache holds them all. */
   own: Log;
+  /** The same again, with a read cache of a quarter of the records. */
+  ownSmall: Log;
+  /** The read cache budgets of `own` and `ownSmall`. */
+  readCacheBytes: { fits: number; small: number };
   /** Length-prefixed file ([u32 length][bytes] per record) and its in-memory index. */
   flatPath: string;
   flatFd: number;
@@ -62,6 +73,7 @@ interface Peers {
 async function build(dir: string, count: number, size: number): Promise<Peers> {
   const log = await Log.open(join(dir, 'log'));
   let own = await Log.open(join(dir, 'own'), { cache: { mode: 'own' } });
+  let ownSmall = await Log.open(join(dir, 'own-small'), { cache: { mode: 'own' } });
   const flatPath = join(dir, 'flat.bin');
   const fd = openSync(flatPath, 'w+');
   const positions = new Float64Array(count);
@@ -71,7 +83,7 @@ async function build(dir: string, count: number, size: number): Promise<Peers> {
     const values: Buffer[] = [];
     for (let i = first; i < Math.min(count, first + PER_BATCH); i++) values.push(recordValue(i, size));
     const records = values.map((value, k): RecordInput => ({ value, timestamp: T0 + first + k }));
-    await Promise.all([log.append(records), own.append(records)]);
+    await Promise.all([log.append(records), own.append(records), ownSmall.append(records)]);
     const chunk = Buffer.allocUnsafe(values.length * (4 + size));
     values.forEach((v, k) => {
       positions[first + k] = position + k * (4 + size);
@@ -83,11 +95,20 @@ async function build(dir: string, count: number, size: number): Promise<Peers> {
     lmdb.transactionSync(() => values.forEach((v, k) => lmdb.putSync(first + k, v)));
   }
   await log.flush();
-  await own.close();
-  own = await Log.open(join(dir, 'own'), { cache: { mode: 'own' } });
+  // Whole MiBs, above the log's size (batches held are the log's bytes; the segment index adds nothing to it).
+  const fits = Math.ceil((own.size * 1.05) / MiB) * MiB;
+  const readCacheBytes = { fits, small: Math.ceil(fits / 4 / MiB) * MiB };
+  await Promise.all([own.close(), ownSmall.close()]);
+  own = await Log.open(join(dir, 'own'), { cache: { mode: 'own', readCacheBytes: readCacheBytes.fits } });
+  ownSmall = await Log.open(join(dir, 'own-small'), { cache: { mode: 'own', readCacheBytes: readCacheBytes.small } });
   settle(join(dir, 'log'));
   settle(dir);
-  return { log, own, flatPath, flatFd: fd, positions, lmdb };
+  return { log, own, ownSmall, readCacheBytes, flatPath, flatFd: fd, positions, lmdb };
+}
+
+/** An own-mode point-read subject, named with its read cache budget. */
+function ownReadName(readCacheBytes: number, holds: string): string {
+  return `seglog own readRecord (readCacheBytes ${readCacheBytes / MiB} MiB: ${holds})`;
 }
 
 type Clock = 'wall' | 'cpu';
@@ -177,7 +198,8 @@ async function random(p: Peers, count: number, size: number, seed: number, rando
   const buf = Buffer.allocUnsafe(size);
   const ops: Record<string, (i: number) => unknown> = {
     'seglog readRecord': async (i) => verify((await p.log.readRecord(i))?.value, i, size),
-    'seglog own readRecord': async (i) => verify((await p.own.readRecord(i))?.value, i, size),
+    [ownReadName(p.readCacheBytes.fits, 'holds every batch, filled first')]: async (i) => verify((await p.own.readRecord(i))?.value, i, size),
+    [ownReadName(p.readCacheBytes.small, 'a quarter of the batches')]: async (i) => verify((await p.ownSmall.readRecord(i))?.value, i, size),
     'seglog offsetForTimestamp': async (i) => {
       const offset = await p.log.offsetForTimestamp(T0 + i);
       if (offset !== i) throw new Error(`offsetForTimestamp(T0 + ${i}) gave ${offset}`);
@@ -218,6 +240,11 @@ async function measureSize(parent: string | undefined, size: number, count: numb
     const peers = await build(dir.path, count, size);
     try {
       await sequential(peers, count, size); // untimed pass: the page cache holds every peer's data
+      // Every batch of the own log in its read cache (which holds them all); and a check that it did.
+      for (let i = 0; i < count; i += PER_BATCH) await peers.own.readRecord(i);
+      const filled = peers.own.cacheStats();
+      for (let i = 0; i < count; i += PER_BATCH) await peers.own.readRecord(i);
+      if (peers.own.cacheStats().readCacheHits - filled.readCacheHits !== Math.ceil(count / PER_BATCH)) throw new Error('the own log\'s read cache does not hold every batch');
       const seq: Sample[] = [];
       const rnd: Sample[] = [];
       for (let run = 0; run < runs; run++) {
@@ -227,7 +254,7 @@ async function measureSize(parent: string | undefined, size: number, count: numb
       }
       return { seq, rnd };
     } finally {
-      await Promise.all([peers.log.close(), peers.own.close()]);
+      await Promise.all([peers.log.close(), peers.own.close(), peers.ownSmall.close()]);
       peers.lmdb.close();
       closeSync(peers.flatFd);
     }
@@ -260,7 +287,9 @@ async function main(): Promise<void> {
     const rndRatios: Array<[string, string]> = [
       ['seglog readRecord', 'lmdb get'],
       ['seglog readRecord', 'fs.readSync'],
-      ['seglog own readRecord', 'seglog readRecord'],
+      ...Object.keys(rnd[0]!)
+        .filter((k) => k.startsWith('seglog own readRecord'))
+        .map((k): [string, string] => [k, 'seglog readRecord']),
     ];
     out.push(table(`random read by offset, verified (reads/s${per})`, rnd, rndRatios), '');
   }

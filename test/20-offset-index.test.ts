@@ -121,6 +121,21 @@ describe('OffsetIndex', () => {
     await index.close();
   });
 
+  it('ceiling: the first entry at or past an offset, and where the next entry is', async () => {
+    const index = await OffsetIndex.open(path, 1000, { writable: true });
+    expect(index.ceiling(1000)).toBeUndefined();
+    index.append(1010, 100);
+    index.append(1020, 200);
+    index.append(1030, 300);
+    expect(index.ceiling(999)).toEqual({ offset: 1010, position: 100, nextPosition: 200 });
+    expect(index.ceiling(1000)).toEqual({ offset: 1010, position: 100, nextPosition: 200 });
+    expect(index.ceiling(1010)).toEqual({ offset: 1010, position: 100, nextPosition: 200 });
+    expect(index.ceiling(1011)).toEqual({ offset: 1020, position: 200, nextPosition: 300 });
+    expect(index.ceiling(1030)).toEqual({ offset: 1030, position: 300, nextPosition: undefined });
+    expect(index.ceiling(1031)).toBeUndefined();
+    await index.close();
+  });
+
   it('accepts the base offset itself and the largest relative offset', async () => {
     const index = await OffsetIndex.open(path, 1000, { writable: true });
     index.append(1000, 0);

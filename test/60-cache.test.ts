@@ -3,13 +3,12 @@
 // never enter the tail cache, the store-wide budget, O_DIRECT fallback,
 // invalidation on truncation, retention and roll, and results byte for byte
 // the same as pagecache mode's for random reads and sendTo.
-import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, test, vi } from 'vitest';
 import { Log, type LogOptions, type ReadOptions } from '../src/log/log.js';
 import { File, probeDirectIO, stats } from '../src/native.js';
+import { appendTo, evict, fill, own, readAll } from './helpers/cache-logs.js';
 import { injectFault } from './helpers/faults.js';
-import type { CacheOptions } from '../src/cache/options.js';
 import { Pace } from '../src/cache/pace.js';
 import { TailBudget, TailWindow } from '../src/cache/tail.js';
 import type { BatchHeader } from '../src/segment/batch.js';
@@ -24,44 +23,6 @@ const KiB = 1024;
 const MiB = 1024 * KiB;
 
 afterEach(() => injectFault('open', null));
-
-const own = (o: Partial<Extract<CacheOptions, { mode: 'own' }>> = {}): CacheOptions => ({ mode: 'own', ...o });
-
-/** A record value that names its offset, so any mix-up shows. */
-const value = (offset: number, bytes: number) => Buffer.alloc(bytes, offset % 251).fill(`offset ${offset};`, 0, Math.min(bytes, 20));
-
-/** Appends batches of `perBatch` records of `valueBytes` (the same records to every log given) until the first is `bytes` big. */
-async function fill(logs: Log[], bytes: number, perBatch = 4, valueBytes = 1000): Promise<void> {
-  while (logs[0]!.size < bytes) await appendTo(logs, perBatch, valueBytes);
-}
-
-async function appendTo(logs: Log[], perBatch: number, valueBytes: number): Promise<void> {
-  const base = logs[0]!.endOffset;
-  const records = Array.from({ length: perBatch }, (_, i) => ({ value: value(base + i, valueBytes), timestamp: 1_000_000 + base + i }));
-  for (const log of logs) await log.append(records, { timestamp: 1_000_000 + base });
-}
-
-/** Drops the log's pages from the page cache: written back first, so that DONTNEED can drop them all. */
-async function evict(dir: string): Promise<void> {
-  for (const name of await readdir(dir)) {
-    if (!name.endsWith('.log')) continue;
-    const f = await File.open(join(dir, name));
-    await f.datasync();
-    await f.advise(0, 0, 'dontneed');
-    await f.close();
-  }
-}
-
-/** Reads the whole log from its start, `maxBytes` at a time; returns the concatenated batches. */
-async function readAll(log: Log, maxBytes: number, from = log.startOffset): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for (let next = from; next < log.endOffset; ) {
-    const r = await log.read(next, { maxBytes });
-    parts.push(r.bytes);
-    next = r.nextOffset;
-  }
-  return Buffer.concat(parts);
-}
 
 describe('the cache option', () => {
   test('is checked: TypeError for a wrong type, RangeError for a wrong value', async () => {

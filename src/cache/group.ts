@@ -1,4 +1,4 @@
-// What the logs of one store share in a cache mode: the tail cache budget,
+// What the logs of one store share in a cache mode: the tail cache budget, the read cache,
 // the bounds on concurrent catch-up reads and their bandwidth, whether O_DIRECT works where they
 // live, and the store's totals of the cache counters. A Log opened on its
 // own has a group of its own.
@@ -9,6 +9,7 @@ import type { CacheConfig } from './options.js';
 import { OwnLog, type OwnCacheShared } from './own-cache.js';
 import { Pace } from './pace.js';
 import type { ReadAheadStream } from './read-ahead.js';
+import { ReadCache } from './read-cache.js';
 import { Semaphore } from './semaphore.js';
 import { CacheCounters, type CacheStats } from './stats.js';
 import { TailBudget } from './tail.js';
@@ -24,6 +25,8 @@ export class CacheGroup implements OwnCacheShared {
   readonly counters = new CacheCounters();
   /** The tail cache's memory; undefined in pagecache mode or with tailBytes 0. */
   readonly budget: TailBudget | undefined;
+  /** Batches point reads fetched; undefined in pagecache mode or with readCacheBytes 0. */
+  readonly readCache: ReadCache | undefined;
   readonly readAheadBytes: number;
   /** Of read-ahead buffers, file positions and lengths: what O_DIRECT needs, and at least a page. */
   readonly alignment: number;
@@ -41,6 +44,7 @@ export class CacheGroup implements OwnCacheShared {
     this.alignment = alignment;
     this.readAheadBytes = config.mode === 'own' ? config.readAheadBytes : 0;
     this.budget = config.mode === 'own' && config.tailBytes > 0 ? new TailBudget(config.tailBytes) : undefined;
+    this.readCache = config.mode === 'own' && config.readCacheBytes > 0 ? new ReadCache(config.readCacheBytes) : undefined;
     this.catchUpPace = config.mode === 'own' && config.catchUpBytesPerSecond > 0 ? new Pace(config.catchUpBytesPerSecond) : undefined;
   }
 

@@ -33,7 +33,8 @@ export interface LogCache {
   readonly mode: 'pagecache' | 'own';
   readonly directIO: boolean;
   readonly counters: CacheCounters;
-  source(segment: Segment, offset: number): SegmentSource;
+  /** Where a read of `segment` from `offset` gets its bytes; `point`: a read of one record (readRecord), which own mode may serve from and keep in its read cache. */
+  source(segment: Segment, offset: number, point: boolean): SegmentSource;
   /** A sendTo transfer of the ranges the sources left to the files has started. */
   sending(transfer: Promise<unknown>): void;
   /** A group of batches was written at `position` of the active segment and, under 'always', synced. */

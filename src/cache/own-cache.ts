@@ -1,20 +1,23 @@
 // Own mode for one log: tail hits are served from the tail cache without a
-// system call; everything else is a catch-up read through a read-ahead
-// stream, with O_DIRECT where the filesystem takes it, else pread followed
-// by fadvise DONTNEED, so it leaves nothing in the page cache and never
-// enters the tail cache. Written pages are dropped once on disk (see
-// write-behind.ts).
+// system call, and point reads of batches kept in the read cache from there;
+// everything else is a catch-up read through a read-ahead stream, with
+// O_DIRECT where the filesystem takes it, else pread followed by fadvise
+// DONTNEED, so it leaves nothing in the page cache and never enters the tail
+// cache. A point read's catch-up read reads just the batch's blocks and
+// keeps the batch in the read cache. Written pages are dropped once on disk
+// (see write-behind.ts).
 import type { SeglogError } from '../errors.js';
 import { File } from '../native.js';
-import { BatchReader } from '../segment/batch-reader.js';
-import { BATCH_HEADER_SIZE, type BatchHeader } from '../segment/batch.js';
-import type { BatchLocation, Segment } from '../segment/segment.js';
+import type { BatchHeader } from '../segment/batch.js';
+import type { Segment } from '../segment/segment.js';
 import type { Pace } from './pace.js';
 import type { Semaphore } from './semaphore.js';
 import type { LogCache, SegmentSource, SyncPolicy } from './log-cache.js';
-import { ReadAheadStream, StreamBytes } from './read-ahead.js';
+import { CachedSource, CatchUpSource, TailSource, type CatchUpOwner } from './own-sources.js';
+import { ReadAheadStream } from './read-ahead.js';
+import type { ReadCache } from './read-cache.js';
 import type { CacheCounters } from './stats.js';
-import { TailWindow, type TailBudget, type TailBytes } from './tail.js';
+import { TailWindow, type TailBudget } from './tail.js';
 import { WriteBehind } from './write-behind.js';
 
 /** What the logs of one store share in own mode (CacheGroup provides it). */
@@ -22,6 +25,8 @@ export interface OwnCacheShared {
   readonly directIO: boolean;
   /** The tail cache's memory; undefined with tailBytes 0. */
   readonly budget: TailBudget | undefined;
+  /** Batches point reads fetched; undefined with readCacheBytes 0. */
+  readonly readCache: ReadCache | undefined;
   readonly readAheadBytes: number;
   /** Of read-ahead buffers, file positions and lengths. */
   readonly alignment: number;
@@ -36,7 +41,7 @@ export interface OwnCacheShared {
 /** Read-ahead streams a log keeps between reads (the store frees the buffers of all but a few idle ones). */
 const MAX_STREAMS = 4;
 
-export class OwnLog implements LogCache {
+export class OwnLog implements LogCache, CatchUpOwner {
   readonly mode = 'own';
   readonly counters: CacheCounters;
   readonly #group: OwnCacheShared;
@@ -69,18 +74,32 @@ export class OwnLog implements LogCache {
     let n = 0;
     for (const w of this.#windows.values()) n += w.bytesHeld;
     for (const s of this.#streams) n += s.bytesHeld;
-    return n;
+    return n + (this.#group.readCache?.bytesHeld(this) ?? 0);
   }
 
-  source(segment: Segment, offset: number): SegmentSource {
+  source(segment: Segment, offset: number, point: boolean): SegmentSource {
     const window = this.#windows.get(segment);
     if (window?.holds(offset)) return new TailSource(segment, window, this.counters);
-    return new CatchUpSource(segment, this.#stream(segment, offset), this);
+    const cached = point ? this.#group.readCache?.find(segment, offset) : undefined;
+    if (cached !== undefined) return new CachedSource(cached, this.counters);
+    return new CatchUpSource(segment, this.#stream(segment, offset, point), this, point ? this.#generation : undefined);
   }
 
-  /** The stream a sequential reader used last (it reads on at `offset`), else a free one, else a new one. */
-  #stream(segment: Segment, offset: number): ReadAheadStream {
-    const free = this.#streams.filter((s) => !s.busy);
+  /** @internal For CatchUpSource: a point read's checked batch goes to the read cache, unless the log was cut or the segment left it since the read began (`generation`). */
+  keep(segment: Segment, position: number, header: BatchHeader, bytes: Buffer, generation: number): void {
+    if (generation !== this.#generation || this.#gone.has(segment) || this.#closed) return;
+    this.#group.readCache?.add({ segment, position, header, bytes, owner: this });
+  }
+
+  /**
+   * The stream a sequential reader used last (it reads on at `offset`), else
+   * a free one, else a new one. A point read takes no stream a sequential
+   * reader goes on with while the log may have more streams: its fill would
+   * replace the bytes that reader reads next.
+   */
+  #stream(segment: Segment, offset: number, point: boolean): ReadAheadStream {
+    const spare = point && this.#streams.length < MAX_STREAMS;
+    const free = this.#streams.filter((s) => !s.busy && !(spare && s.nextPosition >= 0));
     let stream =
       free.find((s) => s.nextOffset === offset) ??
       free.find((s) => s.segment === segment) ??
@@ -92,6 +111,11 @@ export class OwnLog implements LogCache {
     stream.lastUsed = ++this.#uses;
     stream.use(segment, this.#generation);
     return stream;
+  }
+
+  /** @internal For CatchUpSource. */
+  readAheadEnd(segment: Segment): number {
+    return Math.min(segment.size, this.#windows.get(segment)?.start ?? Infinity);
   }
 
   /** @internal For CatchUpSource. */
@@ -185,6 +209,7 @@ export class OwnLog implements LogCache {
     this.#writeBehind.forget(segments);
     for (const s of segments) {
       this.#gone.add(s);
+      this.#group.readCache?.drop(s);
       this.#windows.get(s)?.drop();
       this.#windows.delete(s);
       // Not a stream a reader is using: its read holds the segment's file open, and forgetting what the stream
@@ -213,6 +238,7 @@ export class OwnLog implements LogCache {
     await this.#writeBehind.drain();
     const direct = [...this.#direct.values()];
     this.removed([...new Set([...this.#windows.keys(), ...this.#direct.keys()])]);
+    this.#group.readCache?.dropOwner(this);
     await Promise.all(direct.map((f) => f.then((file) => file?.close()).catch(() => undefined)));
     this.#closed = true;
     // Streams in use are freed when their reads are done.
@@ -221,96 +247,5 @@ export class OwnLog implements LogCache {
       if (!s.busy) s.free();
     }
     this.#streams = [];
-  }
-}
-
-/** A read of cached batches: headers and bytes from the tail cache, no system call. */
-class TailSource implements SegmentSource {
-  readonly #segment: Segment;
-  readonly #window: TailWindow;
-  readonly #counters: CacheCounters;
-  #bytes: TailBytes | undefined;
-  #reader: BatchReader | undefined;
-
-  constructor(segment: Segment, window: TailWindow, counters: CacheCounters) {
-    this.#segment = segment;
-    this.#window = window;
-    this.#counters = counters;
-  }
-
-  async locate(offset: number): Promise<BatchLocation | undefined> {
-    const position = this.#window.positionOf(offset);
-    if (position === undefined) return undefined;
-    // A snapshot: evictions meanwhile do not change what this read sees.
-    this.#bytes = this.#window.bytesFrom(this.#segment.log, position);
-    this.#reader = new BatchReader(this.#bytes);
-    return { position, header: (await this.#reader.header(position))! };
-  }
-
-  rangeFrom(at: BatchLocation, maxBytes: number, maxOffset: number): Promise<{ end: number; nextOffset: number }> {
-    return this.#segment.rangeFrom(at, maxBytes, maxOffset, this.#reader!);
-  }
-
-  async bytes(start: number, end: number, copy: boolean): Promise<Buffer[]> {
-    this.#counters.add('tailHits', 1);
-    this.#counters.add('tailHitBytes', end - start);
-    const parts = this.#bytes!.parts(start, end);
-    return copy ? [Buffer.concat(parts, end - start)] : parts;
-  }
-
-  release(): void {}
-}
-
-/** A read that missed the tail cache: through a read-ahead stream, checked like a read of the file. */
-class CatchUpSource implements SegmentSource {
-  readonly #segment: Segment;
-  readonly #stream: ReadAheadStream;
-  readonly #owner: OwnLog;
-  readonly #reader: BatchReader;
-  /** The segment's size when the read began: bytes past it may be half written. */
-  readonly #end: number;
-
-  readonly #fill = (into: Buffer, position: number) => this.#owner.fill(this.#segment, into, position);
-
-  constructor(segment: Segment, stream: ReadAheadStream, owner: OwnLog) {
-    this.#segment = segment;
-    this.#stream = stream;
-    this.#owner = owner;
-    this.#end = segment.size;
-    this.#reader = new BatchReader(new StreamBytes(segment.log, this.#end, stream, this.#fill));
-  }
-
-  async locate(offset: number): Promise<BatchLocation | undefined> {
-    // A sequential reader goes on where its last read ended. The offset index would point at the batch
-    // before, which the stream may have moved past already: it would have to read it back.
-    const s = this.#stream;
-    if (s.nextOffset === offset && s.nextPosition >= 0 && s.nextPosition < this.#end) {
-      const header = await this.#reader.headerOrEnd(s.nextPosition);
-      if (header !== undefined && header.baseOffset <= offset && offset <= header.lastOffset) return { position: s.nextPosition, header };
-    }
-    return this.#segment.locate(offset, this.#reader);
-  }
-
-  async rangeFrom(at: BatchLocation, maxBytes: number, maxOffset: number): Promise<{ end: number; nextOffset: number }> {
-    // Everything the range can span, and the header after it, in one fill: the walk below then reads from memory.
-    await this.#stream.ensure(at.position, Math.max(maxBytes, at.header.size) + BATCH_HEADER_SIZE, this.#end, this.#fill);
-    const range = await this.#segment.rangeFrom(at, maxBytes, maxOffset, this.#reader);
-    this.#stream.nextOffset = range.nextOffset;
-    this.#stream.nextPosition = range.end;
-    return range;
-  }
-
-  async bytes(start: number, end: number): Promise<Buffer[]> {
-    await this.#stream.ensure(start, end - start, this.#end, this.#fill);
-    // Always a copy: the stream's buffer is refilled by the next read.
-    const bytes = Buffer.from(this.#stream.view(start, end - start));
-    this.#stream.readAhead(end, this.#segment.size, this.#fill);
-    this.#segment.checkRead(bytes, start, end);
-    this.#owner.counters.add('tailMisses', 1);
-    return [bytes];
-  }
-
-  release(): void {
-    this.#owner.releaseStream(this.#stream);
   }
 }

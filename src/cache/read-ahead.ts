@@ -2,7 +2,10 @@
 // buffer that slides along the segment it reads, so reading a cold backlog
 // costs one large read per buffer rather than one small read per batch.
 // Fills start small and grow while the reader reads on, so a random read
-// does not drag a whole buffer. The buffer is aligned for O_DIRECT.
+// does not drag a whole buffer (a point read's fill reads just the blocks it
+// asks for). Once a reader reads on, the next fill runs while it consumes
+// the bytes held (double buffering in one buffer: the held bytes move to
+// its front, the fill lands behind them). The buffer is aligned for O_DIRECT.
 import { allocAligned, freeAligned, type File } from '../native.js';
 import type { ByteSource } from '../segment/batch-reader.js';
 import type { Segment } from '../segment/segment.js';
@@ -83,13 +86,17 @@ export class ReadAheadStream {
    * size: nothing past it is trusted), available to view(). Bytes already
    * held from there on are kept and only the rest is read, in one fill of
    * the whole buffer; a read longer than the buffer gets a bigger one until
-   * the next.
+   * the next. `exact`: a point read, which reads just the blocks asked for.
    */
-  async ensure(position: number, length: number, end: number, fill: Fill): Promise<void> {
+  async ensure(position: number, length: number, end: number, fill: Fill, exact = false): Promise<void> {
     this.#freeing = false;
-    while (this.#filling !== undefined) await this.#filling;
     const want = Math.min(position + length, end);
-    if (position >= this.#start && want <= this.#start + this.#filled) return;
+    // Bytes held are served while a fill under way writes past them (double buffering: see readAhead()).
+    for (;;) {
+      if (position >= this.#start && want <= this.#start + this.#filled) return;
+      if (this.#filling === undefined) break;
+      await this.#filling;
+    }
     const a = this.#alignment;
     const from = Math.floor(position / a) * a;
     const capacity = Math.max(this.#capacity, Math.ceil((want - from) / a) * a);
@@ -97,7 +104,7 @@ export class ReadAheadStream {
     const heldEnd = Math.floor((this.#start + this.#filled) / a) * a;
     const keep = this.#buf !== undefined && from >= this.#start && from < heldEnd ? heldEnd - from : 0;
     const onward = this.#filled > 0 && position >= this.#start && position <= this.#start + this.#filled;
-    this.#window = onward ? Math.min(this.#capacity, this.#window * 2) : this.#minWindow;
+    this.#window = onward && !exact ? Math.min(this.#capacity, this.#window * 2) : this.#minWindow;
     const old = this.#buf;
     let buf = old;
     if (buf === undefined || buf.length !== capacity) {
@@ -112,7 +119,7 @@ export class ReadAheadStream {
     this.#filled = keep;
     // Nothing past the block holding `end` is read: it is not to be trusted yet, and an O_DIRECT read that
     // meets the end of the file comes back short (see OwnLog.fill).
-    const readEnd = Math.min(capacity, Math.max(this.#window, Math.ceil((want - from) / a) * a), Math.ceil((end - from) / a) * a);
+    const readEnd = Math.min(capacity, Math.max(exact ? 0 : this.#window, Math.ceil((want - from) / a) * a), Math.ceil((end - from) / a) * a);
     if (readEnd <= keep) return;
     const epoch = this.#epoch;
     const filled = fill(buf.subarray(keep, readEnd), from + keep).then((n) => {
@@ -130,13 +137,15 @@ export class ReadAheadStream {
   }
 
   /**
-   * For a reader seen reading on (its window grew): once less than half a
-   * window is held from `position`, where it reads next, starts the next
-   * fill in the background, so that the disk works while the reader deals
-   * with what it got. A failure is left for the reader's own read to meet.
+   * For a reader seen reading on (its window grew): once a quarter of a
+   * window's room is free in the buffer, moves what is held from `position`
+   * (where it reads next) to the front and starts filling the room behind it
+   * in the background. The reader goes on reading the held bytes meanwhile:
+   * the disk works while it deals with them. A failure is left for the
+   * reader's own read to meet.
    */
   readAhead(position: number, end: number, fill: Fill): void {
-    if (this.#window === this.#minWindow || this.#filling !== undefined || this.#start + this.#filled - position >= this.#window / 2) return;
+    if (this.#window === this.#minWindow || this.#filling !== undefined || this.#start + this.#filled - position > this.#capacity - this.#window / 4) return;
     void this.ensure(position, this.#window - this.#alignment, end, fill).catch(() => undefined);
   }
 

@@ -13,13 +13,15 @@ export interface CacheStats {
   tailMisses: number;
   /** Bytes of batches served from the tail cache. */
   tailHitBytes: number;
+  /** Point reads (readRecord) that missed the tail cache and were served from the read cache, without a system call (own mode). */
+  readCacheHits: number;
   /**
    * Bytes the missing reads took from the files: in own mode what the
    * read-ahead buffers read from disk; in pagecache mode the batches read,
    * which the kernel may have found in its cache (see residency()).
    */
   catchUpBytesFromDisk: number;
-  /** Memory the cache holds now: tail cache blocks and read-ahead buffers (0 in pagecache mode). */
+  /** Memory the cache holds now: tail cache blocks, read cache batches and read-ahead buffers (0 in pagecache mode). */
   cacheBytes: number;
   /**
    * Read system calls of reads. Own mode counts its own preads; pagecache
@@ -36,13 +38,14 @@ export interface Residency {
   fileBytes: number;
 }
 
-export type Counter = 'tailHits' | 'tailMisses' | 'tailHitBytes' | 'catchUpBytesFromDisk' | 'readSyscalls';
+export type Counter = 'tailHits' | 'tailMisses' | 'tailHitBytes' | 'readCacheHits' | 'catchUpBytesFromDisk' | 'readSyscalls';
 
 /** A log's counters; each addition also goes to its store's totals. */
 export class CacheCounters {
   tailHits = 0;
   tailMisses = 0;
   tailHitBytes = 0;
+  readCacheHits = 0;
   catchUpBytesFromDisk = 0;
   readSyscalls = 0;
   readonly #parent: CacheCounters | undefined;
@@ -57,8 +60,8 @@ export class CacheCounters {
   }
 
   snapshot(): Pick<CacheStats, Counter> {
-    const { tailHits, tailMisses, tailHitBytes, catchUpBytesFromDisk, readSyscalls } = this;
-    return { tailHits, tailMisses, tailHitBytes, catchUpBytesFromDisk, readSyscalls };
+    const { tailHits, tailMisses, tailHitBytes, readCacheHits, catchUpBytesFromDisk, readSyscalls } = this;
+    return { tailHits, tailMisses, tailHitBytes, readCacheHits, catchUpBytesFromDisk, readSyscalls };
   }
 }
 

@@ -116,6 +116,11 @@ export class TailWindow {
     return this.#end;
   }
 
+  /** Position of the first cached batch (end when none is). */
+  get start(): number {
+    return this.#positions[this.#first] ?? this.#end;
+  }
+
   /** Memory its blocks hold. */
   get bytesHeld(): number {
     return this.#blocks.length * this.#budget.blockBytes;

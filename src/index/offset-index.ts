@@ -60,6 +60,19 @@ export class OffsetIndex extends MappedIndex {
   }
 
   /**
+   * The first entry with offset >= `targetOffset` (the first indexed batch
+   * that ends at or past it) and the position of the entry after it, where
+   * that batch ends at the latest; undefined if no entry is that far.
+   */
+  ceiling(targetOffset: number): (OffsetPosition & { nextPosition: number | undefined }) | undefined {
+    checkInteger('targetOffset', targetOffset);
+    const b = this.view();
+    const slot = this.floorSlot(b, targetOffset - this.baseOffset - 1, relativeOffsetAt) + 1;
+    if (slot >= this.entries) return undefined;
+    return { ...this.#entry(b, slot), nextPosition: slot + 1 < this.entries ? positionAt(b, slot + 1) : undefined };
+  }
+
+  /**
    * The last entry whose position is <= `position` (positions never
    * decrease): a batch boundary a range can jump to without reading every
    * header before it. `{ offset: baseOffset, position: 0 }` if there is none.

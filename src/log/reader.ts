@@ -145,7 +145,7 @@ export class LogReader {
       const current: Segment = segment;
       const done = await this.#pinned(current, async () => {
         // The file (pagecache mode), or in own mode the tail cache or a catch-up read.
-        const source = this.#cache.source(current, next);
+        const source = this.#cache.source(current, next, false);
         try {
           const at = await source.locate(next);
           if (at === undefined) return false;
@@ -190,7 +190,7 @@ export class LogReader {
   }
 
   async #recordIn(segment: Segment, offset: number): Promise<LogRecord | undefined> {
-    const source = this.#cache.source(segment, offset);
+    const source = this.#cache.source(segment, offset, true);
     try {
       const at = await source.locate(offset);
       if (at === undefined) return undefined;

@@ -45,6 +45,24 @@ export async function locate(s: ReadableSegment, offset: number, reader = s.read
 }
 
 /**
+ * locate() for a point read: the batch named by the offset index's first
+ * entry at or past `offset`, when it holds `offset` (one header read; with
+ * an entry per batch it always does), else what locate() finds.
+ */
+export async function locatePoint(s: ReadableSegment, offset: number, reader = s.reader()): Promise<BatchLocation | undefined> {
+  if (offset >= s.nextOffset) return undefined;
+  const entry = offset < s.baseOffset ? undefined : s.offsetIndex.ceiling(offset);
+  if (entry !== undefined) {
+    const found = await walkTo(s, offset, entry.position, reader, entry.offset).catch((err: SeglogError) => {
+      if (err.code !== 'ECORRUPT') throw err;
+      return undefined;
+    });
+    if (found !== undefined && found.header.baseOffset <= offset) return found;
+  }
+  return locate(s, offset, reader);
+}
+
+/**
  * Walks batch headers from `position` to the batch holding `offset` (or the
  * first after it). With `indexed`, the first batch must hold that offset,
  * as the index entry that gave `position` claims (ECORRUPT otherwise).

@@ -238,6 +238,11 @@ export class Segment {
     return reads.locate(this, offset, reader);
   }
 
+  /** locate() for a point read: one header read where the offset index has an entry for the batch. See segment-reads.ts. */
+  locatePoint(offset: number, reader?: BatchReader): Promise<BatchLocation | undefined> {
+    return reads.locatePoint(this, offset, reader);
+  }
+
   /** The byte range of whole batches from `from` within `maxBytes` (at least one batch) below `maxOffset`. */
   rangeFrom(from: BatchLocation, maxBytes: number, maxOffset: number, reader?: BatchReader): Promise<{ end: number; nextOffset: number }> {
     return reads.rangeFrom(this, from, maxBytes, maxOffset, reader);
