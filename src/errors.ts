@@ -7,6 +7,12 @@ export type SeglogErrorCode =
   | 'ECLOSED'
   | 'ELOCKED'
   | 'ECANCELED'
+  /** A batch larger than maxMessageBytes (Kafka's RECORD_TOO_LARGE). */
+  | 'ERECORDTOOLARGE'
+  /** A record timestamp outside the log's bounds (Kafka's INVALID_TIMESTAMP). */
+  | 'EINVALIDTIMESTAMP'
+  /** A leader epoch older than the log's latest (Kafka's FENCED_LEADER_EPOCH). */
+  | 'EFENCEDLEADEREPOCH'
   | (string & {});
 
 export interface SeglogErrorDetails {

@@ -14,6 +14,8 @@ export const DELETED_SUFFIX = '.deleted';
 export const CLEAN_SHUTDOWN_FILE = '.clean-shutdown';
 /** A standalone log's start offset when deleteRecordsBefore or retention moved it. */
 export const LOG_START_OFFSET_FILE = '.log-start-offset';
+/** A log's leader epochs and the offset each began at, in Kafka's leader-epoch checkpoint layout. */
+export const LEADER_EPOCH_CHECKPOINT = 'leader-epoch-checkpoint';
 /** A store's lock file: flock'd while a LogStore has the data directory open; holds its pid. */
 export const LOCK_FILE = '.lock';
 /** A store's checkpoints, in Kafka's offset checkpoint layout (one line per log). */

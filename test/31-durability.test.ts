@@ -125,7 +125,7 @@ describe('flush policies', () => {
 
   test("'always': a group written during an fdatasync that fails is never acknowledged, even if a later fdatasync succeeds", async () => {
     const dir = await tempDir();
-    const log = await Log.open(dir, { flush: 'always' });
+    const log = await Log.open(dir, { flush: 'always', maxMessageBytes: 8 << 20 });
     await log.append(rec(0));
     const { writev, datasync } = File.prototype;
     let threadpoolWrites = 0;
@@ -370,7 +370,7 @@ describe('failures', () => {
 
   test('a failed write of a group too large to write inline (threadpool path) rejects that append alone too', async () => {
     const dir = await tempDir();
-    const log = await Log.open(dir);
+    const log = await Log.open(dir, { maxMessageBytes: 8 << 20 });
     await log.append(rec(0));
     const big = [{ value: Buffer.alloc(3 * 1024 * 1024, 7) }];
     injectFault('pwrite', 'EIO', { partial: true });
@@ -402,7 +402,7 @@ describe('failures', () => {
       return writevNow.call(this, chunks, position);
     };
     try {
-      const log = await Log.open(await tempDir());
+      const log = await Log.open(await tempDir(), { maxMessageBytes: 8 << 20 });
       await log.append(rec(0));
       await log.append([{ value: Buffer.alloc(3 * 1024 * 1024, 7) }]);
       await log.append(rec(1));

@@ -75,7 +75,7 @@ function value(extra: unknown[] = [], depth = 0): unknown {
   }
 }
 
-const KEYS = ['value', 'key', 'headers', 'timestamp', 'maxBytes', 'maxOffset', 'follow', 'signal', 'flush', 'segmentBytes', 'indexIntervalBytes', 'segmentIndexBytes', 'repair', 'compression', 'maxPendingBytes', 'minFreeBytes', 'fileDeleteDelayMs', 'retentionMs', 'retentionBytes', 'now', 'writable', 'create', 'write', 'truncate', 'exclusive', 'direct', 'dsync', 'mode', 'keepSize', 'logAppendTime', 'cache', 'baseOffset', 'partitionLeaderEpoch', 'producerId', 'producerEpoch', 'baseSequence', 'maxIndexBytes', 'chunkBytes', 'prefix', 'checkpointIntervalMs', 'retentionCheckIntervalMs', 'intervalMs', 'bytes', 'messages', 'tailBytes', 'readAheadBytes', 'directIO', 'mode'];
+const KEYS = ['value', 'key', 'headers', 'timestamp', 'maxBytes', 'maxOffset', 'follow', 'signal', 'flush', 'segmentBytes', 'indexIntervalBytes', 'segmentIndexBytes', 'repair', 'compression', 'maxPendingBytes', 'minFreeBytes', 'fileDeleteDelayMs', 'retentionMs', 'retentionBytes', 'now', 'writable', 'create', 'write', 'truncate', 'exclusive', 'direct', 'dsync', 'mode', 'keepSize', 'logAppendTime', 'cache', 'baseOffset', 'partitionLeaderEpoch', 'producerId', 'producerEpoch', 'baseSequence', 'maxIndexBytes', 'chunkBytes', 'prefix', 'leaderEpoch', 'origin', 'maxMessageBytes', 'messageTimestampBeforeMaxMs', 'messageTimestampAfterMaxMs', 'messageTimestampType', 'checkpointIntervalMs', 'retentionCheckIntervalMs', 'intervalMs', 'bytes', 'messages', 'tailBytes', 'readAheadBytes', 'directIO', 'mode'];
 
 function randomObject(depth: number): Record<string, unknown> {
   const o: Record<string, unknown> = {};
@@ -140,8 +140,9 @@ test('random arguments to every public function: typed errors only, no crash, no
   type Target = [string, (...args: unknown[]) => unknown, () => unknown[][]];
   const targets: Target[] = [
     ['Log.open', (...a) => loose(Log.open)(...a).then((l: Log) => l.close()), () => [paths, [{ minFreeBytes: 0 }, { flush: 'always', minFreeBytes: 0 }]]],
-    ['log.append', loose(log.append.bind(log)), () => [[[{ value: 'x' }], [{ value: 'a' }, { key: 'b', value: null }]], [{ timestamp: 5 }]]],
-    ['log.appendBatches', loose(log.appendBatches.bind(log)), () => [[goodBatch()], [{ logAppendTime: 7 }]]],
+    ['log.append', loose(log.append.bind(log)), () => [[[{ value: 'x' }], [{ value: 'a' }, { key: 'b', value: null }]], [{ timestamp: 5 }, { leaderEpoch: 3 }]]],
+    ['log.appendBatches', loose(log.appendBatches.bind(log)), () => [[goodBatch()], [{ logAppendTime: 7 }, { leaderEpoch: 4 }, { origin: 'replication' }]]],
+    ['log.endOffsetForEpoch', loose(log.endOffsetForEpoch.bind(log)), () => [[-1, 0, 3, 4]]],
     ['log.read', loose(log.read.bind(log)), () => [offsets(), [{ maxBytes: 10 }, { maxOffset: 3 }]]],
     ['log.sendTo', loose(log.sendTo.bind(log)), () => [streams, offsets(), [{ maxBytes: 100 }, { prefix: () => Buffer.from('p') }]]],
     [

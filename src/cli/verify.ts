@@ -4,6 +4,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { readOffsetCheckpoint } from '../common/durable-files.js';
+import { readLeaderEpochCheckpoint } from '../log/leader-epochs.js';
 import { isZeroEntry, offsetEntry, timeEntry } from '../index/entries.js';
 import {
   CLEAN_SHUTDOWN_FILE,
@@ -11,6 +12,7 @@ import {
   isSegmentLog,
   LOCK_FILE,
   LOG_START_OFFSET_CHECKPOINT,
+  LEADER_EPOCH_CHECKPOINT,
   LOG_START_OFFSET_FILE,
   LOG_SUFFIX,
   parseSegmentFileName,
@@ -99,7 +101,7 @@ async function verifyLog(dir: string, out: Printer, storeStart: number | undefin
   const bases = segmentBases(names);
   const clean = names.includes(CLEAN_SHUTDOWN_FILE);
   if (!clean) findings.push({ level: 'note', path: dir, message: 'not closed cleanly (or open now): the next open runs recovery' });
-  findings.push(...strayFiles(dir, names, new Set(bases)));
+  findings.push(...(await strayFiles(dir, names, new Set(bases))));
   const start = storeStart ?? (await readStartOffset(dir, names, findings));
   let previousEnd: number | undefined;
   for (let i = 0; i < bases.length; i++) {
@@ -161,11 +163,15 @@ function unsafeBases(dir: string, names: string[]): Finding[] {
     .map((n) => ({ level: 'problem', path: join(dir, n), message: 'base offset beyond the safe integer range' }));
 }
 
-function strayFiles(dir: string, names: string[], bases: Set<number>): Finding[] {
+async function strayFiles(dir: string, names: string[], bases: Set<number>): Promise<Finding[]> {
   const findings: Finding[] = [];
   for (const n of names) {
     const path = join(dir, n);
     if (isSegmentLog(n) || n === CLEAN_SHUTDOWN_FILE || n === LOG_START_OFFSET_FILE) continue;
+    if (n === LEADER_EPOCH_CHECKPOINT) {
+      await readLeaderEpochCheckpoint(path).catch((err: Error) => findings.push({ level: 'note', path, message: `${err.message}: the next open rebuilds it from the batch headers` }));
+      continue;
+    }
     if (n.endsWith(DELETED_SUFFIX)) {
       findings.push({ level: 'note', path, message: 'left by retention; the next open removes it' });
       continue;

@@ -30,33 +30,46 @@ export async function writeFileAtomic(path: string, content: string): Promise<vo
 }
 
 /**
- * Kafka's offset checkpoint layout: a version line (0), a count line, then
- * one "name offset" line per log. Log names never contain spaces.
+ * Kafka's checkpoint layout, shared by its offset checkpoints and its
+ * leader-epoch checkpoint: a version line (0), a count line, then one line
+ * per entry (fields separated by a space).
  */
-export async function writeOffsetCheckpoint(path: string, offsets: Map<string, number>): Promise<void> {
-  const lines = ['0', String(offsets.size), ...[...offsets].map(([name, offset]) => `${name} ${offset}`)];
-  await writeFileAtomic(path, `${lines.join('\n')}\n`);
+export async function writeCheckpoint(path: string, entries: readonly string[]): Promise<void> {
+  await writeFileAtomic(path, `${['0', String(entries.length), ...entries].join('\n')}\n`);
 }
 
-/** Reads a checkpoint written by writeOffsetCheckpoint; a missing file is an empty map. */
-export async function readOffsetCheckpoint(path: string): Promise<Map<string, number>> {
+/** The entry lines of a checkpoint, undefined when there is no file; ECORRUPT when the layout (version, count) is wrong. */
+export async function readCheckpoint(path: string): Promise<string[] | undefined> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return new Map();
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
   }
-  const bad = (why: string) => new SeglogError('ECORRUPT', `checkpoint file ${path} is malformed: ${why}`, { path });
   const lines = text.split('\n').filter((l) => l.length > 0);
-  if (lines[0] !== '0') throw bad(`unknown version '${lines[0]}'`);
+  if (lines[0] !== '0') throw malformed(path, `unknown version '${lines[0]}'`);
   const count = Number(lines[1]);
-  if (!Number.isSafeInteger(count) || count !== lines.length - 2) throw bad('entry count does not match');
+  if (!Number.isSafeInteger(count) || count !== lines.length - 2) throw malformed(path, 'entry count does not match');
+  return lines.slice(2);
+}
+
+export function malformed(path: string, why: string): SeglogError {
+  return new SeglogError('ECORRUPT', `checkpoint file ${path} is malformed: ${why}`, { path });
+}
+
+/** Kafka's offset checkpoint: one "name offset" line per log. Log names never contain spaces. */
+export async function writeOffsetCheckpoint(path: string, offsets: Map<string, number>): Promise<void> {
+  await writeCheckpoint(path, [...offsets].map(([name, offset]) => `${name} ${offset}`));
+}
+
+/** Reads a checkpoint written by writeOffsetCheckpoint; a missing file is an empty map. */
+export async function readOffsetCheckpoint(path: string): Promise<Map<string, number>> {
   const out = new Map<string, number>();
-  for (const line of lines.slice(2)) {
+  for (const line of (await readCheckpoint(path)) ?? []) {
     const [name, offset, extra] = line.split(' ');
     const n = Number(offset);
-    if (name === undefined || extra !== undefined || !Number.isSafeInteger(n) || n < 0) throw bad(`line '${line}'`);
+    if (name === undefined || extra !== undefined || !Number.isSafeInteger(n) || n < 0) throw malformed(path, `line '${line}'`);
     out.set(name, n);
   }
   return out;

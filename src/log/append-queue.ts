@@ -3,8 +3,7 @@
 // out as groups for one commit; appends beyond maxPendingBytes wait for room
 // (backpressure), in call order too. An append's memory goes back to its
 // owner (the encode ring) once the append settled.
-import { SeglogError } from '../errors.js';
-import { checkBatch } from '../segment/batch.js';
+import type { checkBatch } from '../segment/batch.js';
 
 export type CheckedBatch = Extract<ReturnType<typeof checkBatch>, { ok: true }>;
 
@@ -15,19 +14,6 @@ export interface AppendResult {
   bytes: number;
   /** The batches' timestamp when LogAppendTime was applied, else -1. */
   logAppendTime: number;
-}
-
-/** Checks a producer's buffer of batches (size, magic, CRC, record counts): ECORRUPT naming the first bad one. */
-export function checkAppendedBatches(buffer: Uint8Array): CheckedBatch[] {
-  if (buffer.length === 0) throw new RangeError('buffer holds no batch');
-  const checks: CheckedBatch[] = [];
-  for (let position = 0; position < buffer.length; ) {
-    const c = checkBatch(buffer, position, buffer.length);
-    if (!c.ok) throw new SeglogError('ECORRUPT', `invalid batch at position ${position} of the appended buffer: ${c.reason}`, { position });
-    checks.push(c);
-    position += c.header.size;
-  }
-  return checks;
 }
 
 /** One append waiting for its turn; batches are checked and carry their headers. */

@@ -28,13 +28,16 @@ export class EncodeRing {
     return this.#live.reduce((n, r) => n + r.end - r.start, 0);
   }
 
-  /** `size` bytes of ring memory, or a fresh Buffer when the ring has no room. Give it back with release(). */
-  allocate(size: number): Buffer {
+  /**
+   * `size` bytes of ring memory, or a fresh Buffer when the ring has no room. Give it back with release().
+   * A bound function: encodeBatch takes it as its allocator.
+   */
+  readonly allocate = (size: number): Buffer => {
     const start = this.#room(size);
     if (start < 0) return Buffer.allocUnsafe(size);
     this.#live.push({ start, end: start + size, released: false });
     return this.#memory.subarray(start, start + size);
-  }
+  };
 
   /** `bytes` copied into memory allocate() gives. */
   copy(bytes: Uint8Array): Buffer {

@@ -9,10 +9,11 @@
 // a hole.
 import { SeglogError } from '../errors.js';
 import { freeBytes } from '../native.js';
-import { setBaseOffset, setLogAppendTime, type BatchHeader } from '../segment/batch.js';
+import { setBaseOffset, type BatchHeader } from '../segment/batch.js';
 import { Segment, type SegmentConfig } from '../segment/segment.js';
 import type { AppendResult, PendingAppend } from './append-queue.js';
 import type { Flusher } from './flusher.js';
+import type { EpochEntry, LeaderEpochs } from './leader-epochs.js';
 import { INT32_MAX, type LogConfig } from './options.js';
 import type { LogSegments } from './segments.js';
 
@@ -58,6 +59,7 @@ export class GroupCommit {
   readonly #segmentConfig: SegmentConfig;
   readonly #segments: LogSegments;
   readonly #flusher: Flusher;
+  readonly #epochs: LeaderEpochs;
   /** Puts the log in its failed state and returns the error that stopped it. */
   readonly #fail: (err: unknown) => unknown;
   readonly #failure: () => unknown;
@@ -81,13 +83,21 @@ export class GroupCommit {
     dir: string,
     config: LogConfig,
     segmentConfig: SegmentConfig,
-    parts: { segments: LogSegments; flusher: Flusher; fail: (err: unknown) => unknown; failure: () => unknown; settled: (appends: readonly PendingAppend[]) => void },
+    parts: {
+      segments: LogSegments;
+      flusher: Flusher;
+      epochs: LeaderEpochs;
+      fail: (err: unknown) => unknown;
+      failure: () => unknown;
+      settled: (appends: readonly PendingAppend[]) => void;
+    },
   ) {
     this.#dir = dir;
     this.#config = config;
     this.#segmentConfig = segmentConfig;
     this.#segments = parts.segments;
     this.#flusher = parts.flusher;
+    this.#epochs = parts.epochs;
     this.#fail = parts.fail;
     this.#failure = parts.failure;
     this.#settled = parts.settled;
@@ -99,22 +109,28 @@ export class GroupCommit {
    * fdatasync runs while the next group is written (see #syncWritten).
    */
   async commit(take: (room: number) => PendingAppend[]): Promise<void> {
-    const group = take(Math.min(this.#config.segmentBytes - this.#segments.active.size, MAX_GROUP_BYTES));
+    const taken = take(Math.min(this.#config.segmentBytes - this.#segments.active.size, MAX_GROUP_BYTES));
+    const group = this.#admit(taken);
     const bytes = group.reduce((n, a) => n + a.data.length, 0);
     let handedOver = false;
     try {
+      if (group.length === 0) return;
       this.#throwIfFailed();
       // Offsets go on from the last group written, published or not.
-      const { headers, results, endOffset, records } = number(group, this.#written.at(-1)?.endOffset ?? this.#segments.endOffset);
+      const firstOffset = this.#written.at(-1)?.endOffset ?? this.#segments.endOffset;
+      const { headers, results, endOffset, records, epochs } = number(group, firstOffset, this.#epochs.last);
       await this.#rollIfNeeded(bytes, endOffset - 1);
+      // A new epoch is durable before its first batch is written: after a crash the checkpoint misses no epoch of the data.
+      if (epochs.length > 0) await this.#epochs.assign(epochs).catch((err) => Promise.reject(this.#fail(err)));
       const active = this.#segments.active;
       const position = active.size;
       const chunks = group.map((a) => a.data);
       try {
         await this.#write(active, chunks, headers, bytes);
       } catch (err) {
-        // No partial batch may stay: cut the file back to the last good end, or stop.
+        // No partial batch may stay: cut the file back to the last good end, or stop. Nor an epoch the file lost.
         await active.log.truncate(active.size).catch((cutErr) => this.#fail(cutErr));
+        if (epochs.length > 0) await this.#epochs.truncateFromEnd(firstOffset).catch((cutErr) => this.#fail(cutErr));
         throw err;
       }
       const written = { group, results, position, chunks, headers, endOffset, bytes, records };
@@ -130,6 +146,29 @@ export class GroupCommit {
     } finally {
       if (!handedOver) this.#settled(group);
     }
+  }
+
+  /**
+   * The appends of `taken` whose batches keep the log's epochs from going
+   * back (Kafka fences a leader with an older epoch); the others are refused
+   * whole, EFENCEDLEADEREPOCH, and settled. Batches without an epoch (-1) are
+   * not tracked.
+   */
+  #admit(taken: PendingAppend[]): PendingAppend[] {
+    let floor = this.#epochs.last;
+    let refused: PendingAppend[] | undefined;
+    for (const a of taken) {
+      const epoch = epochAfter(a, floor);
+      if (epoch !== undefined) {
+        floor = epoch;
+        continue;
+      }
+      a.reject(new SeglogError('EFENCEDLEADEREPOCH', `a batch's leader epoch is older than the log's latest epoch (${floor}) or than the batch before it`));
+      (refused ??= []).push(a);
+    }
+    if (refused === undefined) return taken;
+    this.#settled(refused);
+    return taken.filter((a) => !refused.includes(a));
   }
 
   /** Resolves once every written group has been synced (or rejected) and settled: rolls and exclusive work wait for it. */
@@ -282,27 +321,45 @@ export class GroupCommit {
   }
 }
 
+/** The newest epoch once `a`'s batches follow `floor`; undefined when one goes back. */
+function epochAfter(a: PendingAppend, floor: number): number | undefined {
+  let epoch = floor;
+  for (const { header } of a.checks) {
+    const e = header.partitionLeaderEpoch;
+    if (e < 0) continue;
+    if (e < epoch) return undefined;
+    epoch = e;
+  }
+  return epoch;
+}
+
 /**
  * Gives the group's batches their offsets from `offset` on (rewriting each
- * baseOffset in place, and the timestamps under LogAppendTime), and works out
- * what each append resolves to. The headers are the appends' own (made when
- * each append was checked) and are numbered where they lie: no copy per batch.
+ * baseOffset in place), works out what each append resolves to, and which
+ * epochs above `lastEpoch` start where. The headers are the appends' own
+ * (made when each append was checked) and are numbered where they lie: no
+ * copy per batch.
  */
-function number(group: PendingAppend[], offset: number): { headers: BatchHeader[]; results: AppendResult[]; endOffset: number; records: number } {
+function number(
+  group: PendingAppend[],
+  offset: number,
+  lastEpoch: number,
+): { headers: BatchHeader[]; results: AppendResult[]; endOffset: number; records: number; epochs: EpochEntry[] } {
   const headers: BatchHeader[] = [];
   const results: AppendResult[] = [];
+  const epochs: EpochEntry[] = [];
   let records = 0;
   for (const a of group) {
     const baseOffset = offset;
     let position = 0;
     for (const { header: h } of a.checks) {
       setBaseOffset(a.data, position, offset);
-      if (a.logAppendTime >= 0) {
-        setLogAppendTime(a.data, position, a.logAppendTime);
-        h.maxTimestamp = a.logAppendTime;
-      }
       h.baseOffset = offset;
       h.lastOffset = offset + h.lastOffsetDelta;
+      if (h.partitionLeaderEpoch > lastEpoch) {
+        lastEpoch = h.partitionLeaderEpoch;
+        epochs.push({ epoch: lastEpoch, startOffset: offset });
+      }
       headers.push(h);
       offset += h.lastOffsetDelta + 1;
       records += h.recordsCount;
@@ -311,5 +368,5 @@ function number(group: PendingAppend[], offset: number): { headers: BatchHeader[
     results.push({ baseOffset, lastOffset: offset - 1, bytes: a.data.length, logAppendTime: a.logAppendTime });
   }
   if (!Number.isSafeInteger(offset)) throw new RangeError(`offset ${offset} is beyond the safe integer range`);
-  return { headers, results, endOffset: offset, records };
+  return { headers, results, endOffset: offset, records, epochs };
 }

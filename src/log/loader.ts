@@ -11,6 +11,7 @@ import { CLEAN_SHUTDOWN_FILE, DELETED_SUFFIX, segmentBases } from '../layout.js'
 import { fsyncDir } from '../native.js';
 import { Segment, type SegmentConfig } from '../segment/segment.js';
 import { standaloneContext, type LogContext } from './context.js';
+import { LeaderEpochs } from './leader-epochs.js';
 import type { LogConfig } from './options.js';
 
 /** Offsets [from, to] (inclusive) that no segment holds. */
@@ -25,6 +26,8 @@ export interface LoadedLog {
   /** Offsets in no segment, accepted by `repair` (lost segment files). */
   missing: OffsetRange[];
   context: LogContext;
+  /** The leader epochs, trimmed to the loaded offsets. */
+  epochs: LeaderEpochs;
   /** Whether the context was made for this log alone (its scheduler stops when the log closes). */
   ownContext: boolean;
 }
@@ -56,6 +59,7 @@ export async function loadLog(dir: string, config: LogConfig, context: LogContex
   /** Segments opened on trust (a clean shutdown or the recovery point), not scanned. */
   const trusted = new Set<Segment>();
   let missing: OffsetRange[];
+  let epochs: LeaderEpochs;
   try {
     for (let i = 0; i < bases.length; i++) {
       const last = i === bases.length - 1;
@@ -105,6 +109,8 @@ export async function loadLog(dir: string, config: LogConfig, context: LogContex
       }
       missing = await acceptHoles(dir, segments, segmentConfig, ctx);
     }
+    // Once recovery has settled where the log starts and ends: epochs outside that are dropped.
+    epochs = await LeaderEpochs.open(dir, segments, Math.max(ctx.logStartOffset, segments[0]!.baseOffset), segments.at(-1)!.nextOffset);
     // From here on a crash must be detected: the marker goes before any write.
     if (clean) {
       await rm(join(dir, CLEAN_SHUTDOWN_FILE));
@@ -115,7 +121,7 @@ export async function loadLog(dir: string, config: LogConfig, context: LogContex
     if (context === undefined) ctx.scheduler.stop();
     throw err;
   }
-  return { segments, missing, context: ctx, ownContext: context === undefined };
+  return { segments, missing, context: ctx, epochs, ownContext: context === undefined };
 }
 
 /**

@@ -5,6 +5,7 @@
 //   append-queue.ts  call order, backpressure   group-commit.ts  numbering, pwritev, sync, roll
 //   flusher.ts       fdatasync policy           reader.ts     read, sendTo, time lookup
 //   follow.ts        batches(), records()       retention.ts  retention, truncation
+//   append-checks.ts Kafka's checks of appends  leader-epochs.ts  epochs, leader-epoch-checkpoint
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
@@ -14,20 +15,23 @@ import { residency, type CacheStats, type Residency } from '../cache/stats.js';
 import { SeglogError } from '../errors.js';
 import { CLEAN_SHUTDOWN_FILE } from '../layout.js';
 import { fsyncDir } from '../native.js';
-import { encodeBatch, readBatchHeader, type LogRecord, type RecordInput } from '../segment/batch.js';
-import { checkBytes, checkInteger, checkOptions, checkString } from '../validate.js';
-import { AppendQueue, checkAppendedBatches, type AppendResult, type CheckedBatch } from './append-queue.js';
+import type { LogRecord, RecordInput } from '../segment/batch.js';
+import { checkInteger, checkOptions, checkString } from '../validate.js';
+import { appendRulesOf, prepareBatches, prepareRecords, type AppendRules, type PreparedAppend } from './append-checks.js';
+import { AppendQueue, type AppendResult } from './append-queue.js';
 import { EncodeRing } from './encode-ring.js';
 import type { LogContext } from './context.js';
 import { Flusher } from './flusher.js';
 import { batches, Followers, RecordIterator, type LogBatch } from './follow.js';
 import { GroupCommit } from './group-commit.js';
 import { loadLog, segmentConfigOf, type LoadedLog, type OffsetRange } from './loader.js';
+import { LeaderEpochs, type EpochEnd } from './leader-epochs.js';
 import {
   checkLogOptions,
   checkRecordsOptions,
   NEVER,
   syncPolicyOf,
+  INT32_MAX,
   type AppendBatchesOptions,
   type AppendOptions,
   type LogConfig,
@@ -42,7 +46,8 @@ import { LogSegments } from './segments.js';
 export type { AppendResult } from './append-queue.js';
 export type { LogContext } from './context.js';
 export type { OffsetRange } from './loader.js';
-export type { AppendBatchesOptions, AppendOptions, FlushPolicy, LogOptions, RecordsOptions, RetentionPolicy } from './options.js';
+export type { AppendBatchesOptions, AppendOptions, FlushPolicy, LogOptions, RecordsOptions, RetentionPolicy, TimestampType } from './options.js';
+export type { EpochEnd } from './leader-epochs.js';
 export type { LogBatch } from './follow.js';
 export type { ReadOptions, ReadResult, SendToOptions, SendToResult } from './reader.js';
 
@@ -59,6 +64,7 @@ export class Log {
    */
   readonly missingRanges: readonly OffsetRange[];
   readonly #config: LogConfig;
+  readonly #rules: AppendRules;
   readonly #context: LogContext;
   readonly #ownContext: boolean;
   readonly #segments: LogSegments;
@@ -72,6 +78,7 @@ export class Log {
   readonly #reader: LogReader;
   readonly #followers: Followers;
   readonly #retention: Retention;
+  readonly #epochs: LeaderEpochs;
   readonly #cancelInterval: (() => void) | undefined;
   /** Set by a failed fdatasync (or a failed cleanup of a failed write): the log stops accepting appends. */
   #failure: unknown;
@@ -81,6 +88,7 @@ export class Log {
     this.dir = dir;
     this.missingRanges = loaded.missing;
     this.#config = config;
+    this.#rules = appendRulesOf(config);
     const context = loaded.context;
     this.#context = context;
     this.#ownContext = loaded.ownContext;
@@ -92,14 +100,24 @@ export class Log {
     this.#cache = context.cache.attach(fail, syncPolicyOf(config.flush));
     this.#flusher = new Flusher(segments, config.flush, fail, failure);
     this.#followers = new Followers(segments);
+    this.#epochs = loaded.epochs;
     segments.listen(this.#cache);
     segments.listen(this.#flusher);
+    // Before the followers: what an append publishes, its epoch included, is there when they wake.
+    segments.listen(this.#epochs);
     segments.listen(this.#followers);
     this.#ring = new EncodeRing(Math.min(config.maxPendingBytes, ENCODE_RING_BYTES));
     this.#queue = new AppendQueue(config.maxPendingBytes, (take) => this.#commit.commit(take), (data) => this.#ring.release(data));
-    this.#commit = new GroupCommit(dir, config, segmentConfig, { segments, flusher: this.#flusher, fail, failure, settled: (appends) => this.#queue.settled(appends) });
+    this.#commit = new GroupCommit(dir, config, segmentConfig, {
+      segments,
+      flusher: this.#flusher,
+      epochs: this.#epochs,
+      fail,
+      failure,
+      settled: (appends) => this.#queue.settled(appends),
+    });
     this.#reader = new LogReader(dir, segments, this.#cache, () => this.#checkOpen());
-    this.#retention = new Retention(dir, segmentConfig, config.fileDeleteDelayMs, segments, context, fail);
+    this.#retention = new Retention(dir, segmentConfig, config.fileDeleteDelayMs, { segments, epochs: this.#epochs, context, fail });
     const intervalMs = config.flush.intervalMs;
     this.#cancelInterval = intervalMs === NEVER ? undefined : context.scheduler.every(intervalMs, () => this.#flusher.flush());
   }
@@ -129,6 +147,24 @@ export class Log {
   /** Every offset below this has been made durable with fdatasync (Kafka's recovery point). */
   get flushedOffset(): number {
     return this.#flusher.flushedOffset;
+  }
+
+  /** The newest leader epoch of the log's data (appends stamped with one, or batches that carried one); -1 when none. */
+  get latestEpoch(): number {
+    return this.#epochs.latest;
+  }
+
+  /**
+   * Kafka's OffsetsForLeaderEpoch answer for `epoch`: the largest epoch of
+   * the log <= `epoch`, and where it ends (the start offset of the next
+   * epoch, or endOffset for the latest). An epoch below the first the log
+   * knows gets itself back with the first epoch's start offset; -1 (none)
+   * and epochs past the latest get { epoch: -1, endOffset: -1 }.
+   */
+  endOffsetForEpoch(epoch: number): EpochEnd {
+    this.#checkOpen();
+    checkInteger('epoch', epoch, -1, INT32_MAX);
+    return this.#epochs.endOffsetFor(epoch, this.endOffset);
   }
 
   get closed(): boolean {
@@ -183,48 +219,44 @@ export class Log {
     return this.#failure;
   }
 
-  /** Encodes `records` as one batch at the log end and writes it. */
+  /**
+   * Encodes `records` as one batch at the log end and writes it. Refused
+   * before anything is queued: a batch over maxMessageBytes
+   * (ERECORDTOOLARGE), timestamps outside the log's bounds
+   * (EINVALIDTIMESTAMP); at its turn, a leaderEpoch below the log's latest
+   * (EFENCEDLEADEREPOCH).
+   */
   append(records: RecordInput[], options?: AppendOptions): Promise<AppendResult> {
     try {
       this.#checkWritable();
-      const o = checkOptions<AppendOptions>('options', options);
-      const now = o.timestamp === undefined ? Date.now() : checkInteger('options.timestamp', o.timestamp);
-      // Encoded before queueing so a bad record is rejected at once; the base offset is set when its turn comes.
-      const batch = encodeBatch(records, { baseOffset: 0, compression: this.#config.compression, now }, this.#allocate);
-      // Just encoded: its header is known good, no need to recompute the CRC.
-      return this.#enqueue(batch, [{ ok: true, header: readBatchHeader(batch, 0) }], -1);
+      // Encoded and checked before queueing, so a bad record is rejected at once.
+      return this.#enqueue(prepareRecords(records, options, this.#config.compression, this.#rules, this.#ring));
     } catch (err) {
       return Promise.reject(err);
     }
   }
 
   /**
-   * A broker's path: appends one or more already-encoded v2 batches as they
-   * are, after checking size, magic, CRC and record counts. Offsets are
-   * assigned by rewriting each baseOffset; with `logAppendTime` each batch
-   * becomes LogAppendTime with that timestamp (and a recomputed CRC).
+   * A broker's path: appends one or more already-encoded v2 batches, after
+   * checking size, magic, CRC and header fields, and for a producer's
+   * batches (origin 'client') what append() is refused for and the record
+   * counts (ECORRUPT). Offsets are assigned by rewriting each baseOffset;
+   * `leaderEpoch` is written into each batch; under LogAppendTime, or with
+   * `logAppendTime`, each batch is stamped (CRC recomputed). All or nothing.
    */
   appendBatches(buffer: Uint8Array, options?: AppendBatchesOptions): Promise<AppendResult> {
     try {
       this.#checkWritable();
-      checkBytes('buffer', buffer);
-      const o = checkOptions<AppendBatchesOptions>('options', options);
-      const logAppendTime = o.logAppendTime === undefined ? -1 : checkInteger('options.logAppendTime', o.logAppendTime);
-      const checks = checkAppendedBatches(buffer);
-      // Our own copy: the caller may reuse its buffer while the write is queued.
-      return this.#enqueue(this.#ring.copy(buffer), checks, logAppendTime);
+      return this.#enqueue(prepareBatches(buffer, options, this.#rules, this.#ring));
     } catch (err) {
       return Promise.reject(err);
     }
   }
 
-  /** Encode memory from the ring (encodeBatch allocates after its last check, so an encoding never fails holding it). */
-  readonly #allocate = (size: number): Buffer => this.#ring.allocate(size);
-
   readonly #stillWritable = (): void => this.#checkWritable();
 
   /** Queues a checked append; throws (the callers' try turns it into a rejection) if it can never fit. */
-  #enqueue(data: Buffer, checks: CheckedBatch[], logAppendTime: number): Promise<AppendResult> {
+  #enqueue({ data, checks, logAppendTime }: PreparedAppend): Promise<AppendResult> {
     if (data.length > this.#config.segmentBytes) {
       this.#ring.release(data);
       throw new RangeError(`append of ${data.length} bytes exceeds segmentBytes ${this.#config.segmentBytes}`);

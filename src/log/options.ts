@@ -2,7 +2,8 @@
 // a bad option is a TypeError/RangeError before anything touches the disk.
 import { checkCacheOptions, type CacheConfig, type CacheOptions } from '../cache/options.js';
 import type { SyncPolicy } from '../cache/log-cache.js';
-import { checkBoolean, checkInteger, checkOptions, checkString } from '../validate.js';
+import { BATCH_HEADER_SIZE } from '../segment/batch-header.js';
+import { checkBoolean, checkInteger, checkOneOf, checkOptions, checkString } from '../validate.js';
 
 export const INT32_MAX = 0x7fffffff;
 /** "No limit" for thresholds and retention. */
@@ -43,18 +44,49 @@ export interface LogOptions {
   fileDeleteDelayMs?: number;
   /** Read path and its memory: { mode: 'pagecache' } (default) or { mode: 'own', ... }, see CacheOptions. In a LogStore, set for the whole store. */
   cache?: CacheOptions;
+  /** Largest batch an append may write, in bytes with its 12-byte log overhead (Kafka's max.message.bytes); larger is ERECORDTOOLARGE. Default 1048588. */
+  maxMessageBytes?: number;
+  /** Under CreateTime, refuse (EINVALIDTIMESTAMP) records timestamped more than this many ms before now (Kafka's message.timestamp.before.max.ms). Default: no limit. */
+  messageTimestampBeforeMaxMs?: number;
+  /** Under CreateTime, refuse (EINVALIDTIMESTAMP) records timestamped more than this many ms after now (message.timestamp.after.max.ms). Default: no limit. */
+  messageTimestampAfterMaxMs?: number;
+  /** 'CreateTime' (default) keeps the producer's timestamps; 'LogAppendTime' stamps every appended batch with the time of the append (Kafka's message.timestamp.type). */
+  messageTimestampType?: TimestampType;
 }
+
+export type TimestampType = 'CreateTime' | 'LogAppendTime';
 
 /** Options of Log.append. */
 export interface AppendOptions {
   /** The records' timestamp (ms since the epoch) where a record has none. Default: now. */
   timestamp?: number;
+  /** The leader epoch to write into the batch (partitionLeaderEpoch) and track; below the log's latest epoch is EFENCEDLEADEREPOCH. Default: none (-1, not tracked). */
+  leaderEpoch?: number;
 }
 
 /** Options of Log.appendBatches. */
 export interface AppendBatchesOptions {
-  /** Stamp every batch as LogAppendTime with this timestamp (the CRC is recomputed). Default: keep the producer's times. */
+  /**
+   * Stamp every batch as LogAppendTime with this timestamp (the CRC is
+   * recomputed). Default: keep the producer's times, or the time of the
+   * append under messageTimestampType 'LogAppendTime'.
+   */
   logAppendTime?: number;
+  /**
+   * The leader epoch to write into every batch (partitionLeaderEpoch, outside
+   * the CRC); below the log's latest epoch is EFENCEDLEADEREPOCH. Default:
+   * each batch keeps the epoch it carries (tracked when >= 0).
+   */
+  leaderEpoch?: number;
+  /**
+   * Who wrote the batches, as Kafka's append origin: 'client' (default, a
+   * producer's batches: checked against maxMessageBytes, the timestamp
+   * bounds and the record counts, stamped under LogAppendTime) or
+   * 'replication' (a follower copying its leader's batches, which the leader
+   * checked and stamped: only size, magic, CRC and header fields are checked,
+   * and the bytes are kept as they are but for their offsets).
+   */
+  origin?: 'client' | 'replication';
 }
 
 /** Options of Log.records and Log.batches. */
@@ -95,7 +127,13 @@ export interface LogConfig {
   minFreeBytes: number;
   fileDeleteDelayMs: number;
   cache: CacheConfig;
+  maxMessageBytes: number;
+  messageTimestampBeforeMaxMs: number;
+  messageTimestampAfterMaxMs: number;
+  messageTimestampType: TimestampType;
 }
+
+const TIMESTAMP_TYPES: readonly TimestampType[] = ['CreateTime', 'LogAppendTime'];
 
 const NO_FLUSH: FlushConfig = { always: false, intervalMs: NEVER, bytes: NEVER, messages: NEVER };
 
@@ -135,7 +173,32 @@ export function checkLogOptions(options: unknown): LogConfig {
     minFreeBytes: pick(o.minFreeBytes, 64 * 1024 * 1024, int('minFreeBytes')),
     fileDeleteDelayMs: pick(o.fileDeleteDelayMs, 60_000, int('fileDeleteDelayMs')),
     cache: checkCacheOptions('options.cache', o.cache),
+    maxMessageBytes: pick(o.maxMessageBytes, 1048588, int('maxMessageBytes', BATCH_HEADER_SIZE, INT32_MAX)),
+    messageTimestampBeforeMaxMs: pick(o.messageTimestampBeforeMaxMs, NEVER, int('messageTimestampBeforeMaxMs')),
+    messageTimestampAfterMaxMs: pick(o.messageTimestampAfterMaxMs, NEVER, int('messageTimestampAfterMaxMs')),
+    messageTimestampType: pick(o.messageTimestampType, 'CreateTime', (v) => checkOneOf('options.messageTimestampType', v, TIMESTAMP_TYPES)),
   };
+}
+
+/** AppendOptions checked: the records' default timestamp and the epoch to stamp (-1: none). */
+export function checkAppendOptions(options: unknown): { timestamp: number | undefined; leaderEpoch: number } {
+  const o = checkOptions<AppendOptions>('options', options);
+  return {
+    timestamp: o.timestamp === undefined ? undefined : checkInteger('options.timestamp', o.timestamp),
+    leaderEpoch: o.leaderEpoch === undefined ? -1 : checkInteger('options.leaderEpoch', o.leaderEpoch, 0, INT32_MAX),
+  };
+}
+
+/** AppendBatchesOptions checked; -1 for an absent timestamp or epoch. */
+export function checkAppendBatchesOptions(options: unknown): { logAppendTime: number; leaderEpoch: number; replication: boolean } {
+  const o = checkOptions<AppendBatchesOptions>('options', options);
+  const replication = o.origin === undefined ? false : checkOneOf('options.origin', o.origin, ['client', 'replication']) === 'replication';
+  const leaderEpoch = o.leaderEpoch === undefined ? -1 : checkInteger('options.leaderEpoch', o.leaderEpoch, 0, INT32_MAX);
+  const logAppendTime = o.logAppendTime === undefined ? -1 : checkInteger('options.logAppendTime', o.logAppendTime);
+  if (replication && (leaderEpoch >= 0 || logAppendTime >= 0)) {
+    throw new RangeError("options.origin 'replication' keeps the leader's batches as they are: leaderEpoch and logAppendTime do not apply");
+  }
+  return { logAppendTime, leaderEpoch, replication };
 }
 
 /** When a flush policy makes data durable, as the cache needs to know it. */

@@ -9,6 +9,7 @@ import { DELETED_SUFFIX, segmentPaths } from '../layout.js';
 import { fsyncDir } from '../native.js';
 import { Segment, type SegmentConfig } from '../segment/segment.js';
 import type { LogContext } from './context.js';
+import type { LeaderEpochs } from './leader-epochs.js';
 import type { LogSegments } from './segments.js';
 
 export class Retention {
@@ -16,17 +17,24 @@ export class Retention {
   readonly #segmentConfig: SegmentConfig;
   readonly #fileDeleteDelayMs: number;
   readonly #segments: LogSegments;
+  readonly #epochs: LeaderEpochs;
   readonly #context: LogContext;
   /** Puts the log in its failed state and returns the error that stopped it. */
   readonly #fail: (err: unknown) => unknown;
 
-  constructor(dir: string, segmentConfig: SegmentConfig, fileDeleteDelayMs: number, segments: LogSegments, context: LogContext, fail: (err: unknown) => unknown) {
+  constructor(
+    dir: string,
+    segmentConfig: SegmentConfig,
+    fileDeleteDelayMs: number,
+    parts: { segments: LogSegments; epochs: LeaderEpochs; context: LogContext; fail: (err: unknown) => unknown },
+  ) {
     this.#dir = dir;
     this.#segmentConfig = segmentConfig;
     this.#fileDeleteDelayMs = fileDeleteDelayMs;
-    this.#segments = segments;
-    this.#context = context;
-    this.#fail = fail;
+    this.#segments = parts.segments;
+    this.#epochs = parts.epochs;
+    this.#context = parts.context;
+    this.#fail = parts.fail;
   }
 
   /** Removes every record at or after `offset`; a batch holding it goes whole. Returns the new end offset. */
@@ -54,6 +62,9 @@ export class Retention {
       throw this.#fail(err);
     }
     segments.replaceActive(segment, end);
+    // After the cut (a crash between leaves epochs past the end, which open drops), before any append: an epoch
+    // left in the file at an offset that later appends of an older epoch fill would outlive a crash.
+    await this.#epochs.truncateFromEnd(end).catch((err) => Promise.reject(this.#fail(err)));
     return end;
   }
 
@@ -65,6 +76,7 @@ export class Retention {
     }
     if (segments.raiseStart(offset)) await this.#context.persistStartOffset(offset);
     await this.#removeSegmentsBelow(segments.startOffset);
+    await this.#epochs.truncateFromStart(segments.startOffset);
     return segments.startOffset;
   }
 
@@ -87,7 +99,10 @@ export class Retention {
     if (cut === 0) return 0;
     const newStart = all[cut]!.baseOffset;
     if (this.#segments.raiseStart(newStart)) await this.#context.persistStartOffset(newStart);
-    return this.#removeSegmentsBelow(newStart);
+    const removed = await this.#removeSegmentsBelow(newStart);
+    // After the start offset is durable: epochs below it that a crash leaves in the file, open drops.
+    await this.#epochs.truncateFromStart(newStart);
+    return removed;
   }
 
   /**

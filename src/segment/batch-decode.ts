@@ -100,6 +100,43 @@ export function offsetAtTimestamp(batch: Buffer, header: BatchHeader, timestamp:
 }
 
 /**
+ * Checks the records of a whole uncompressed batch (as decodeChecked takes
+ * it) as a broker does before it takes a producer's batch: exactly as many
+ * as its header says, offset deltas 0, 1, 2..., nothing after the last.
+ * Reads only each record's length, timestamp delta and offset delta. Returns
+ * the smallest and largest record timestamp, leaving out records without one
+ * (-1), as Kafka's checks of timestamps do; both NaN when none has one.
+ * ECORRUPT (position within `batch`) when a check fails.
+ */
+export function recordTimestampRange(batch: Buffer, header: BatchHeader): { min: number; max: number } {
+  if (header.compression !== 0) throw new RangeError('recordTimestampRange reads uncompressed batches only');
+  return parse(batch, header, (data, h) => {
+    const reader = new VarintReader(data, 0, data.length);
+    const logAppend = h.timestampType === 'logAppend';
+    let min = Number.NaN;
+    let max = Number.NaN;
+    for (let i = 0; i < h.recordsCount; i++) {
+      if (reader.pos >= data.length) throw corrupt(`batch holds ${i} records, its header says ${h.recordsCount}`, reader.pos);
+      const start = reader.pos;
+      const end = recordEnd(reader, data);
+      reader.pos++; // attributes
+      // A one-byte timestamp delta (records of one millisecond) is read inline: a broker walks every producer batch.
+      const b = data[reader.pos]!;
+      const delta = b < 0x80 ? (reader.pos++, (b >>> 1) ^ -(b & 1)) : reader.varlong();
+      if (reader.varint() !== i || reader.pos > end) throw corrupt(`record ${i} has an offset delta other than ${i}`, start);
+      const timestamp = logAppend ? h.maxTimestamp : h.baseTimestamp + delta;
+      if (timestamp !== -1) {
+        if (!(timestamp >= min)) min = timestamp;
+        if (!(timestamp <= max)) max = timestamp;
+      }
+      reader.pos = end;
+    }
+    if (reader.pos !== data.length) throw corrupt(`batch holds more than its ${h.recordsCount} records`, reader.pos);
+    return { min, max };
+  });
+}
+
+/**
  * Runs `decode` over the records of a whole batch: a view of them when
  * uncompressed, else the decompressed block. ECORRUPT positions from
  * `decode` are made positions within the batch.

@@ -239,8 +239,20 @@ export function setLogAppendTime(buf: Uint8Array, position: number, timestamp: n
   checkInteger('timestamp', timestamp);
   const checked = checkBatch(buf, position, buf.length);
   if (!checked.ok) throw corrupt(`invalid record batch at ${position} (${checked.reason})`, position);
-  const end = position + checked.header.size;
-  writeI16(buf, position + OFF_ATTRIBUTES, checked.header.attributes | TIMESTAMP_TYPE_BIT);
+  stampLogAppendTime(buf, position, checked.header, timestamp);
+}
+
+/**
+ * setLogAppendTime without its check, for a batch the caller has just
+ * checked whole (`header` is its parsed header, updated to match): the
+ * attributes and maxTimestamp are rewritten and the CRC computed once.
+ */
+export function stampLogAppendTime(buf: Uint8Array, position: number, header: BatchHeader, timestamp: number): void {
+  header.attributes |= TIMESTAMP_TYPE_BIT;
+  header.timestampType = 'logAppend';
+  header.maxTimestamp = timestamp;
+  writeI16(buf, position + OFF_ATTRIBUTES, header.attributes);
   writeI64(buf, position + OFF_MAX_TIMESTAMP, timestamp);
-  writeI32(buf, position + OFF_CRC, crc32c(buf.subarray(position + OFF_ATTRIBUTES, end)));
+  header.crc = crc32c(buf.subarray(position + OFF_ATTRIBUTES, position + header.size));
+  writeI32(buf, position + OFF_CRC, header.crc);
 }

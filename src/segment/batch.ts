@@ -23,6 +23,7 @@ import {
   OFF_PRODUCER_EPOCH,
   OFF_PRODUCER_ID,
   OFF_RECORDS_COUNT,
+  TIMESTAMP_TYPE_BIT,
   writeI16,
   writeI32,
   writeI64,
@@ -30,9 +31,9 @@ import {
 import { codecByName, type Codec, type CodecId } from './codecs.js';
 import { varintSize, varlongSize, writeVarint, writeVarlong } from './varint.js';
 
-export { BATCH_HEADER_SIZE, BATCH_OVERHEAD, MAGIC, checkBatch, readBatchHeader, setBaseOffset, setLogAppendTime } from './batch-header.js';
+export { BATCH_HEADER_SIZE, BATCH_OVERHEAD, MAGIC, checkBatch, readBatchHeader, setBaseOffset, setLogAppendTime, stampLogAppendTime } from './batch-header.js';
 export type { BatchHeader, CheckBatchResult } from './batch-header.js';
-export { decodeBatch, decodeChecked, offsetAtTimestamp, recordAt } from './batch-decode.js';
+export { decodeBatch, decodeChecked, offsetAtTimestamp, recordAt, recordTimestampRange } from './batch-decode.js';
 export type { LogRecord } from './batch-decode.js';
 
 export type HeaderValue = Uint8Array | string | null;
@@ -61,6 +62,8 @@ export interface EncodeOptions {
   now?: number;
   /** Default -1 (none), as Kafka producers write it. */
   partitionLeaderEpoch?: number;
+  /** Stamp the batch as LogAppendTime with this timestamp (what its records then read as), as a broker does. Default: create time. */
+  logAppendTime?: number;
   /** Idempotent-producer fields; default -1 (none). */
   producerId?: number;
   producerEpoch?: number;
@@ -159,6 +162,7 @@ export function encodeBatch(records: RecordInput[], options?: EncodeOptions, all
   const compression = o.compression === undefined ? null : compressionCodec(o.compression);
   const now = o.now === undefined ? Date.now() : checkInteger('options.now', o.now);
   const leaderEpoch = o.partitionLeaderEpoch === undefined ? -1 : checkInteger('options.partitionLeaderEpoch', o.partitionLeaderEpoch, -1, INT32_MAX);
+  const logAppendTime = o.logAppendTime === undefined ? -1 : checkInteger('options.logAppendTime', o.logAppendTime);
   const producerId = o.producerId === undefined ? -1 : checkInteger('options.producerId', o.producerId, -1);
   const producerEpoch = o.producerEpoch === undefined ? -1 : checkInteger('options.producerEpoch', o.producerEpoch, -1, 0x7fff);
   const baseSequence = o.baseSequence === undefined ? -1 : checkInteger('options.baseSequence', o.baseSequence, -1, INT32_MAX);
@@ -246,10 +250,10 @@ export function encodeBatch(records: RecordInput[], options?: EncodeOptions, all
   writeI32(batch, OFF_BATCH_LENGTH, batch.length - BATCH_OVERHEAD);
   writeI32(batch, OFF_LEADER_EPOCH, leaderEpoch);
   batch[OFF_MAGIC] = MAGIC;
-  writeI16(batch, OFF_ATTRIBUTES, compression === null ? 0 : compression.id);
+  writeI16(batch, OFF_ATTRIBUTES, (compression === null ? 0 : compression.id) | (logAppendTime < 0 ? 0 : TIMESTAMP_TYPE_BIT));
   writeI32(batch, OFF_LAST_OFFSET_DELTA, count - 1);
   writeI64(batch, OFF_BASE_TIMESTAMP, baseTimestamp);
-  writeI64(batch, OFF_MAX_TIMESTAMP, maxTimestamp);
+  writeI64(batch, OFF_MAX_TIMESTAMP, logAppendTime < 0 ? maxTimestamp : logAppendTime);
   writeI64(batch, OFF_PRODUCER_ID, producerId);
   writeI16(batch, OFF_PRODUCER_EPOCH, producerEpoch);
   writeI32(batch, OFF_BASE_SEQUENCE, baseSequence);
