@@ -5,7 +5,8 @@
 // exclusive work between append groups.
 import { rename, rm } from 'node:fs/promises';
 import { SeglogError } from '../errors.js';
-import { DELETED_SUFFIX, segmentPaths } from '../layout.js';
+import { replaceWithCopy } from '../common/durable-files.js';
+import { COPY_SUFFIX, DELETED_SUFFIX, segmentPaths } from '../layout.js';
 import { fsyncDir } from '../native.js';
 import { Segment, type SegmentConfig } from '../segment/segment.js';
 import type { LogContext } from './context.js';
@@ -41,10 +42,17 @@ export class Retention {
     // Cut through a new Segment (writable: it is the active one now), published only once cut: closing the
     // old one waits for the reads and sendTo transfers under way on it, so none sees bytes change under it.
     const kept = segments.replacing();
-    await kept.close();
     let segment: Segment | undefined;
     let end: number;
     try {
+      const cut = await kept.locate(offset);
+      await kept.close();
+      // A transfer's end is not the socket's: sendfile(2) returns once the kernel holds the page-cache pages.
+      // Cut in place, the folio holding the cut (a page, or up to megabytes with large folios, so even a
+      // page-aligned cut) is zeroed past it and then rewritten by appends, under bytes a slow receiver has yet
+      // to read. So the kept bytes move to a new inode first; the old one's pages stay as they were.
+      const path = segmentPaths(this.#dir, kept.baseOffset).log;
+      if (cut !== undefined && cut.position > 0) await replaceWithCopy(path, path + COPY_SUFFIX);
       segment = await Segment.open(this.#dir, kept.baseOffset, this.#segmentConfig, true);
       end = await segment.truncateTo(offset);
       // Durable before it is reported, or a power cut could bring the cut records back (fdatasync persists the new size).
