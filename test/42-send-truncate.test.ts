@@ -5,7 +5,7 @@
 // read. Seeded trials: each sends the tail of the log to a paused receiver, cuts
 // inside what was sent, appends other batches over it, then lets the receiver
 // read; what arrives must be the log as it was when sent, batch for batch.
-import { readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { Log } from '../src/log/log.js';
@@ -99,5 +99,18 @@ describe('truncateTo under sendfile(2)', () => {
     expect(await readdir(dir)).not.toContain(`${'0'.repeat(20)}.log.copy`);
     expect((await reopened.readRecord(0))?.value?.toString()).toBe('kept');
     await reopened.close();
+  });
+
+  test('a copy that fails (a full disk, here a directory in its way) leaves the log as it was, still open for appends', async () => {
+    const dir = await tempDir();
+    const log = await Log.open(dir);
+    for (let i = 0; i < 10; i++) await log.append([{ value: Buffer.alloc(300, i) }]);
+    const before = await log.read(0, { maxBytes: 1 << 20 });
+    await mkdir(join(dir, `${'0'.repeat(20)}.log.copy`, 'in-the-way'), { recursive: true });
+    await expect(log.truncateTo(5)).rejects.toThrow();
+    expect(log.endOffset).toBe(10);
+    expect((await log.read(0, { maxBytes: 1 << 20 })).bytes.equals(before.bytes)).toBe(true);
+    expect((await log.append([{ value: Buffer.from('after') }])).baseOffset).toBe(10);
+    await log.close();
   });
 });

@@ -2,7 +2,7 @@
 // content, never a mix: temp file, fsync, rename, directory fsync. Files moved
 // to a new inode the same way. And directories whose creation survives a crash.
 import { constants } from 'node:fs';
-import { copyFile, mkdir, readFile, rename } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { fromNodeError, SeglogError } from '../errors.js';
 import { File, fsyncDir } from '../native.js';
@@ -39,12 +39,18 @@ export async function writeFileAtomic(path: string, content: string): Promise<vo
  * the file at `path`.
  */
 export async function replaceWithCopy(path: string, tmp: string): Promise<void> {
-  await copyFile(path, tmp, constants.COPYFILE_FICLONE).catch((err) => Promise.reject(fromNodeError(err)));
-  const file = await File.open(tmp, { write: true });
   try {
-    await file.datasync();
-  } finally {
-    await file.close();
+    await copyFile(path, tmp, constants.COPYFILE_FICLONE).catch((err) => Promise.reject(fromNodeError(err)));
+    const file = await File.open(tmp, { write: true });
+    try {
+      await file.datasync();
+    } finally {
+      await file.close();
+    }
+  } catch (err) {
+    // Nothing changed yet: the copy (a whole segment, say, on a full disk) must not stay behind.
+    await rm(tmp, { force: true }).catch(() => undefined);
+    throw err;
   }
   await rename(tmp, path);
   await fsyncDir(dirname(path));

@@ -35,6 +35,14 @@ export class Retention {
     const segments = this.#segments;
     if (offset >= segments.endOffset) return segments.endOffset;
     if (offset < segments.startOffset) throw new SeglogError('EOFFSETRANGE', `cannot truncate to ${offset}, before the log start ${segments.startOffset}`, { path: this.#dir });
+    // A transfer's end is not the socket's: sendfile(2) returns once the kernel holds the page-cache pages.
+    // Cut in place, the folio holding the cut (a page, or up to megabytes with large folios, so even a
+    // page-aligned cut) is zeroed past it and then rewritten by appends, under bytes a slow receiver has yet
+    // to read. So the kept bytes move to a new inode first; the old one's pages stay as they were. Done
+    // before anything changes, so a failed copy (ENOSPC) leaves the log as it was.
+    const keep = segments.floor(offset);
+    const cut = await keep.locate(offset);
+    if (cut !== undefined && cut.position > 0) await replaceWithCopy(keep.log.path, keep.log.path + COPY_SUFFIX);
     const doomed = segments.takeAfter(offset);
     for (const s of doomed) await s.delete();
     // Gone for good before the kept segment is cut: a power cut in between leaves a prefix of the log, not a gap.
@@ -42,17 +50,10 @@ export class Retention {
     // Cut through a new Segment (writable: it is the active one now), published only once cut: closing the
     // old one waits for the reads and sendTo transfers under way on it, so none sees bytes change under it.
     const kept = segments.replacing();
+    await kept.close();
     let segment: Segment | undefined;
     let end: number;
     try {
-      const cut = await kept.locate(offset);
-      await kept.close();
-      // A transfer's end is not the socket's: sendfile(2) returns once the kernel holds the page-cache pages.
-      // Cut in place, the folio holding the cut (a page, or up to megabytes with large folios, so even a
-      // page-aligned cut) is zeroed past it and then rewritten by appends, under bytes a slow receiver has yet
-      // to read. So the kept bytes move to a new inode first; the old one's pages stay as they were.
-      const path = segmentPaths(this.#dir, kept.baseOffset).log;
-      if (cut !== undefined && cut.position > 0) await replaceWithCopy(path, path + COPY_SUFFIX);
       segment = await Segment.open(this.#dir, kept.baseOffset, this.#segmentConfig, true);
       end = await segment.truncateTo(offset);
       // Durable before it is reported, or a power cut could bring the cut records back (fdatasync persists the new size).
