@@ -97,6 +97,21 @@ describe('sendTo checks batch CRCs once per range after open', () => {
     await log.close();
   });
 
+  test('pages not in memory are read to be checked (readRange, off the event loop), and damage there is refused too', async () => {
+    const { dir, files, batchBytes } = await closedLog(3);
+    await flipBit(files[1]!, 2, batchBytes);
+    const log = await Log.open(dir, { segmentBytes: SEGMENT_BYTES });
+    // As mincore answers for evicted pages (evicting them for real would not last: readahead brings a small file back whole).
+    vi.spyOn(Segment.prototype, 'view').mockReturnValue(undefined);
+    const read = vi.spyOn(Segment.prototype, 'readRange');
+    const base1 = Number(files[1]!.slice(-24, -4));
+    expect((await serve(log, 0, SEGMENT_BYTES)).result.status).toBe('fulfilled');
+    expect(read).toHaveBeenCalledTimes(1);
+    expect((await serve(log, base1, SEGMENT_BYTES)).result).toMatchObject({ status: 'rejected', reason: { code: 'ECORRUPT' } });
+    expect(read).toHaveBeenCalledTimes(2);
+    await log.close();
+  });
+
   test('a range served once is not checked again; reopening forgets it', async () => {
     const { dir, files, batchBytes } = await closedLog(3);
     let log = await Log.open(dir, { segmentBytes: SEGMENT_BYTES });
