@@ -58,7 +58,7 @@ import {
 import { appendWorkloads, runPeers, type PeerRow } from './peers.js';
 import { readPeers } from './peers-reads.js';
 import { ceilingsTable, formatValue, GROUPS, ratioChart, rowsTable, type Group, type Row } from './report.js';
-import { buildLog, iperf3, logSegments, pipeFiles, rawSendfile, Receiver, sendToFetches, serve } from './sendfile.js';
+import { buildLog, iperf3, logSegments, pipeFiles, rawSendfile, Receiver, reopen, sendToFetches, serve } from './sendfile.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -139,8 +139,8 @@ function estimates(p: Profile, w: Workload): Record<Group, number> {
     // Appends, per trial: every subject of every append workload, each cellMs plus opening.
     // Reads, per record size: writing every peer's copy, then per run six sequential scans and five random phases.
     peers: p.runs * appendWorkloads(p.cellMs).reduce((n, w) => n + w.subjects.length, 0) * (p.cellMs / 1000 + 0.2) + PEER_READ_SIZES.length * (perGiB(p.peerReads.dataBytes, 200) + 2 + p.runs * (perGiB(p.peerReads.dataBytes, 40) + 5 * (p.peerReads.randomMs / 1000 + 0.1))),
-    // Four senders: raw sendfile, sendTo of 1 MiB and of 64 KiB, a stream pipe.
-    sendfile: perGiB(p.serveBytes, 25) + 1,
+    // Five senders: raw sendfile, sendTo of 1 MiB and of 64 KiB, sendTo's first serve after open, a stream pipe.
+    sendfile: perGiB(p.serveBytes, 31) + 1,
     // Backlog, balloon (it touches nearly all of RAM), then per mode: warm-up, baseline, replay, drain.
     isolation: perGiB(backlog, 1.5) + 45 + (i.modes?.length ?? 3) * ((i.warmUpMs + i.baselineMs + i.drainMs) / 1000 + perGiB(backlog, 4)),
   };
@@ -503,7 +503,7 @@ async function peersGroup(ctx: Context): Promise<Row[]> {
 async function sendfileGroup(ctx: Context): Promise<Row[]> {
   const dir = join(ctx.dir, 'serve');
   progress(`writing a ${formatBytes(ctx.profile.serveBytes)} log of 64 KiB batches`);
-  const log = await buildLog(dir, ctx.profile.serveBytes, 64 * KiB);
+  let log = await buildLog(dir, ctx.profile.serveBytes, 64 * KiB);
   try {
     settle(dir);
     const segments = await logSegments(dir, log);
@@ -511,8 +511,16 @@ async function sendfileGroup(ctx: Context): Promise<Row[]> {
       // The raw sendfile(2) of the same files runs interleaved with the rest: each row's baseline, run by run.
       const senders = [
         { name: 'raw sendfile(2) of the segment files', send: rawSendfile(segments) },
-        { name: `log.sendTo(), ${formatBytes(FETCH_BYTES)} fetches`, send: sendToFetches(log, FETCH_BYTES) },
-        { name: `log.sendTo(), ${formatBytes(SMALL_FETCH_BYTES)} fetches`, send: sendToFetches(log, SMALL_FETCH_BYTES) },
+        { name: `log.sendTo(), ${formatBytes(FETCH_BYTES)} fetches`, send: sendToFetches(() => log, FETCH_BYTES) },
+        { name: `log.sendTo(), ${formatBytes(SMALL_FETCH_BYTES)} fetches`, send: sendToFetches(() => log, SMALL_FETCH_BYTES) },
+        {
+          name: `log.sendTo(), ${formatBytes(FETCH_BYTES)} fetches, first serve after open (checks every CRC)`,
+          before: async () => {
+            await log.close();
+            log = await reopen(dir);
+          },
+          send: sendToFetches(() => log, FETCH_BYTES),
+        },
         { name: 'fs.createReadStream().pipe(socket)', send: pipeFiles(segments.paths, undefined) },
       ];
       const served = await serve(ctx.receiver, segments, senders, ctx.profile.runs);

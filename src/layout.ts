@@ -9,6 +9,8 @@ export const INDEX_SUFFIX = '.index';
 export const TIME_INDEX_SUFFIX = '.timeindex';
 /** Appended to segment files removed by retention until they are unlinked (fileDeleteDelayMs later). */
 export const DELETED_SUFFIX = '.deleted';
+/** Appended to the copy of a segment's .log that truncateTo cuts (see Retention.truncateTo) until it replaces the original; a leftover is removed on open. */
+export const COPY_SUFFIX = '.copy';
 
 /** Present while a log (or a store) is closed cleanly; its absence on open means recovery. */
 export const CLEAN_SHUTDOWN_FILE = '.clean-shutdown';

@@ -1,7 +1,8 @@
 // Small state files written so that a crash leaves either the old or the new
-// content, never a mix: temp file, fsync, rename, directory fsync. And
-// directories whose creation survives a crash.
-import { mkdir, readFile, rename } from 'node:fs/promises';
+// content, never a mix: temp file, fsync, rename, directory fsync. Files moved
+// to a new inode the same way. And directories whose creation survives a crash.
+import { constants } from 'node:fs';
+import { copyFile, mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { fromNodeError, SeglogError } from '../errors.js';
 import { File, fsyncDir } from '../native.js';
@@ -24,6 +25,32 @@ export async function writeFileAtomic(path: string, content: string): Promise<vo
     await file.sync();
   } finally {
     await file.close();
+  }
+  await rename(tmp, path);
+  await fsyncDir(dirname(path));
+}
+
+/**
+ * Replaces the file at `path` by a copy of itself in a new inode (a reflink
+ * where the file system has them), written through `tmp`, durable before it
+ * takes the name: a crash leaves the old file or the copy. Whoever still holds
+ * the old inode (an open descriptor, a socket holding its page-cache pages
+ * after sendfile(2)) keeps its bytes as they were, whatever is later done to
+ * the file at `path`.
+ */
+export async function replaceWithCopy(path: string, tmp: string): Promise<void> {
+  try {
+    await copyFile(path, tmp, constants.COPYFILE_FICLONE).catch((err) => Promise.reject(fromNodeError(err)));
+    const file = await File.open(tmp, { write: true });
+    try {
+      await file.datasync();
+    } finally {
+      await file.close();
+    }
+  } catch (err) {
+    // Nothing changed yet: the copy (a whole segment, say, on a full disk) must not stay behind.
+    await rm(tmp, { force: true }).catch(() => undefined);
+    throw err;
   }
   await rename(tmp, path);
   await fsyncDir(dirname(path));

@@ -7,7 +7,7 @@ import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { mkdirDurable } from '../common/durable-files.js';
 import { SeglogError } from '../errors.js';
-import { CLEAN_SHUTDOWN_FILE, DELETED_SUFFIX, segmentBases } from '../layout.js';
+import { CLEAN_SHUTDOWN_FILE, COPY_SUFFIX, DELETED_SUFFIX, segmentBases } from '../layout.js';
 import { fsyncDir } from '../native.js';
 import { Segment, type SegmentConfig } from '../segment/segment.js';
 import { standaloneContext, type LogContext } from './context.js';
@@ -46,8 +46,8 @@ export async function loadLog(dir: string, config: LogConfig, context: LogContex
   const segmentConfig = segmentConfigOf(config);
   await mkdirDurable(dir);
   const names = await readdir(dir);
-  // Leftovers of retention that the process did not live to unlink.
-  const leftovers = names.filter((n) => n.endsWith(DELETED_SUFFIX));
+  // Leftovers of retention that the process did not live to unlink, and of truncateTo's copies it did not live to rename.
+  const leftovers = names.filter((n) => n.endsWith(DELETED_SUFFIX) || n.endsWith(COPY_SUFFIX));
   await Promise.all(leftovers.map((n) => rm(join(dir, n), { force: true })));
   const bases = segmentBases(names);
   for (const b of bases) {

@@ -305,6 +305,10 @@ export class Log {
    * stays open until the transfer ends, whatever retention or truncation do
    * meanwhile. Bad arguments and an offset outside the log reject without
    * touching the socket; a failure after that destroys it (see sendParts).
+   * Each range's batch CRCs are checked the first time it is served after
+   * open (bytes this process appended, and segments recovery scanned, count
+   * as checked): a damaged batch rejects with ECORRUPT before any byte of
+   * the fetch, prefix included, is sent.
    */
   sendTo(socket: Writable, offset: number, options?: SendToOptions): Promise<SendToResult> {
     try {

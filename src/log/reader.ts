@@ -112,6 +112,9 @@ export class LogReader {
         slices.push(...held);
         return;
       }
+      // The bytes go from the page cache to the socket unseen: their CRCs are checked the first time they are served.
+      const checking = segment.checkOnce(start, end);
+      if (checking !== undefined) await checking;
       // Pinned on until the transfer ends, so the file stays usable if retention or truncation close it.
       slices.push({ file: segment.log, position: start, length: end - start });
       void segment.log.pin(() => ended);

@@ -12,6 +12,7 @@ import type { BatchHeader } from './batch.js';
 import { scanLog } from './scan-log.js';
 import * as reads from './segment-reads.js';
 import type { BatchLocation } from './segment-reads.js';
+import { VerifiedRanges } from './verified-ranges.js';
 
 export interface SegmentConfig {
   indexIntervalBytes: number;
@@ -51,6 +52,8 @@ export class Segment {
   #mapping: MappedRegion | undefined;
   /** Mappings the segment outgrew: a read under way may still use one, so they go when the segment closes. */
   #outgrown: MappedRegion[] = [];
+  /** What was CRC-checked since open, so checkOnce() checks each byte once (see there). */
+  readonly #verified = new VerifiedRanges();
 
   private constructor(dir: string, baseOffset: number, log: File, offsetIndex: OffsetIndex, timeIndex: TimeIndex, size: number, config: SegmentConfig) {
     this.dir = dir;
@@ -230,6 +233,7 @@ export class Segment {
       this.#indexBatch(b, at);
       at += b.size;
     }
+    this.#verified.add(this.#size, at); // batches that passed their CRC on the way in, or that we encoded
     this.#size = at;
   }
 
@@ -287,6 +291,18 @@ export class Segment {
     return new BatchReader(new ViewBytes((start, end) => this.view(start, end), this.log, this.#size, bufferBytes));
   }
 
+  /**
+   * For sendTo, whose bytes never pass through the process: readRange()'s checks of [start, end) (in the
+   * mapping when resident, else read off the event loop), unless every byte was checked since open (by
+   * recovery's scan, by the append that wrote it, or by an earlier call). Undefined when done inline.
+   */
+  checkOnce(start: number, end: number): Promise<void> | undefined {
+    if (this.#verified.covers(start, end)) return undefined;
+    if (this.mapRange(start, end) === undefined) return this.readRange(start, end).then(() => this.#verified.add(start, end));
+    this.#verified.add(start, end);
+    return undefined;
+  }
+
   /** readRange()'s checks of bytes read for [start, end) another way (own cache mode). */
   checkRead(bytes: Buffer, start: number, end: number): void {
     reads.checkRead(this, bytes, start, end);
@@ -316,6 +332,8 @@ export class Segment {
       result.truncatedBytes = fileSize - position;
     }
     this.#size = position;
+    // The scan checked every batch's CRC.
+    this.#verified.add(0, position);
     return result;
   }
 
@@ -363,6 +381,7 @@ export class Segment {
     const at = await this.locate(offset);
     if (at === undefined) return this.#nextOffset;
     await this.log.truncate(at.position);
+    this.#verified.cut(at.position);
     this.offsetIndex.truncateTo(at.header.baseOffset);
     this.timeIndex.truncateTo(at.header.baseOffset);
     this.#size = at.position;
