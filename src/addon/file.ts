@@ -364,6 +364,23 @@ export async function freeBytes(path: string): Promise<number | undefined> {
   return check(result, 'statvfs', path);
 }
 
+/**
+ * The sizes of the files `names` in `dir`, in one threadpool job (instead of
+ * one per file); undefined for a name that does not exist. Follows symlinks.
+ */
+export async function statSizes(dir: string, names: readonly string[]): Promise<Array<number | undefined>> {
+  checkString('dir', dir);
+  if (!Array.isArray(names)) throw new TypeError('names must be an array of strings');
+  names.forEach((n, i) => checkString(`names[${i}]`, n));
+  const result = await addon.statSizes(dir, [...names]);
+  if (typeof result === 'number') throw errnoError(result, 'open', dir);
+  return names.map((name, i) => {
+    const size = result[i + 1]!;
+    if (size === -ERRNO.ENOENT) return undefined;
+    return check(size, 'stat', join(dir, name));
+  });
+}
+
 /** fsync of a directory: makes entries created, renamed or removed in it durable. */
 export async function fsyncDir(path: string): Promise<void> {
   checkString('path', path);

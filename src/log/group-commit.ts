@@ -62,6 +62,8 @@ export class GroupCommit {
   readonly #failure: () => unknown;
   /** Settled appends leave the queue (see AppendQueue.settled). */
   readonly #settled: (appends: readonly PendingAppend[]) => void;
+  /** Resolves once nothing stops a write any more (the clean-shutdown marker is gone); undefined when nothing does. */
+  readonly #beforeWrite: () => Promise<void> | undefined;
   #freeSpaceUnknown = false;
   /** Until then (performance.now()), writes go to the threadpool: an inline write was slow. */
   #inlineAfter = 0;
@@ -78,7 +80,14 @@ export class GroupCommit {
     dir: string,
     config: LogConfig,
     segmentConfig: SegmentConfig,
-    parts: { segments: LogSegments; flusher: Flusher; fail: (err: unknown) => unknown; failure: () => unknown; settled: (appends: readonly PendingAppend[]) => void },
+    parts: {
+      segments: LogSegments;
+      flusher: Flusher;
+      fail: (err: unknown) => unknown;
+      failure: () => unknown;
+      settled: (appends: readonly PendingAppend[]) => void;
+      beforeWrite: () => Promise<void> | undefined;
+    },
   ) {
     this.#dir = dir;
     this.#config = config;
@@ -88,6 +97,7 @@ export class GroupCommit {
     this.#fail = parts.fail;
     this.#failure = parts.failure;
     this.#settled = parts.settled;
+    this.#beforeWrite = parts.beforeWrite;
   }
 
   /**
@@ -101,6 +111,8 @@ export class GroupCommit {
     let handedOver = false;
     try {
       this.#throwIfFailed();
+      const unblocked = this.#beforeWrite();
+      if (unblocked !== undefined) await unblocked;
       // Offsets go on from the last group written, published or not.
       const { headers, results, endOffset, records } = number(group, this.#written.at(-1)?.endOffset ?? this.#segments.endOffset);
       await this.#rollIfNeeded(bytes, endOffset - 1);

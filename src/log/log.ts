@@ -5,18 +5,15 @@
 //   append-queue.ts  call order, backpressure   group-commit.ts  numbering, pwritev, sync, roll
 //   flusher.ts       fdatasync policy           reader.ts     read, sendTo, time lookup
 //   follow.ts        batches(), records()       retention.ts  retention, truncation
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { logCacheStats } from '../cache/group.js';
 import type { LogCache } from '../cache/log-cache.js';
 import { residency, type CacheStats, type Residency } from '../cache/stats.js';
 import { SeglogError } from '../errors.js';
-import { CLEAN_SHUTDOWN_FILE } from '../layout.js';
-import { fsyncDir } from '../native.js';
 import { encodeBatch, readBatchHeader, type LogRecord, type RecordInput } from '../segment/batch.js';
 import { checkBytes, checkInteger, checkOptions, checkString } from '../validate.js';
 import { AppendQueue, checkAppendedBatches, type AppendResult, type CheckedBatch } from './append-queue.js';
+import { MarkerOnOpen, writeCleanShutdown } from './clean-shutdown.js';
 import { EncodeRing } from './encode-ring.js';
 import type { LogContext } from './context.js';
 import { Flusher } from './flusher.js';
@@ -72,6 +69,8 @@ export class Log {
   readonly #reader: LogReader;
   readonly #followers: Followers;
   readonly #retention: Retention;
+  /** The clean-shutdown marker open found, until the first write removes it. */
+  readonly #marker: MarkerOnOpen;
   readonly #cancelInterval: (() => void) | undefined;
   /** Set by a failed fdatasync (or a failed cleanup of a failed write): the log stops accepting appends. */
   #failure: unknown;
@@ -87,6 +86,7 @@ export class Log {
     const fail = (err: unknown) => this.#fail(err);
     const failure = () => this.#failure;
     const segmentConfig = segmentConfigOf(config);
+    this.#marker = new MarkerOnOpen(dir, loaded.markerOnDisk, fail);
     const segments = new LogSegments(loaded.segments, context.logStartOffset);
     this.#segments = segments;
     this.#cache = context.cache.attach(fail, syncPolicyOf(config.flush));
@@ -97,7 +97,14 @@ export class Log {
     segments.listen(this.#followers);
     this.#ring = new EncodeRing(Math.min(config.maxPendingBytes, ENCODE_RING_BYTES));
     this.#queue = new AppendQueue(config.maxPendingBytes, (take) => this.#commit.commit(take), (data) => this.#ring.release(data));
-    this.#commit = new GroupCommit(dir, config, segmentConfig, { segments, flusher: this.#flusher, fail, failure, settled: (appends) => this.#queue.settled(appends) });
+    this.#commit = new GroupCommit(dir, config, segmentConfig, {
+      segments,
+      flusher: this.#flusher,
+      fail,
+      failure,
+      settled: (appends) => this.#queue.settled(appends),
+      beforeWrite: () => this.#marker.beforeWrite(),
+    });
     this.#reader = new LogReader(dir, segments, this.#cache, () => this.#checkOpen());
     this.#retention = new Retention(dir, segmentConfig, config.fileDeleteDelayMs, segments, context, fail);
     const intervalMs = config.flush.intervalMs;
@@ -242,8 +249,13 @@ export class Log {
     try {
       this.#checkWritable();
       check?.();
-      // After every group written before it has settled (under 'always' its fdatasync may still run).
-      return this.#queue.exclusive(() => this.#commit.idle().then(work));
+      // After every group written before it has settled (under 'always' its fdatasync may still run), and
+      // once the clean-shutdown marker is gone: all exclusive work may change files.
+      return this.#queue.exclusive(async () => {
+        await this.#commit.idle();
+        await this.#marker.beforeWrite();
+        return work();
+      });
     } catch (err) {
       return Promise.reject(err);
     }
@@ -375,8 +387,10 @@ export class Log {
 
   /**
    * Lets queued appends finish, makes everything durable, closes the files
-   * and writes the clean-shutdown marker (not after a failure: reopening then
-   * runs recovery). Idempotent.
+   * and writes the clean-shutdown marker, which records each segment for the
+   * next open (not after a failure: reopening then runs recovery; nor when
+   * the marker open found is still there, nothing having been written since).
+   * Idempotent.
    */
   close(): Promise<void> {
     this.#closing ??= (async () => {
@@ -389,10 +403,7 @@ export class Log {
       await this.#context.cache.detach(this.#cache);
       await Promise.all(this.#segments.all.map((s) => s.close()));
       if (this.#ownContext) this.#context.scheduler.stop();
-      if (clean) {
-        await writeFile(join(this.dir, CLEAN_SHUTDOWN_FILE), '');
-        await fsyncDir(this.dir);
-      }
+      if (clean && !this.#marker.untouched) await writeCleanShutdown(this.dir, this.#segments.all);
     })();
     return this.#closing;
   }

@@ -34,6 +34,11 @@ export class Retention {
     const segments = this.#segments;
     if (offset >= segments.endOffset) return segments.endOffset;
     if (offset < segments.startOffset) throw new SeglogError('EOFFSETRANGE', `cannot truncate to ${offset}, before the log start ${segments.startOffset}`, { path: this.#dir });
+    // Where the cut lands, found before anything is removed (opening the segment if never read since a clean
+    // reopen): damage on the way there refuses the truncation with nothing changed.
+    const holding = segments.floor(offset);
+    await holding.load();
+    await holding.locate(offset);
     const doomed = segments.takeAfter(offset);
     for (const s of doomed) await s.delete();
     // Gone for good before the kept segment is cut: a power cut in between leaves a prefix of the log, not a gap.
