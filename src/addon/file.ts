@@ -373,7 +373,8 @@ export async function statSizes(dir: string, names: readonly string[]): Promise<
   if (!Array.isArray(names)) throw new TypeError('names must be an array of strings');
   names.forEach((n, i) => checkString(`names[${i}]`, n));
   const result = await addon.statSizes(dir, [...names]);
-  if (typeof result === 'number') throw errnoError(result, 'open', dir);
+  // A bare number: -errno, or 0 with no sizes after it (no names).
+  if (typeof result === 'number') return result < 0 ? Promise.reject(errnoError(result, 'open', dir)) : [];
   return names.map((name, i) => {
     const size = result[i + 1]!;
     if (size === -ERRNO.ENOENT) return undefined;

@@ -26,7 +26,7 @@ export interface Addon {
   syncFileRange(fd: number, offset: number, length: number, flags: number): Promise<number>;
   statxDio(path: string): Promise<number | [number, number, number, number, number]>;
   freeBytes(path: string): Promise<number>;
-  /** [0, size or -errno per name], or -errno when `dir` cannot be opened. */
+  /** [0, size or -errno per name], or -errno when `dir` cannot be opened (0 alone for no names). */
   statSizes(dir: string, names: string[]): Promise<number | number[]>;
   mmap(fd: number, offset: number, length: number, writable: boolean): ArrayBuffer | number;
   munmap(region: ArrayBuffer): number;
