@@ -6,11 +6,12 @@
 // on disk while the reopened log only reads, and goes, durably, before its
 // first write: a crash after a write must not leave a record the files no
 // longer match.
-import { readFile, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../common/durable-files.js';
 import { CLEAN_SHUTDOWN_FILE, segmentFileName } from '../layout.js';
-import { crc32c, fsyncDir, statSizes } from '../native.js';
+import type { SeglogError } from '../errors.js';
+import { crc32c, File, fsyncDir, statSizes } from '../native.js';
 import type { Segment, SegmentSummary } from '../segment/segment.js';
 
 // Layout: magic, version u16, 0 u16, count u32, then per segment base offset, size, next offset and
@@ -66,16 +67,7 @@ export async function writeCleanShutdown(dir: string, segments: readonly Segment
  * or gone.
  */
 export async function readCleanShutdown(dir: string, bases: readonly number[]): Promise<Map<number, SegmentSummary> | undefined> {
-  const [bytes, sizes] = await Promise.all([
-    readFile(join(dir, CLEAN_SHUTDOWN_FILE)).catch((err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT') return undefined;
-      throw err;
-    }),
-    statSizes(
-      dir,
-      bases.map((b) => segmentFileName(b, 'log')),
-    ),
-  ]);
+  const [bytes, sizes] = await Promise.all([readMarker(join(dir, CLEAN_SHUTDOWN_FILE)), statSizes(dir, bases.map((b) => segmentFileName(b, 'log')))]);
   const recorded = bytes === undefined ? undefined : decodeCleanShutdown(bytes);
   if (recorded === undefined) return undefined;
   const byBase = new Map(recorded.map((s) => [s.baseOffset, s]));
@@ -85,6 +77,31 @@ export async function readCleanShutdown(dir: string, bases: readonly number[]): 
     if (s !== undefined && s.size === sizes[i]) vouched.set(base, s);
   });
   return vouched;
+}
+
+/** Bytes a marker read takes at first: 2,000 segments' worth. */
+const FIRST_READ = 64 * 1024;
+
+/**
+ * The marker's bytes, or undefined if there is none. Two threadpool round
+ * trips when its pages are cached (open and close: the read is served on
+ * the spot), against fs.readFile's five.
+ */
+async function readMarker(path: string): Promise<Buffer | undefined> {
+  const file = await File.open(path).catch((err: SeglogError) => {
+    if (err.code === 'ENOENT') return undefined;
+    throw err;
+  });
+  if (file === undefined) return undefined;
+  try {
+    const first = Buffer.allocUnsafe(FIRST_READ);
+    const n = await file.readHot(first, 0);
+    if (n < first.length) return first.subarray(0, n);
+    const all = Buffer.allocUnsafe(await file.size());
+    return all.subarray(0, await file.readHot(all, 0));
+  } finally {
+    await file.close();
+  }
 }
 
 /**
