@@ -174,6 +174,19 @@ describe('durability calls', () => {
     await expect(freeBytes('' as never)).rejects.toThrow(RangeError);
   });
 
+  test('openSized opens as open does and reports the size at open, in one call', async () => {
+    const dir = await tempDir();
+    await writeFile(join(dir, 'f'), Buffer.alloc(7));
+    const { file, size } = await File.openSized(join(dir, 'f'), { write: true });
+    expect(size).toBe(7);
+    expect(await file.write(Buffer.from('ab'), 7)).toBe(2);
+    await file.close();
+    const created = await File.openSized(join(dir, 'new'), { create: true });
+    expect(created.size).toBe(0);
+    await created.file.close();
+    await expect(File.openSized(join(dir, 'missing'))).rejects.toMatchObject({ code: 'ENOENT', syscall: 'open' });
+  });
+
   test('statSizes reports the size of each name in a directory, undefined for a missing one', async () => {
     const dir = await tempDir();
     await writeFile(join(dir, 'a'), Buffer.alloc(5));

@@ -80,6 +80,15 @@ export class File {
   }
 
   static async open(path: string, options?: OpenOptions): Promise<File> {
+    return (await File.#open(path, options, false)).file;
+  }
+
+  /** open() and the file's size then, in one threadpool round trip instead of open() and size()'s two. */
+  static openSized(path: string, options?: OpenOptions): Promise<{ file: File; size: number }> {
+    return File.#open(path, options, true);
+  }
+
+  static async #open(path: string, options: OpenOptions | undefined, stat: boolean): Promise<{ file: File; size: number }> {
     checkString('path', path);
     const o = checkOptions<OpenOptions>('options', options);
     const bool = (name: keyof OpenOptions) => (o[name] === undefined ? false : checkBoolean(`options.${name}`, o[name]));
@@ -95,10 +104,11 @@ export class File {
     if (truncate) flags |= fsConstants.O_TRUNC;
     if (direct) flags |= C.O_DIRECT;
     if (bool('dsync')) flags |= C.O_DSYNC;
-    const fd = check(await addon.open(path, flags, mode), 'open', path);
-    if (!direct) return new File(path, fd, undefined);
+    const opened = await addon.open(path, flags, mode, stat ? 1 : 0);
+    const [fd, size] = typeof opened === 'number' ? [check(opened, 'open', path), -1] : [opened[0], opened[1]];
+    if (!direct) return { file: new File(path, fd, undefined), size };
     try {
-      return new File(path, fd, await directIOAlignment(path));
+      return { file: new File(path, fd, await directIOAlignment(path)), size };
     } catch (err) {
       await addon.close(fd);
       throw err;

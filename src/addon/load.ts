@@ -6,7 +6,9 @@ import { createRequire } from 'node:module';
 import { errnoError } from '../errors.js';
 
 export interface Addon {
+  /** fd or -errno; with stat 1, [fd, size] on success. */
   open(path: string, flags: number, mode: number): Promise<number>;
+  open(path: string, flags: number, mode: number, stat: number): Promise<number | [number, number]>;
   close(fd: number): Promise<number>;
   fstatSize(fd: number): Promise<number>;
   pwrite(fd: number, data: Uint8Array, position: number): Promise<number>;

@@ -79,28 +79,22 @@ export async function readCleanShutdown(dir: string, bases: readonly number[]): 
   return vouched;
 }
 
-/** Bytes a marker read takes at first: 2,000 segments' worth. */
-const FIRST_READ = 64 * 1024;
-
 /**
  * The marker's bytes, or undefined if there is none. Two threadpool round
- * trips when its pages are cached (open and close: the read is served on
- * the spot), against fs.readFile's five.
+ * trips when its pages are cached (open with its size, then close: the read
+ * is served on the spot), against fs.readFile's five.
  */
 async function readMarker(path: string): Promise<Buffer | undefined> {
-  const file = await File.open(path).catch((err: SeglogError) => {
+  const opened = await File.openSized(path).catch((err: SeglogError) => {
     if (err.code === 'ENOENT') return undefined;
     throw err;
   });
-  if (file === undefined) return undefined;
+  if (opened === undefined) return undefined;
   try {
-    const first = Buffer.allocUnsafe(FIRST_READ);
-    const n = await file.readHot(first, 0);
-    if (n < first.length) return first.subarray(0, n);
-    const all = Buffer.allocUnsafe(await file.size());
-    return all.subarray(0, await file.readHot(all, 0));
+    const bytes = Buffer.allocUnsafe(opened.size);
+    return bytes.subarray(0, await opened.file.readHot(bytes, 0));
   } finally {
-    await file.close();
+    await opened.file.close();
   }
 }
 

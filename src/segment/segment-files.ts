@@ -17,13 +17,8 @@ export interface SegmentFiles extends SegmentIndexes {
 
 /** A segment's .log, opened for writing, and its size. */
 export async function openLogSized(path: string): Promise<{ log: File; size: number }> {
-  const log = await File.open(path, { write: true });
-  try {
-    return { log, size: await log.size() };
-  } catch (err) {
-    await log.close().catch(() => undefined);
-    throw err;
-  }
+  const { file, size } = await File.openSized(path, { write: true });
+  return { log: file, size };
 }
 
 /** Both indexes of the segment at `baseOffset`; writable (and mapped) for the active segment. */
