@@ -58,6 +58,10 @@ const LOOKUP_MS = 1000;
 // Lookups take well under a microsecond: time them in blocks so the clock read is not what gets measured.
 const LOOKUP_BLOCK = 1000;
 const CLEAN_REOPENS = 5;
+/** The many-segment reopen: this many segments of MANY_SEGMENT_BATCHES batches each, reopened MANY_REOPENS times. */
+export const MANY_SEGMENTS = 100;
+const MANY_SEGMENT_BATCHES = 2;
+const MANY_REOPENS = 11;
 // Appends in flight for the pipelined row: enough for group commit to write several batches per pwritev.
 export const APPEND_DEPTH = 8;
 // Every SAMPLE_EVERY-th record of a sequential read has its contents compared.
@@ -372,31 +376,66 @@ export async function offsetLookups(logDir: string, w: Workload, ms: number, see
   return { seglog: seglogRate.perSecond * LOOKUP_BLOCK, baseline: arrayRate.perSecond * LOOKUP_BLOCK };
 }
 
+/** readdir + open + fstat of every segment file in `logDir`: what a clean reopen is set against. Returns the descriptors. */
+function openEverySegmentFile(logDir: string): number[] {
+  const fds = readdirSync(logDir)
+    .filter((n) => /^\d{20}\.(log|index|timeindex)$/.test(n))
+    .map((n) => openSync(join(logDir, n), 'r'));
+  for (const fd of fds) fstatSync(fd);
+  return fds;
+}
+
 /**
- * Log.open of the cleanly closed log at `logDir`, CLEAN_REOPENS times, beside
- * readdir + open + fstat of every segment file: median milliseconds of each.
+ * Log.open of the cleanly closed log at `logDir`, `times` times, each
+ * followed by readdir + open + fstat of every segment file (the same run,
+ * interleaved): median milliseconds of each. Each open is checked against
+ * `expect` and closed.
  */
-export async function reopenClean(logDir: string, w: Workload): Promise<{ seglog: number; baseline: number }> {
-  const openAll = () => {
-    const fds = readdirSync(logDir)
-      .filter((n) => /^\d{20}\.(log|index|timeindex)$/.test(n))
-      .map((n) => openSync(join(logDir, n), 'r'));
-    for (const fd of fds) fstatSync(fd);
-    return fds;
-  };
+async function reopenCleanly(logDir: string, options: LogOptions, times: number, expect: { records: number; bytes: number; segments?: number }): Promise<{ seglog: number; baseline: number }> {
   const seglog: number[] = [];
   const baseline: number[] = [];
-  for (let i = 0; i < CLEAN_REOPENS; i++) {
-    const opened = await timed(() => Log.open(logDir, logOptions()));
+  for (let i = 0; i < times; i++) {
+    const opened = await timed(() => Log.open(logDir, options));
     const log = opened.result;
-    if (log.endOffset !== w.records || log.size !== w.logBytes) throw new Error('verification: clean reopen lost data');
+    if (log.endOffset !== expect.records || log.size !== expect.bytes || (expect.segments !== undefined && log.segmentCount !== expect.segments)) {
+      throw new Error('verification: clean reopen lost data');
+    }
     seglog.push(opened.ms);
     await log.close();
-    const raw = await timed(openAll);
+    const raw = await timed(() => openEverySegmentFile(logDir));
     raw.result.forEach((fd) => closeSync(fd));
     baseline.push(raw.ms);
   }
   return { seglog: summarize(seglog).median, baseline: summarize(baseline).median };
+}
+
+/** Log.open of the cleanly closed log at `logDir`, CLEAN_REOPENS times, beside readdir + open + fstat of every segment file. */
+export function reopenClean(logDir: string, w: Workload): Promise<{ seglog: number; baseline: number }> {
+  return reopenCleanly(logDir, logOptions(), CLEAN_REOPENS, { records: w.records, bytes: w.logBytes });
+}
+
+/**
+ * The same for a log of MANY_SEGMENTS segments built in `logDir` (what a
+ * clean reopen must not pay per segment), MANY_REOPENS times; one record of
+ * each segment is read back after the last reopen, from segments not read
+ * since it.
+ */
+export async function reopenCleanMany(logDir: string, w: Workload): Promise<{ seglog: number; baseline: number }> {
+  const options: LogOptions = { segmentBytes: MANY_SEGMENT_BATCHES * w.batchBytes };
+  const log = await Log.open(logDir, options);
+  for (let b = 0; b < MANY_SEGMENTS * MANY_SEGMENT_BATCHES; b++) await log.append(recordsAt(b * BATCH_RECORDS), { timestamp: w.firstTimestamp + b });
+  if (log.segmentCount !== MANY_SEGMENTS) throw new Error(`verification: ${log.segmentCount} segments, not ${MANY_SEGMENTS}`);
+  const expect = { records: log.endOffset, bytes: log.size, segments: MANY_SEGMENTS };
+  await log.close();
+  const result = await reopenCleanly(logDir, options, MANY_REOPENS, expect);
+  const reopened = await Log.open(logDir, options);
+  for (let offset = 0; offset < expect.records; offset += MANY_SEGMENT_BATCHES * BATCH_RECORDS) {
+    const record = await reopened.readRecord(offset + 1);
+    if (record === undefined) throw new Error(`verification: record ${offset + 1} missing after a clean reopen`);
+    checkRecord(record, offset + 1);
+  }
+  await reopened.close();
+  return result;
 }
 
 /** Log.open of the closed log at `logDir` as if it had crashed (full CRC scan): milliseconds, then a sample of reads checked. */

@@ -49,7 +49,9 @@ import {
   readFetches,
   readRecords,
   RECORD_BYTES,
+  MANY_SEGMENTS,
   reopenClean,
+  reopenCleanMany,
   reopenUnclean,
   timeLookups,
   workload,
@@ -270,6 +272,7 @@ interface LogRun {
   timeLookupsPerSecond: number;
   offsetLookups: { seglog: number; baseline: number };
   reopenClean: { seglog: number; baseline: number };
+  reopenCleanMany: { seglog: number; baseline: number };
   reopenUncleanMs: number;
   coldPagecacheMs: number;
   coldOwnMs: number;
@@ -305,7 +308,7 @@ async function logRun(ctx: Context, run: number): Promise<LogRun> {
     rmSync(join(dir, 'pipelined'), { recursive: true });
     progress(`${tag}: append, 1 in flight`);
     const { log, ms: append1Ms } = await appendLog(logDir, w, 1);
-    let out: Omit<LogRun, 'offsetLookups' | 'reopenClean' | 'reopenUncleanMs' | 'coldPagecacheMs' | 'coldOwnMs' | 'cachedBeforeCold' | 'ownDirectIO'>;
+    let out: Omit<LogRun, 'offsetLookups' | 'reopenClean' | 'reopenCleanMany' | 'reopenUncleanMs' | 'coldPagecacheMs' | 'coldOwnMs' | 'cachedBeforeCold' | 'ownDirectIO'>;
     try {
       progress(`${tag}: sequential read + decode`);
       const decodeMs = await readRecords(log, w);
@@ -323,6 +326,9 @@ async function logRun(ctx: Context, run: number): Promise<LogRun> {
     const lookups = await offsetLookups(logDir, w, p.lookupMs, 7 + run);
     progress(`${tag}: reopen after clean shutdown`);
     const clean = await reopenClean(logDir, w);
+    progress(`${tag}: reopen after clean shutdown, ${MANY_SEGMENTS} segments`);
+    const cleanMany = await reopenCleanMany(join(dir, 'many'), w);
+    rmSync(join(dir, 'many'), { recursive: true });
     // While the log is still cached: the CRC scan is then set against the warm read ceiling.
     progress(`${tag}: reopen after unclean shutdown`);
     const reopenUncleanMs = await reopenUnclean(logDir, w, 11 + run);
@@ -334,6 +340,7 @@ async function logRun(ctx: Context, run: number): Promise<LogRun> {
       ...out,
       offsetLookups: lookups,
       reopenClean: clean,
+      reopenCleanMany: cleanMany,
       reopenUncleanMs,
       coldPagecacheMs: cold.ms,
       coldOwnMs: own.ms,
@@ -387,6 +394,14 @@ async function logGroup(ctx: Context): Promise<Row[]> {
       baseline: col((r) => r.reopenClean.baseline),
       baselineLabel: 'readdir + open + fstat of every segment file',
     }),
+    row(
+      `reopen after clean shutdown, ${MANY_SEGMENTS} segments`,
+      'ms',
+      'time',
+      col((r) => r.reopenCleanMany.seglog),
+      { baseline: col((r) => r.reopenCleanMany.baseline), baselineLabel: 'readdir + open + fstat of every segment file' },
+      `${MANY_SEGMENTS} × ${formatBytes(2 * w.batchBytes)}; medians of 11 interleaved reopens per run`,
+    ),
     row(
       'reopen after unclean shutdown (CRC scan)',
       'ms',

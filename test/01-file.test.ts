@@ -3,7 +3,7 @@ import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
-import { File, freeBytes, fsyncDir, rawAddon, stats } from '../src/native.js';
+import { File, freeBytes, fsyncDir, rawAddon, statSizes, stats } from '../src/native.js';
 import { SeglogError } from '../src/errors.js';
 import { injectFault } from './helpers/faults.js';
 import { tempDir } from './helpers/tmp.js';
@@ -172,6 +172,31 @@ describe('durability calls', () => {
     expect(free).toBeGreaterThan(0);
     await expect(freeBytes(join(dir, 'missing'))).rejects.toMatchObject({ code: 'ENOENT', syscall: 'statvfs' });
     await expect(freeBytes('' as never)).rejects.toThrow(RangeError);
+  });
+
+  test('openSized opens as open does and reports the size at open, in one call', async () => {
+    const dir = await tempDir();
+    await writeFile(join(dir, 'f'), Buffer.alloc(7));
+    const { file, size } = await File.openSized(join(dir, 'f'), { write: true });
+    expect(size).toBe(7);
+    expect(await file.write(Buffer.from('ab'), 7)).toBe(2);
+    await file.close();
+    const created = await File.openSized(join(dir, 'new'), { create: true });
+    expect(created.size).toBe(0);
+    await created.file.close();
+    await expect(File.openSized(join(dir, 'missing'))).rejects.toMatchObject({ code: 'ENOENT', syscall: 'open' });
+  });
+
+  test('statSizes reports the size of each name in a directory, undefined for a missing one', async () => {
+    const dir = await tempDir();
+    await writeFile(join(dir, 'a'), Buffer.alloc(5));
+    await writeFile(join(dir, 'b'), '');
+    expect(await statSizes(dir, ['a', 'missing', 'b', 'a'])).toEqual([5, undefined, 0, 5]);
+    expect(await statSizes(dir, [])).toEqual([]);
+    await expect(statSizes(join(dir, 'nope'), ['a'])).rejects.toMatchObject({ code: 'ENOENT', syscall: 'open' });
+    await expect(statSizes(dir, ['a/x'])).rejects.toMatchObject({ code: 'ENOTDIR', syscall: 'stat', path: join(dir, 'a/x') });
+    await expect(statSizes(dir, 'a' as never)).rejects.toThrow(TypeError);
+    await expect(statSizes(dir, ['a\0'])).rejects.toThrow(RangeError);
   });
 
   test('fsync on a bad descriptor is EBADF', async () => {

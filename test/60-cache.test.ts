@@ -22,7 +22,7 @@ import { openFilesUnder, tempDir } from './helpers/tmp.js';
 const KiB = 1024;
 const MiB = 1024 * KiB;
 
-afterEach(() => injectFault('open', null));
+afterEach(() => injectFault('pwrite', null));
 
 describe('the cache option', () => {
   test('is checked: TypeError for a wrong type, RangeError for a wrong value', async () => {
@@ -204,8 +204,8 @@ describe('O_DIRECT fallback', () => {
     const expected = await readAll(seed, MiB);
     await seed.close();
     for (const directIO of ['auto', 'off'] as const) {
-      // The probe is the first file the log opens: it fails as on a filesystem without O_DIRECT.
-      if (directIO === 'auto') injectFault('open', 'EINVAL', { count: 1 });
+      // The probe's O_DIRECT write is the only write a clean reopen makes: it fails as on a filesystem without O_DIRECT.
+      if (directIO === 'auto') injectFault('pwrite', 'EINVAL', { count: 1 });
       const log = await Log.open(dir, { cache: own({ tailBytes: 0, directIO }), segmentBytes: MiB });
       expect(log.cacheStats().directIO).toBe(false);
       await evict(dir);
@@ -215,8 +215,8 @@ describe('O_DIRECT fallback', () => {
       expect(log.cacheStats().catchUpBytesFromDisk).toBeGreaterThanOrEqual(expected.length);
       await log.close();
     }
-    injectFault('open', 'EINVAL', { count: 1 });
-    await expect(Log.open(dir, { cache: own({ directIO: 'on' }) })).rejects.toMatchObject({ code: 'EINVAL' });
+    injectFault('pwrite', 'EINVAL', { count: 1 });
+    await expect(Log.open(dir, { cache: own({ directIO: 'on' }) })).rejects.toMatchObject({ code: 'EINVAL', message: expect.stringMatching(/refuses O_DIRECT/) });
   });
 
   test('on tmpfs (/dev/shm) own mode reads what pagecache mode reads, whatever O_DIRECT does there', async () => {

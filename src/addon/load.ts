@@ -6,7 +6,9 @@ import { createRequire } from 'node:module';
 import { errnoError } from '../errors.js';
 
 export interface Addon {
+  /** fd or -errno; with stat 1, [fd, size] on success. */
   open(path: string, flags: number, mode: number): Promise<number>;
+  open(path: string, flags: number, mode: number, stat: number): Promise<number | [number, number]>;
   close(fd: number): Promise<number>;
   fstatSize(fd: number): Promise<number>;
   pwrite(fd: number, data: Uint8Array, position: number): Promise<number>;
@@ -26,6 +28,8 @@ export interface Addon {
   syncFileRange(fd: number, offset: number, length: number, flags: number): Promise<number>;
   statxDio(path: string): Promise<number | [number, number, number, number, number]>;
   freeBytes(path: string): Promise<number>;
+  /** [0, size or -errno per name], or -errno when `dir` cannot be opened (0 alone for no names). */
+  statSizes(dir: string, names: string[]): Promise<number | number[]>;
   mmap(fd: number, offset: number, length: number, writable: boolean): ArrayBuffer | number;
   munmap(region: ArrayBuffer): number;
   mapPrivate(fd: number, offset: number, length: number): ArrayBuffer | number;

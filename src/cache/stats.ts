@@ -70,7 +70,9 @@ export async function residency(segments: readonly Segment[]): Promise<Residency
   let residentPages = 0;
   let filePages = 0;
   for (const s of segments) {
-    if (s.log.closed) continue;
+    // A segment not read since a clean reopen is opened for it (Segment.load).
+    await s.load();
+    if (s.closed) continue;
     const length = Math.ceil(s.size / PAGE_SIZE) * PAGE_SIZE;
     const r = await s.log.pin(async () => s.log.residentPages(0, length));
     residentPages += r.resident;

@@ -3,15 +3,16 @@
 // --repair, corruption cut too), then closes it cleanly and reports what
 // changed on disk. For a store, takes the store's lock first.
 import { createHash } from 'node:crypto';
-import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { checkCacheOptions } from '../cache/options.js';
-import { readOffsetCheckpoint, writeOffsetCheckpoint } from '../common/durable-files.js';
+import { readOffsetCheckpoint, writeFileAtomic, writeOffsetCheckpoint } from '../common/durable-files.js';
 import { SeglogError } from '../errors.js';
 import { CLEAN_SHUTDOWN_FILE, LOCK_FILE, LOG_START_OFFSET_CHECKPOINT, LOG_SUFFIX } from '../layout.js';
+import { decodeCleanShutdown } from '../log/clean-shutdown.js';
 import { standaloneContext, type StartOffsetKeeper } from '../log/context.js';
 import { Log } from '../log/log.js';
-import { File, fsyncDir, tryLockExclusive } from '../native.js';
+import { File, tryLockExclusive } from '../native.js';
 import type { Printer } from './output.js';
 import { findLogDirs } from './verify.js';
 
@@ -51,7 +52,9 @@ export async function recover(dir: string, options: { repair: boolean; indexInte
   try {
     for (const logDir of logs) {
       const before = await snapshot(logDir);
-      const wasClean = (await readdir(logDir)).includes(CLEAN_SHUTDOWN_FILE);
+      // The marker as found (a damaged one included), to put back if recovery refuses.
+      const marker = await readFile(join(logDir, CLEAN_SHUTDOWN_FILE)).catch(() => undefined);
+      const wasClean = marker !== undefined && decodeCleanShutdown(marker) !== undefined;
       // Without the marker, open scans every segment (a standalone open has no recovery point to skip to).
       await rm(join(logDir, CLEAN_SHUTDOWN_FILE), { force: true });
       // A store's log keeps its start offset in the store's checkpoint: repair moves it there.
@@ -63,10 +66,7 @@ export async function recover(dir: string, options: { repair: boolean; indexInte
         context.scheduler.stop();
         if ((err as SeglogError).code !== 'ECORRUPT') throw err;
         // Refused: leave the log as it was found.
-        if (wasClean) {
-          await writeFile(join(logDir, CLEAN_SHUTDOWN_FILE), '');
-          await fsyncDir(logDir);
-        }
+        if (marker !== undefined) await writeFileAtomic(join(logDir, CLEAN_SHUTDOWN_FILE), marker);
         await out.line(`${logDir}: refused: ${(err as Error).message}`);
         ok = false;
         continue;

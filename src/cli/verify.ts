@@ -20,6 +20,7 @@ import {
   segmentBases,
   segmentPaths,
 } from '../layout.js';
+import { decodeCleanShutdown } from '../log/clean-shutdown.js';
 import { File, tryLockExclusive } from '../native.js';
 import { BatchReader } from '../segment/batch-reader.js';
 import { scanLog } from '../segment/scan-log.js';
@@ -99,8 +100,11 @@ async function verifyLog(dir: string, out: Printer, storeStart: number | undefin
   const names = await readdir(dir);
   const findings: Finding[] = [];
   const bases = segmentBases(names);
-  const clean = names.includes(CLEAN_SHUTDOWN_FILE);
-  if (!clean) findings.push({ level: 'note', path: dir, message: 'not closed cleanly (or open now): the next open runs recovery' });
+  const marker = names.includes(CLEAN_SHUTDOWN_FILE) ? await readFile(join(dir, CLEAN_SHUTDOWN_FILE)) : undefined;
+  if (marker === undefined) findings.push({ level: 'note', path: dir, message: 'not closed cleanly (or open now): the next open runs recovery' });
+  else if (decodeCleanShutdown(marker) === undefined) {
+    findings.push({ level: 'note', path: join(dir, CLEAN_SHUTDOWN_FILE), message: 'clean-shutdown marker is damaged: the next open runs recovery' });
+  }
   findings.push(...(await strayFiles(dir, names, new Set(bases))));
   const start = storeStart ?? (await readStartOffset(dir, names, findings));
   let previousEnd: number | undefined;
@@ -148,8 +152,9 @@ async function verifyLog(dir: string, out: Printer, storeStart: number | undefin
       findings.push({ level: 'problem', path: paths.log, message: `offsets ${start}..${base - 1}, from the log start offset to this first segment, ${lost}` });
     }
     previousEnd = nextOffset;
-    // An active segment's indexes keep their preallocated room until a clean close trims them.
-    const untrimmedOk = last && !clean;
+    // An active segment's indexes keep their preallocated room until a close trims them; a log reopened after a
+    // clean shutdown keeps its marker until its first write, so the marker does not say the log is closed.
+    const untrimmedOk = last;
     findings.push(...(await checkIndex(paths.index, 'index', base, batches, untrimmedOk)));
     findings.push(...(await checkIndex(paths.timeIndex, 'timeindex', base, batches, untrimmedOk)));
   }

@@ -17,7 +17,7 @@ export async function mkdirDurable(path: string): Promise<void> {
   }
 }
 
-export async function writeFileAtomic(path: string, content: string): Promise<void> {
+export async function writeFileAtomic(path: string, content: string | Uint8Array): Promise<void> {
   const tmp = join(dirname(path), `.${basename(path)}.tmp`);
   const file = await File.open(tmp, { create: true, truncate: true });
   try {

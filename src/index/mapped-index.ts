@@ -97,9 +97,8 @@ export abstract class MappedIndex {
     const writable = checkBoolean('options.writable', o.writable);
     const maxBytes =
       o.maxIndexBytes === undefined ? DEFAULT_MAX_INDEX_BYTES : checkInteger('options.maxIndexBytes', o.maxIndexBytes, entrySize, INT32_MAX);
-    const file = await File.open(path, writable ? { create: true } : {});
+    const { file, size: sizeAtOpen } = await File.openSized(path, writable ? { create: true } : {});
     try {
-      const sizeAtOpen = await file.size();
       // Entries hold i32 positions and offsets and maxIndexBytes is an i32: a bigger file is no index (and too big to map).
       if (sizeAtOpen > INT32_MAX) {
         throw new SeglogError('ECORRUPT', `corrupt index ${path}: ${sizeAtOpen} bytes, more than an index can hold`, { path, position: INT32_MAX });

@@ -14,13 +14,18 @@ interface Region {
 }
 
 export class EncodeRing {
-  readonly #memory: Buffer;
+  readonly #capacity: number;
+  /**
+   * Allocated by the first append: a log opened only to read holds none (an
+   * 8 MiB allocation per open made the garbage collector run after a few
+   * reopens). Not touched until used: a log that appends little holds little.
+   */
+  #memory: Buffer | undefined;
   /** Live regions in the order they were taken (oldest first). */
   #live: Region[] = [];
 
   constructor(bytes: number) {
-    // Not touched until used: a log that appends little holds little.
-    this.#memory = Buffer.allocUnsafeSlow(bytes);
+    this.#capacity = bytes;
   }
 
   /** Bytes taken and not yet given back. */
@@ -36,6 +41,7 @@ export class EncodeRing {
     const start = this.#room(size);
     if (start < 0) return Buffer.allocUnsafe(size);
     this.#live.push({ start, end: start + size, released: false });
+    this.#memory ??= Buffer.allocUnsafeSlow(this.#capacity);
     return this.#memory.subarray(start, start + size);
   };
 
@@ -48,7 +54,7 @@ export class EncodeRing {
 
   /** Gives back memory allocate() returned (a no-op for a fresh Buffer). Idempotent. */
   release(buffer: Buffer): void {
-    if (buffer.buffer !== this.#memory.buffer || buffer.length === 0) return;
+    if (this.#memory === undefined || buffer.buffer !== this.#memory.buffer || buffer.length === 0) return;
     const start = buffer.byteOffset - this.#memory.byteOffset;
     const region = this.#live.find((r) => r.start === start && !r.released);
     if (region === undefined) return;
@@ -60,7 +66,7 @@ export class EncodeRing {
 
   /** Where `size` contiguous free bytes start, or -1. Free space is after the newest region and before the oldest. */
   #room(size: number): number {
-    const capacity = this.#memory.length;
+    const capacity = this.#capacity;
     if (size === 0 || size > capacity) return -1;
     const oldest = this.#live[0];
     if (oldest === undefined) return 0;

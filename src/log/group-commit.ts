@@ -65,6 +65,8 @@ export class GroupCommit {
   readonly #failure: () => unknown;
   /** Settled appends leave the queue (see AppendQueue.settled). */
   readonly #settled: (appends: readonly PendingAppend[]) => void;
+  /** Resolves once nothing stops a write any more (the clean-shutdown marker is gone); undefined when nothing does. */
+  readonly #beforeWrite: () => Promise<void> | undefined;
   #freeSpaceUnknown = false;
   /** Until then (performance.now()), writes go to the threadpool: an inline write was slow. */
   #inlineAfter = 0;
@@ -90,6 +92,7 @@ export class GroupCommit {
       fail: (err: unknown) => unknown;
       failure: () => unknown;
       settled: (appends: readonly PendingAppend[]) => void;
+      beforeWrite: () => Promise<void> | undefined;
     },
   ) {
     this.#dir = dir;
@@ -101,6 +104,7 @@ export class GroupCommit {
     this.#fail = parts.fail;
     this.#failure = parts.failure;
     this.#settled = parts.settled;
+    this.#beforeWrite = parts.beforeWrite;
   }
 
   /**
@@ -116,6 +120,8 @@ export class GroupCommit {
     try {
       if (group.length === 0) return;
       this.#throwIfFailed();
+      const unblocked = this.#beforeWrite();
+      if (unblocked !== undefined) await unblocked;
       // Offsets go on from the last group written, published or not.
       const firstOffset = this.#written.at(-1)?.endOffset ?? this.#segments.endOffset;
       const { headers, results, endOffset, records, epochs } = number(group, firstOffset, this.#epochs.last);

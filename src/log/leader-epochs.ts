@@ -171,6 +171,8 @@ async function fromHeaders(segments: readonly Segment[]): Promise<EpochEntry[]> 
   const entries: EpochEntry[] = [];
   let last = NO_EPOCH;
   for (const s of segments) {
+    // A segment a clean shutdown vouched for is not open yet.
+    await s.load();
     await walkBatches(BatchReader.ofFile(s.log, s.size, HEADER_READ_BYTES), {
       baseOffset: s.baseOffset,
       checkCrc: false,

@@ -1,15 +1,18 @@
-// Opening a log directory: lists its segments, opens each (trusting those a
-// clean shutdown or the recovery point vouches for), recovers the rest by a
-// CRC scan, and hands back what it loaded. Recovery's rules live here: a torn
-// tail is cut only in the last segment, corruption followed by valid data is
-// refused unless `repair`, segments must not overlap.
+// Opening a log directory: lists its segments, takes the sealed ones a clean
+// shutdown recorded from that record without opening them (they open on
+// first read, Segment.load), opens the others (trusting those the recovery
+// point vouches for), recovers the rest by a CRC scan, and hands back what it
+// loaded. Recovery's rules live here: a torn tail is cut only in the last
+// segment, corruption followed by valid data is refused unless `repair`,
+// segments must not overlap.
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { mkdirDurable } from '../common/durable-files.js';
 import { SeglogError } from '../errors.js';
 import { CLEAN_SHUTDOWN_FILE, COPY_SUFFIX, DELETED_SUFFIX, segmentBases } from '../layout.js';
 import { fsyncDir } from '../native.js';
-import { Segment, type SegmentConfig } from '../segment/segment.js';
+import { Segment, type SegmentConfig, type SegmentSummary } from '../segment/segment.js';
+import { readCleanShutdown } from './clean-shutdown.js';
 import { standaloneContext, type LogContext } from './context.js';
 import { LeaderEpochs } from './leader-epochs.js';
 import type { LogConfig } from './options.js';
@@ -30,6 +33,8 @@ export interface LoadedLog {
   epochs: LeaderEpochs;
   /** Whether the context was made for this log alone (its scheduler stops when the log closes). */
   ownContext: boolean;
+  /** Whether the clean-shutdown marker is still on disk: it must go before the first write (MarkerOnOpen). */
+  markerOnDisk: boolean;
 }
 
 export function segmentConfigOf(config: LogConfig): SegmentConfig {
@@ -38,54 +43,87 @@ export function segmentConfigOf(config: LogConfig): SegmentConfig {
 
 /**
  * Opens the log in `dir`, creating it if needed. After an unclean shutdown
- * (no clean-shutdown marker) every segment from the recovery point on is
- * scanned: torn tails are cut, indexes rebuilt, and corruption followed by
- * valid data is refused (ECORRUPT) unless `repair`.
+ * (no clean-shutdown marker, or a damaged one) every segment from the
+ * recovery point on is scanned: torn tails are cut, indexes rebuilt, and
+ * corruption followed by valid data is refused (ECORRUPT) unless `repair`.
+ * After a clean one, the sealed segments the marker records with their
+ * current size are taken from it unopened, and any other segment is scanned;
+ * with `repair` every segment is opened and checked now, as after a clean
+ * shutdown before segments were summarized (repair cannot act later, on a read).
  */
 export async function loadLog(dir: string, config: LogConfig, context: LogContext | undefined): Promise<LoadedLog> {
   const segmentConfig = segmentConfigOf(config);
-  await mkdirDurable(dir);
-  const names = await readdir(dir);
-  // Leftovers of retention that the process did not live to unlink, and of truncateTo's copies it did not live to rename.
-  const leftovers = names.filter((n) => n.endsWith(DELETED_SUFFIX) || n.endsWith(COPY_SUFFIX));
-  await Promise.all(leftovers.map((n) => rm(join(dir, n), { force: true })));
+  const names = await listCreating(dir);
   const bases = segmentBases(names);
   for (const b of bases) {
     if (!Number.isSafeInteger(b)) throw new SeglogError('ECORRUPT', `segment name beyond the safe offset range in ${dir}`, { path: dir });
   }
-  const ctx = context ?? (await standaloneContext(dir, config.cache));
-  const clean = names.includes(CLEAN_SHUTDOWN_FILE);
+  const marker = names.includes(CLEAN_SHUTDOWN_FILE);
+  // The last segment opens as the active one whatever the marker says: side by side with reading the marker
+  // and making the context. Its failure counts when the loop below reaches it, as if opened there.
+  const lastBase = bases.at(-1);
+  const lastOpening = lastBase === undefined ? undefined : Segment.open(dir, lastBase, segmentConfig, true);
+  lastOpening?.catch(() => undefined);
+  const [made, read, removed] = await Promise.allSettled([
+    context ?? standaloneContext(dir, config.cache),
+    marker ? readCleanShutdown(dir, bases) : undefined,
+    // Leftovers of retention that the process did not live to unlink, and of truncateTo's copies it did not live to rename.
+    Promise.all(names.filter((n) => n.endsWith(DELETED_SUFFIX) || n.endsWith(COPY_SUFFIX)).map((n) => rm(join(dir, n), { force: true }))),
+  ]);
+  const failed = [made, read, removed].find((r) => r.status === 'rejected');
+  if (failed !== undefined) {
+    await lastOpening?.then((s) => s.close()).catch(() => undefined);
+    if (context === undefined && made.status === 'fulfilled') made.value.scheduler.stop();
+    throw failed.reason;
+  }
+  const ctx = (made as PromiseFulfilledResult<LogContext>).value;
+  /** What the clean shutdown vouches for: each segment it recorded whose .log has the recorded size. */
+  const recorded = (read as PromiseFulfilledResult<Map<number, SegmentSummary> | undefined>).value;
+  const clean = recorded !== undefined;
   const segments: Segment[] = [];
-  /** Segments opened on trust (a clean shutdown or the recovery point), not scanned. */
+  /** Segments opened (or summarized) on trust (a clean shutdown or the recovery point), not scanned. */
   const trusted = new Set<Segment>();
+  /** Whether open changed a segment file (recovery): the marker then goes now, not at the first write. */
+  let changed = false;
   let missing: OffsetRange[];
   let epochs: LeaderEpochs;
   try {
     for (let i = 0; i < bases.length; i++) {
       const last = i === bases.length - 1;
-      // Segments wholly below the recovery point were durable already.
-      let recover = !clean && (last || bases[i + 1]! > ctx.recoveryPoint);
-      // Recovery rewrites indexes, so a recovered segment opens writable and is sealed after.
-      let segment = await Segment.open(dir, bases[i]!, segmentConfig, last || recover);
-      if (!recover && !segment.wellFormed) {
-        // Trusted, yet its batches do not end where the file does (damage or a bad index): recover it after all.
-        recover = true;
-        if (!last) {
-          await segment.close();
-          segment = await Segment.open(dir, bases[i]!, segmentConfig, true);
-        }
-      }
-      segments.push(segment);
-      if (recover) {
-        await recoverSegment(segment, config.repair, last);
-        if (!last) await segment.seal();
-      } else {
+      const summary = recorded?.get(bases[i]!);
+      let segment: Segment;
+      if (summary !== undefined && !last && !config.repair) {
+        segment = Segment.summarized(dir, summary, segmentConfig);
+        segments.push(segment);
         trusted.add(segment);
+      } else {
+        // After a clean shutdown a segment it does not vouch for changed since; otherwise segments wholly
+        // below the recovery point were durable already.
+        let recover = clean ? summary === undefined : last || bases[i + 1]! > ctx.recoveryPoint;
+        // Recovery rewrites indexes, so a recovered segment opens writable and is sealed after.
+        segment = last ? await lastOpening! : await Segment.open(dir, bases[i]!, segmentConfig, recover);
+        if (!recover && !segment.wellFormed) {
+          // Trusted, yet its batches do not end where the file does (damage or a bad index): recover it after all.
+          recover = true;
+          if (!last) {
+            await segment.close();
+            segment = await Segment.open(dir, bases[i]!, segmentConfig, true);
+          }
+        }
+        segments.push(segment);
+        if (recover) {
+          changed = true;
+          await recoverSegment(segment, config.repair, last);
+          if (!last) await segment.seal();
+        } else {
+          trusted.add(segment);
+        }
       }
       let prev = segments[segments.length - 2];
       if (prev !== undefined && prev.nextOffset > segment.baseOffset && trusted.has(prev)) {
-        // Its end came from headers walked without their CRCs: a damaged one may claim offsets it never held.
-        // Scanned now, the damage is reported where it lies (or cut, with repair).
+        // Its end came from headers walked without their CRCs (or from a record of them): a damaged one may
+        // claim offsets it never held. Scanned now, the damage is reported where it lies (or cut, with repair).
+        changed = true;
         trusted.delete(prev);
         await prev.close();
         prev = await Segment.open(dir, prev.baseOffset, segmentConfig, true);
@@ -94,8 +132,8 @@ export async function loadLog(dir: string, config: LogConfig, context: LogContex
         await prev.seal();
       }
       if (prev !== undefined && prev.nextOffset > segment.baseOffset) {
-        throw new SeglogError('ECORRUPT', `segment ${segment.log.path} starts at ${segment.baseOffset}, inside the previous segment (which ends at ${prev.nextOffset - 1})`, {
-          path: segment.log.path,
+        throw new SeglogError('ECORRUPT', `segment ${segment.logPath} starts at ${segment.baseOffset}, inside the previous segment (which ends at ${prev.nextOffset - 1})`, {
+          path: segment.logPath,
           position: 0,
         });
       }
@@ -107,21 +145,34 @@ export async function loadLog(dir: string, config: LogConfig, context: LogContex
       if (!config.repair) {
         throw new SeglogError('ECORRUPT', `offsets ${list} of ${dir} are in no segment (segment files are missing); open with repair: true to accept the loss`, { path: dir });
       }
+      changed = true;
       missing = await acceptHoles(dir, segments, segmentConfig, ctx);
     }
     // Once recovery has settled where the log starts and ends: epochs outside that are dropped.
     epochs = await LeaderEpochs.open(dir, segments, Math.max(ctx.logStartOffset, segments[0]!.baseOffset), segments.at(-1)!.nextOffset);
-    // From here on a crash must be detected: the marker goes before any write.
-    if (clean) {
+    // A crash after open's own changes must be detected: then the marker goes now. Otherwise it stays
+    // while the log only reads, and goes before its first write (MarkerOnOpen).
+    if (marker && (!clean || changed)) {
       await rm(join(dir, CLEAN_SHUTDOWN_FILE));
       await fsyncDir(dir);
     }
   } catch (err) {
-    await Promise.allSettled(segments.map((s) => s.close()));
+    await Promise.allSettled([...segments.map((s) => s.close()), lastOpening?.then((s) => s.close())]);
     if (context === undefined) ctx.scheduler.stop();
     throw err;
   }
-  return { segments, missing, context: ctx, epochs, ownContext: context === undefined };
+  return { segments, missing, context: ctx, epochs, ownContext: context === undefined, markerOnDisk: marker && clean && !changed };
+}
+
+/** The names in `dir`, which is made (durably) if it does not exist yet. */
+async function listCreating(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  await mkdirDurable(dir);
+  return readdir(dir);
 }
 
 /**

@@ -6,19 +6,16 @@
 //   flusher.ts       fdatasync policy           reader.ts     read, sendTo, time lookup
 //   follow.ts        batches(), records()       retention.ts  retention, truncation
 //   append-checks.ts Kafka's checks of appends  leader-epochs.ts  epochs, leader-epoch-checkpoint
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { logCacheStats } from '../cache/group.js';
 import type { LogCache } from '../cache/log-cache.js';
 import { residency, type CacheStats, type Residency } from '../cache/stats.js';
 import { SeglogError } from '../errors.js';
-import { CLEAN_SHUTDOWN_FILE } from '../layout.js';
-import { fsyncDir } from '../native.js';
 import type { LogRecord, RecordInput } from '../segment/batch.js';
 import { checkInteger, checkOptions, checkString } from '../validate.js';
 import { appendRulesOf, prepareBatches, prepareRecords, type AppendRules, type PreparedAppend } from './append-checks.js';
 import { AppendQueue, type AppendResult } from './append-queue.js';
+import { MarkerOnOpen, writeCleanShutdown } from './clean-shutdown.js';
 import { EncodeRing } from './encode-ring.js';
 import type { LogContext } from './context.js';
 import { Flusher } from './flusher.js';
@@ -79,6 +76,8 @@ export class Log {
   readonly #followers: Followers;
   readonly #retention: Retention;
   readonly #epochs: LeaderEpochs;
+  /** The clean-shutdown marker open found, until the first write removes it. */
+  readonly #marker: MarkerOnOpen;
   readonly #cancelInterval: (() => void) | undefined;
   /** Set by a failed fdatasync (or a failed cleanup of a failed write): the log stops accepting appends. */
   #failure: unknown;
@@ -95,6 +94,7 @@ export class Log {
     const fail = (err: unknown) => this.#fail(err);
     const failure = () => this.#failure;
     const segmentConfig = segmentConfigOf(config);
+    this.#marker = new MarkerOnOpen(dir, loaded.markerOnDisk, fail);
     const segments = new LogSegments(loaded.segments, context.logStartOffset);
     this.#segments = segments;
     this.#cache = context.cache.attach(fail, syncPolicyOf(config.flush));
@@ -115,6 +115,7 @@ export class Log {
       fail,
       failure,
       settled: (appends) => this.#queue.settled(appends),
+      beforeWrite: () => this.#marker.beforeWrite(),
     });
     this.#reader = new LogReader(dir, segments, this.#cache, () => this.#checkOpen());
     this.#retention = new Retention(dir, segmentConfig, config.fileDeleteDelayMs, { segments, epochs: this.#epochs, context, fail });
@@ -274,8 +275,13 @@ export class Log {
     try {
       this.#checkWritable();
       check?.();
-      // After every group written before it has settled (under 'always' its fdatasync may still run).
-      return this.#queue.exclusive(() => this.#commit.idle().then(work));
+      // After every group written before it has settled (under 'always' its fdatasync may still run), and
+      // once the clean-shutdown marker is gone: all exclusive work may change files.
+      return this.#queue.exclusive(async () => {
+        await this.#commit.idle();
+        await this.#marker.beforeWrite();
+        return work();
+      });
     } catch (err) {
       return Promise.reject(err);
     }
@@ -411,8 +417,10 @@ export class Log {
 
   /**
    * Lets queued appends finish, makes everything durable, closes the files
-   * and writes the clean-shutdown marker (not after a failure: reopening then
-   * runs recovery). Idempotent.
+   * and writes the clean-shutdown marker, which records each segment for the
+   * next open (not after a failure: reopening then runs recovery; nor when
+   * the marker open found is still there, nothing having been written since).
+   * Idempotent.
    */
   close(): Promise<void> {
     this.#closing ??= (async () => {
@@ -425,10 +433,7 @@ export class Log {
       await this.#context.cache.detach(this.#cache);
       await Promise.all(this.#segments.all.map((s) => s.close()));
       if (this.#ownContext) this.#context.scheduler.stop();
-      if (clean) {
-        await writeFile(join(this.dir, CLEAN_SHUTDOWN_FILE), '');
-        await fsyncDir(this.dir);
-      }
+      if (clean && !this.#marker.untouched) await writeCleanShutdown(this.dir, this.#segments.all);
     })();
     return this.#closing;
   }

@@ -207,11 +207,15 @@ export class LogReader {
     }
   }
 
-  /** Runs `work` with the segment's file held open; a segment closed before that was removed: EOFFSETRANGE. */
+  /**
+   * Runs `work` with the segment's file held open, opened first if it was
+   * not yet (Segment.load); a segment closed before that was removed: EOFFSETRANGE.
+   */
   async #pinned<T>(segment: Segment, work: () => Promise<T>): Promise<T> {
-    if (segment.log.closed) {
+    if (!segment.loaded) await segment.load();
+    if (segment.closed) {
       this.#checkOpen();
-      throw new SeglogError('EOFFSETRANGE', `segment ${segment.log.path} was removed (start offset is now ${this.#segments.startOffset})`, { path: this.#dir });
+      throw new SeglogError('EOFFSETRANGE', `segment ${segment.logPath} was removed (start offset is now ${this.#segments.startOffset})`, { path: this.#dir });
     }
     return segment.log.pin(work);
   }
@@ -226,9 +230,12 @@ export class LogReader {
   /** First offset whose record timestamp is >= `timestamp`, or undefined if none is. */
   async offsetForTimestamp(timestamp: number): Promise<number | undefined> {
     for (const segment of this.#segments.all) {
-      const at = await segment.findByTimestamp(timestamp);
-      if (at === undefined) continue;
-      const offset = await this.#withBatch(segment, at, (batch) => offsetAtTimestamp(batch, at.header, timestamp));
+      // Known without opening the segment: it holds nothing that late.
+      if (segment.maxTimestamp < timestamp) continue;
+      const offset = await this.#pinned(segment, async () => {
+        const at = await segment.findByTimestamp(timestamp);
+        return at === undefined ? undefined : this.#withBatch(segment, at, (batch) => offsetAtTimestamp(batch, at.header, timestamp));
+      });
       if (offset !== undefined) return offset;
     }
     return undefined;

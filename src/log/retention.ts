@@ -43,13 +43,16 @@ export class Retention {
     const segments = this.#segments;
     if (offset >= segments.endOffset) return segments.endOffset;
     if (offset < segments.startOffset) throw new SeglogError('EOFFSETRANGE', `cannot truncate to ${offset}, before the log start ${segments.startOffset}`, { path: this.#dir });
+    // Where the cut lands, found before anything is removed (opening the segment if never read since a clean
+    // reopen): damage on the way there refuses the truncation with nothing changed.
+    const keep = segments.floor(offset);
+    await keep.load();
+    const cut = await keep.locate(offset);
     // A transfer's end is not the socket's: sendfile(2) returns once the kernel holds the page-cache pages.
     // Cut in place, the folio holding the cut (a page, or up to megabytes with large folios, so even a
     // page-aligned cut) is zeroed past it and then rewritten by appends, under bytes a slow receiver has yet
     // to read. So the kept bytes move to a new inode first; the old one's pages stay as they were. Done
     // before anything changes, so a failed copy (ENOSPC) leaves the log as it was.
-    const keep = segments.floor(offset);
-    const cut = await keep.locate(offset);
     if (cut !== undefined && cut.position > 0) await replaceWithCopy(keep.log.path, keep.log.path + COPY_SUFFIX);
     const doomed = segments.takeAfter(offset);
     for (const s of doomed) await s.delete();

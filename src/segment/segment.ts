@@ -4,14 +4,16 @@ import { rm } from 'node:fs/promises';
 import { SeglogError } from '../errors.js';
 import { segmentPaths } from '../layout.js';
 import { File, fsyncDir, PAGE_SIZE, type MappedRegion } from '../native.js';
-import { OffsetIndex } from '../index/offset-index.js';
-import { TimeIndex } from '../index/time-index.js';
+import type { OffsetIndex } from '../index/offset-index.js';
+import type { TimeIndex } from '../index/time-index.js';
 import { BatchReader, ViewBytes } from './batch-reader.js';
 import { walkBatches } from './batch-walk.js';
 import type { BatchHeader } from './batch.js';
 import { scanLog } from './scan-log.js';
+import { closeFiles, closeIndexes, openIndexes, openLogSized, type SegmentFiles } from './segment-files.js';
 import * as reads from './segment-reads.js';
 import type { BatchLocation } from './segment-reads.js';
+import { agrees, logAgrees, type SegmentSummary } from './segment-summary.js';
 import { VerifiedRanges } from './verified-ranges.js';
 
 export interface SegmentConfig {
@@ -31,13 +33,17 @@ export interface RecoveryResult {
 }
 
 export type { BatchLocation } from './segment-reads.js';
+export type { SegmentSummary } from './segment-summary.js';
 
 export class Segment {
   readonly dir: string;
   readonly baseOffset: number;
-  readonly log: File;
-  readonly offsetIndex: OffsetIndex;
-  readonly timeIndex: TimeIndex;
+  #files: SegmentFiles | undefined;
+  /** Set for a segment made from a summary (Segment.summarized) until its files are open. */
+  #summary: SegmentSummary | undefined;
+  /** The open of a summarized segment's files under way (see load()). */
+  #loading: Promise<void> | undefined;
+  #closed = false;
   readonly #config: SegmentConfig;
   /** Bytes of whole batches; readers never look past it. */
   #size: number;
@@ -55,21 +61,97 @@ export class Segment {
   /** What was CRC-checked since open, so checkOnce() checks each byte once (see there). */
   readonly #verified = new VerifiedRanges();
 
-  private constructor(dir: string, baseOffset: number, log: File, offsetIndex: OffsetIndex, timeIndex: TimeIndex, size: number, config: SegmentConfig) {
+  private constructor(dir: string, baseOffset: number, config: SegmentConfig) {
     this.dir = dir;
     this.baseOffset = baseOffset;
-    this.log = log;
-    this.offsetIndex = offsetIndex;
-    this.timeIndex = timeIndex;
-    this.#size = size;
+    this.#size = 0;
     this.#nextOffset = baseOffset;
     this.#offsetOfMaxTimestamp = baseOffset;
     this.#config = config;
   }
 
-  /** layout.ts's segmentPaths; kept while src/log still calls it here. */
-  static paths(dir: string, baseOffset: number): { log: string; index: string; timeIndex: string } {
-    return segmentPaths(dir, baseOffset);
+  /**
+   * A sealed segment known from the log's clean-shutdown record, its files
+   * not opened: size, offsets and max timestamp come from `summary` until
+   * load() opens them (on first read) and checks them against it.
+   */
+  static summarized(dir: string, summary: SegmentSummary, config: SegmentConfig): Segment {
+    const segment = new Segment(dir, summary.baseOffset, config);
+    segment.#summary = summary;
+    segment.#size = summary.size;
+    segment.#nextOffset = summary.nextOffset;
+    segment.#maxTimestamp = summary.maxTimestamp;
+    return segment;
+  }
+
+  #opened(): SegmentFiles {
+    if (this.#files === undefined) throw new Error(`segment ${this.baseOffset} of ${this.dir} is not loaded: await load() first`);
+    return this.#files;
+  }
+
+  get log(): File {
+    return this.#opened().log;
+  }
+
+  get offsetIndex(): OffsetIndex {
+    return this.#opened().offsetIndex;
+  }
+
+  get timeIndex(): TimeIndex {
+    return this.#opened().timeIndex;
+  }
+
+  /** The .log's path, whether or not it is open. */
+  get logPath(): string {
+    return segmentPaths(this.dir, this.baseOffset).log;
+  }
+
+  /** Whether the files are open (always, except for a summarized segment not yet read). */
+  get loaded(): boolean {
+    return this.#files !== undefined;
+  }
+
+  /** Whether close() (or delete()) was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Opens a summarized segment's files, once however many reads ask at the
+   * same time, and holds them to the summary as open holds a trusted
+   * segment: the same size, batches ending where it said (walked from the
+   * last index entry), well formed. If not, the .log is scanned: a whole one
+   * that agrees only had wrong indexes, which are rebuilt; otherwise the
+   * summary's bounds stand and reads refuse the damage where it lies
+   * (ECORRUPT naming file and position), serving what lies before it, as
+   * for damage the walk does not reach. Resolves at once for a loaded
+   * segment and, without opening anything, for a closed one.
+   */
+  load(): Promise<void> {
+    if (this.#files !== undefined || this.#closed) return Promise.resolve();
+    this.#loading ??= this.#load().finally(() => (this.#loading = undefined));
+    return this.#loading;
+  }
+
+  async #load(): Promise<void> {
+    const summary = this.#summary!;
+    // Opened as a segment of its own and taken over once checked, so that readers never see this one half loaded.
+    let opened = await Segment.open(this.dir, this.baseOffset, this.#config, false);
+    try {
+      if (!agrees(opened, summary) && (await logAgrees(opened, summary))) {
+        await opened.close();
+        opened = await Segment.open(this.dir, this.baseOffset, this.#config, true);
+        await opened.recover({ repair: false });
+        await opened.seal();
+      }
+    } catch (err) {
+      await opened.close().catch(() => undefined);
+      throw err;
+    }
+    this.#files = opened.#files;
+    this.#offsetOfMaxTimestamp = opened.#offsetOfMaxTimestamp;
+    // Size, end and max timestamp stay the summary's (a full time index may not end with the segment's max).
+    this.#summary = undefined;
   }
 
   /** Creates an empty active segment; its files are durable in the directory when this resolves. */
@@ -78,14 +160,14 @@ export class Segment {
     // Stale indexes of an earlier segment at this offset would describe other data.
     await Promise.all([rm(p.index, { force: true }), rm(p.timeIndex, { force: true })]);
     const log = await File.open(p.log, { create: true, truncate: true });
-    let segment: Segment | undefined;
+    const segment = new Segment(dir, baseOffset, config);
     try {
-      segment = await Segment.#attach(dir, baseOffset, log, 0, true, config);
+      segment.#files = { log, ...(await openIndexes(dir, baseOffset, segment.#indexOptions(true))) };
       await fsyncDir(dir);
       return segment;
     } catch (err) {
       // A failed roll must not leak descriptors or mappings, however often it fails.
-      await (segment?.close() ?? log.close()).catch(() => undefined);
+      await (segment.loaded ? segment.close() : log.close()).catch(() => undefined);
       throw err;
     }
   }
@@ -96,46 +178,53 @@ export class Segment {
    * rebuilt from the .log. An inactive segment's indexes stay unmapped until used.
    */
   static async open(dir: string, baseOffset: number, config: SegmentConfig, active: boolean): Promise<Segment> {
-    const p = segmentPaths(dir, baseOffset);
-    const log = await File.open(p.log, { write: true });
-    let segment: Segment | undefined;
+    const segment = new Segment(dir, baseOffset, config);
+    await segment.#openFiles(active);
+    return segment;
+  }
+
+  /** open()'s work: on success the files are open and the tail loaded; on failure nothing is left open. */
+  async #openFiles(active: boolean): Promise<void> {
+    const p = segmentPaths(this.dir, this.baseOffset);
+    const [opened, indexes] = await Promise.allSettled([openLogSized(p.log), openIndexes(this.dir, this.baseOffset, this.#indexOptions(active))]);
+    if (opened.status === 'rejected') {
+      if (indexes.status === 'fulfilled') await closeIndexes(indexes.value).catch(() => undefined);
+      throw opened.reason;
+    }
+    const { log, size } = opened.value;
+    this.#size = size;
     try {
-      const size = await log.size();
       try {
-        segment = await Segment.#attach(dir, baseOffset, log, size, active, config);
-        segment.offsetIndex.sanityCheck(size);
-        segment.timeIndex.sanityCheck();
+        if (indexes.status === 'rejected') throw indexes.reason;
+        this.#files = { log, ...indexes.value };
+        this.offsetIndex.sanityCheck(size);
+        this.timeIndex.sanityCheck();
         if (!active) {
-          segment.offsetIndex.release();
-          segment.timeIndex.release();
+          this.offsetIndex.release();
+          this.timeIndex.release();
         }
       } catch (err) {
         const code = (err as SeglogError).code;
         if (code !== 'ECORRUPT' && code !== 'ENOENT') throw err;
-        if (segment !== undefined) await Promise.all([segment.offsetIndex.close(), segment.timeIndex.close()]);
+        if (this.#files !== undefined) await closeIndexes(this.#files);
+        this.#files = undefined;
         // Derived data, rebuilt from scratch whatever shape the old files had.
         await Promise.all([rm(p.index, { force: true }), rm(p.timeIndex, { force: true })]);
-        segment = await Segment.#attach(dir, baseOffset, log, size, true, config);
-        await segment.#rebuildIndexes(size);
-        if (!active) await segment.seal();
+        this.#files = { log, ...(await openIndexes(this.dir, this.baseOffset, this.#indexOptions(true))) };
+        await this.#rebuildIndexes(size);
+        if (!active) await this.seal();
       }
-      await segment.#loadTail();
-      return segment;
+      await this.#loadTail();
     } catch (err) {
-      await (segment?.close() ?? log.close()).catch(() => undefined);
+      const files = this.#files;
+      this.#files = undefined;
+      await (files === undefined ? log.close() : closeFiles(files)).catch(() => undefined);
       throw err;
     }
   }
 
-  static async #attach(dir: string, baseOffset: number, log: File, size: number, active: boolean, config: SegmentConfig): Promise<Segment> {
-    const p = segmentPaths(dir, baseOffset);
-    const opts = { maxIndexBytes: config.segmentIndexBytes, writable: active };
-    const offsetIndex = await OffsetIndex.open(p.index, baseOffset, opts);
-    const timeIndex = await TimeIndex.open(p.timeIndex, baseOffset, opts).catch(async (err) => {
-      await offsetIndex.close();
-      throw err;
-    });
-    return new Segment(dir, baseOffset, log, offsetIndex, timeIndex, size, config);
+  #indexOptions(writable: boolean): { maxIndexBytes: number; writable: boolean } {
+    return { maxIndexBytes: this.#config.segmentIndexBytes, writable };
   }
 
   get size(): number {
@@ -405,14 +494,22 @@ export class Segment {
     }
   }
 
-  /** Closes the .log first: that waits for reads pinned on it, which may still use the indexes. */
+  /**
+   * Closes the .log first: that waits for reads pinned on it, which may
+   * still use the indexes. A load under way finishes first; a summarized
+   * segment never loaded has nothing to close.
+   */
   async close(): Promise<void> {
-    await this.log.close();
+    this.#closed = true;
+    await this.#loading?.catch(() => undefined);
+    const files = this.#files;
+    if (files === undefined) return;
+    await files.log.close();
     // Reads are over (close waited for them), and the mappings' views never leave them.
     for (const m of [...this.#outgrown, this.#mapping]) m?.unmap();
     this.#outgrown = [];
     this.#mapping = undefined;
-    await Promise.all([this.offsetIndex.close(), this.timeIndex.close()]);
+    await Promise.all([files.offsetIndex.close(), files.timeIndex.close()]);
   }
 
   /** Closes and removes the segment's files. */
