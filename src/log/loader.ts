@@ -8,7 +8,7 @@
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { mkdirDurable } from '../common/durable-files.js';
-import { SeglogError } from '../errors.js';
+import { fromNodeError, SeglogError } from '../errors.js';
 import { CLEAN_SHUTDOWN_FILE, COPY_SUFFIX, DELETED_SUFFIX, segmentBases } from '../layout.js';
 import { fsyncDir } from '../native.js';
 import { Segment, type SegmentConfig, type SegmentSummary } from '../segment/segment.js';
@@ -169,10 +169,10 @@ async function listCreating(dir: string): Promise<string[]> {
   try {
     return await readdir(dir);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw fromNodeError(err);
   }
   await mkdirDurable(dir);
-  return readdir(dir);
+  return readdir(dir).catch((err) => Promise.reject(fromNodeError(err)));
 }
 
 /**
