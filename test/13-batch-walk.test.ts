@@ -63,13 +63,21 @@ describe('walkBatches', () => {
     }
   });
 
-  it('stops at a valid batch whose offsets go backwards or beyond what the segment can index, and hands it back', async () => {
+  it('stops at a valid batch whose offsets go backwards, leave a gap or go beyond what the segment can index, and hands it back', async () => {
     const back = Buffer.concat([log(10, 2).bytes, log(5, 1).bytes]);
     const end = await walkBatches(memory(back), { baseOffset: 10, checkCrc: false });
     expect(end).toMatchObject({ batches: 1, nextOffset: 12, reason: 'offset 5 is not after 11' });
     expect(end.misplaced?.baseOffset).toBe(5);
-    const far = log(2 ** 31, 1).bytes;
-    expect(await walkBatches(memory(far), { baseOffset: 0, checkCrc: true })).toMatchObject({ position: 0, batches: 0, reason: expect.stringContaining('beyond') });
+    // A baseOffset is outside the CRC: one flipped bit in it leaves a valid batch with a gap before it.
+    const gap = Buffer.concat([log(10, 2).bytes, log(13, 1).bytes]);
+    expect(await walkBatches(memory(gap), { baseOffset: 10, checkCrc: true })).toMatchObject({ batches: 1, nextOffset: 12, reason: 'offset 13 leaves a gap after 11' });
+    expect(await walkBatches(memory(log(12, 1).bytes), { baseOffset: 10, checkCrc: true })).toMatchObject({ batches: 0, reason: 'offset 12 leaves a gap after 9' });
+    // Walked from where the offset index points (it knows a batch's last offset, not its first), the first batch may start later.
+    const first = log(0, 1).bytes;
+    const far = Buffer.concat([first, log(2 ** 31, 1).bytes]);
+    expect(await walkBatches(memory(far), { from: first.length, baseOffset: 0, checkCrc: true })).toMatchObject({ position: first.length, batches: 0, reason: expect.stringContaining('beyond') });
+    const indexed = Buffer.concat([first, log(7, 1).bytes]);
+    expect(await walkBatches(memory(indexed), { from: first.length, baseOffset: 0, checkCrc: true })).toMatchObject({ batches: 1, nextOffset: 8 });
   });
 
   it('awaits an onBatch that returns a promise before reading on', async () => {

@@ -12,7 +12,12 @@ export interface WalkOptions {
   from?: number;
   /** The segment's base offset: its indexes store offsets as i32 from it. */
   baseOffset: number;
-  /** Offset the first batch must not start below; default `baseOffset`. */
+  /**
+   * Offset the first batch must start at when walked from position 0, and
+   * must not start below when walked from elsewhere (a position the offset
+   * index gave, which knows the batch's last offset, not its first); default
+   * `baseOffset`.
+   */
   nextOffset?: number;
   /**
    * Check each batch whole (size, magic, CRC, header fields), as recovery
@@ -51,10 +56,18 @@ export async function walkBatches(reader: BatchReader, options: WalkOptions): Pr
     const c = checkCrc ? await reader.check(position) : await reader.checkHeader(position);
     if (!c.ok) return { position, batches, nextOffset, reason: c.reason };
     const h = c.header;
-    if (!followsInSegment(h, nextOffset, baseOffset)) {
-      const reason = h.baseOffset < nextOffset ? `offset ${h.baseOffset} is not after ${nextOffset - 1}` : `offset ${h.lastOffset} is beyond what a segment at ${baseOffset} can index`;
-      return { position, batches, nextOffset, reason, misplaced: h };
-    }
+    // Offsets in a segment run on without gaps: seglog gives every batch the log end as it writes it. A batch
+    // that passes its CRC yet leaves a gap has a damaged baseOffset (outside the CRC), e.g. one flipped bit.
+    const exact = batches > 0 || position === 0;
+    const reason =
+      h.baseOffset < nextOffset
+        ? `offset ${h.baseOffset} is not after ${nextOffset - 1}`
+        : exact && h.baseOffset > nextOffset
+          ? `offset ${h.baseOffset} leaves a gap after ${nextOffset - 1}`
+          : h.lastOffset - baseOffset > INT32_MAX
+            ? `offset ${h.lastOffset} is beyond what a segment at ${baseOffset} can index`
+            : undefined;
+    if (reason !== undefined) return { position, batches, nextOffset, reason, misplaced: h };
     const pending = onBatch?.(h, position);
     if (pending !== undefined) await pending;
     batches++;
@@ -62,9 +75,4 @@ export async function walkBatches(reader: BatchReader, options: WalkOptions): Pr
     position += h.size;
   }
   return { position, batches, nextOffset };
-}
-
-/** Whether batch `h` may come next in the segment at `baseOffset` whose batches so far end before `nextOffset`: indexes store offsets as i32 from the base. */
-function followsInSegment(h: BatchHeader, nextOffset: number, baseOffset: number): boolean {
-  return h.baseOffset >= nextOffset && h.lastOffset - baseOffset <= INT32_MAX;
 }
