@@ -173,7 +173,7 @@ describe('reopen and recovery', () => {
     await log.close();
     expect(await readdir(dir)).toContain('.clean-shutdown');
     log = await open(dir, { segmentBytes: 8192 });
-    // It stays while the log only reads, and goes before the first write (test/30-clean-reopen).
+    // It stays while the log only reads, and goes before the first write (test/3c-clean-reopen).
     expect(await readdir(dir)).toContain('.clean-shutdown');
     expect(log.endOffset).toBe(400);
     await fill(log, 5);
