@@ -93,7 +93,8 @@ function seglogSubject(name: string, options: LogOptions, size: number, ms: numb
   return {
     name,
     async trial(dir) {
-      const log = await Log.open(join(dir, 'log'), options);
+      // One batch per append: 100 records of 16 KiB exceed Kafka's default maxMessageBytes (1 MiB), as they would a broker's.
+      const log = await Log.open(join(dir, 'log'), { maxMessageBytes: Math.max(1048588, 2 * (size + 64) * count), ...options });
       const batch = records(size, count);
       try {
         const r = await appendLoop(ms, count, size * count, () => log.append(batch), true);

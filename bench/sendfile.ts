@@ -305,7 +305,8 @@ export async function serve(receiver: Receiver, segments: Segments, senders: Sen
  * checked (bytes a process appends itself count as checked).
  */
 export async function buildLog(dir: string, bytes: number, batchBytes: number): Promise<Log> {
-  const log = await Log.open(dir, { segmentBytes: SEGMENT_BYTES });
+  // --batch-kib may ask for batches above Kafka's default maxMessageBytes (1 MiB).
+  const log = await Log.open(dir, { segmentBytes: SEGMENT_BYTES, maxMessageBytes: Math.max(1048588, 2 * batchBytes) });
   const batch = encodeBatch(
     Array.from({ length: Math.max(1, Math.floor(batchBytes / (RECORD_BYTES + 16))) }, (_, i) => ({ value: Buffer.alloc(RECORD_BYTES, i) })),
     { now: Date.now() },
