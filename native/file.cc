@@ -128,11 +128,26 @@ bool ArgIovecs(const Napi::CallbackInfo& info, size_t i, std::vector<iovec>* iov
   return true;
 }
 
-// open(path, flags, mode) -> fd. O_CLOEXEC always: child processes of the
-// host must never inherit log files.
+// The arguments of the vectored calls, (fd, chunks, position); `keep` holds
+// the chunks alive while a threadpool job uses their memory.
+struct VectorArgs {
+  int fd;
+  std::vector<iovec> iov;
+  std::vector<Napi::Object> keep;
+  int64_t position;
+};
+
+bool ArgVector(const Napi::CallbackInfo& info, VectorArgs* a) {
+  int64_t fd;
+  if (!ArgInt(info, 0, &fd) || !ArgIovecs(info, 1, &a->iov, &a->keep) || !ArgInt(info, 2, &a->position)) return false;
+  a->fd = static_cast<int>(fd);
+  return true;
+}
+
 // open(path, flags, mode[, stat]) -> fd, or with stat 1 [fd, size]: the size
 // in the same threadpool job (one round trip instead of two). A failed fstat
-// closes the fd and fails the call.
+// closes the fd and fails the call. O_CLOEXEC always: child processes of the
+// host must never inherit log files.
 Napi::Value Open(const Napi::CallbackInfo& info) {
   std::string path;
   int64_t flags, mode, stat = 0;
@@ -218,17 +233,13 @@ Napi::Value Pread(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Pwritev(const Napi::CallbackInfo& info) {
-  int64_t fd, position;
-  std::vector<iovec> iov;
-  std::vector<Napi::Object> keep;
-  if (!ArgInt(info, 0, &fd) || !ArgIovecs(info, 1, &iov, &keep) || !ArgInt(info, 2, &position)) {
-    return info.Env().Undefined();
-  }
+  VectorArgs a;
+  if (!ArgVector(info, &a)) return info.Env().Undefined();
   Instance* in = Of(info.Env()).get();
   return RunIo(
       info.Env(),
-      [in, fd, iov, position](std::vector<int64_t>*) { return TransferV(in, static_cast<int>(fd), iov, position, true); },
-      keep);
+      [in, fd = a.fd, iov = a.iov, position = a.position](std::vector<int64_t>*) { return TransferV(in, fd, iov, position, true); },
+      a.keep);
 }
 
 // pwritevSync(fd, chunks, position) -> bytes written (all) or -errno, on the
@@ -236,49 +247,37 @@ Napi::Value Pwritev(const Napi::CallbackInfo& info) {
 // round trip costs more than the copy; the caller decides when a write may
 // run here (never an fdatasync, never O_DIRECT or O_DSYNC files).
 Napi::Value PwritevSync(const Napi::CallbackInfo& info) {
-  int64_t fd, position;
-  std::vector<iovec> iov;
-  std::vector<Napi::Object> keep;
-  if (!ArgInt(info, 0, &fd) || !ArgIovecs(info, 1, &iov, &keep) || !ArgInt(info, 2, &position)) {
-    return info.Env().Undefined();
-  }
-  int64_t result = TransferV(Of(info.Env()).get(), static_cast<int>(fd), std::move(iov), position, true);
+  VectorArgs a;
+  if (!ArgVector(info, &a)) return info.Env().Undefined();
+  int64_t result = TransferV(Of(info.Env()).get(), a.fd, std::move(a.iov), a.position, true);
   return Napi::Number::New(info.Env(), static_cast<double>(result));
 }
 
 // pwritevDatasync(fd, buffers, position) -> bytes written, once an fdatasync
 // made them durable: both in one threadpool job, with no trip to JS between.
 Napi::Value PwritevDatasync(const Napi::CallbackInfo& info) {
-  int64_t fd, position;
-  std::vector<iovec> iov;
-  std::vector<Napi::Object> keep;
-  if (!ArgInt(info, 0, &fd) || !ArgIovecs(info, 1, &iov, &keep) || !ArgInt(info, 2, &position)) {
-    return info.Env().Undefined();
-  }
+  VectorArgs a;
+  if (!ArgVector(info, &a)) return info.Env().Undefined();
   Instance* in = Of(info.Env()).get();
   return RunIo(
       info.Env(),
-      [in, fd, iov, position](std::vector<int64_t>*) -> int64_t {
-        int64_t written = TransferV(in, static_cast<int>(fd), iov, position, true);
+      [in, fd = a.fd, iov = a.iov, position = a.position](std::vector<int64_t>*) -> int64_t {
+        int64_t written = TransferV(in, fd, iov, position, true);
         if (written < 0) return written;
-        int64_t synced = Datasync(in, static_cast<int>(fd));
+        int64_t synced = Datasync(in, fd);
         return synced < 0 ? synced : written;
       },
-      keep);
+      a.keep);
 }
 
 Napi::Value Preadv(const Napi::CallbackInfo& info) {
-  int64_t fd, position;
-  std::vector<iovec> iov;
-  std::vector<Napi::Object> keep;
-  if (!ArgInt(info, 0, &fd) || !ArgIovecs(info, 1, &iov, &keep) || !ArgInt(info, 2, &position)) {
-    return info.Env().Undefined();
-  }
+  VectorArgs a;
+  if (!ArgVector(info, &a)) return info.Env().Undefined();
   Instance* in = Of(info.Env()).get();
   return RunIo(
       info.Env(),
-      [in, fd, iov, position](std::vector<int64_t>*) { return TransferV(in, static_cast<int>(fd), iov, position, false); },
-      keep);
+      [in, fd = a.fd, iov = a.iov, position = a.position](std::vector<int64_t>*) { return TransferV(in, fd, iov, position, false); },
+      a.keep);
 }
 
 Napi::Value Fsync(const Napi::CallbackInfo& info) {

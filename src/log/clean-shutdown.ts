@@ -98,6 +98,12 @@ async function readMarker(path: string): Promise<Buffer | undefined> {
   }
 }
 
+/** Removes the marker durably: from here on a crash must be detected. */
+export async function removeCleanShutdown(dir: string): Promise<void> {
+  await rm(join(dir, CLEAN_SHUTDOWN_FILE), { force: true });
+  await fsyncDir(dir);
+}
+
 /**
  * The marker of the clean shutdown a log was opened after, while it may
  * still be on disk. Every write (append, roll, retention, truncation) first
@@ -131,10 +137,7 @@ export class MarkerOnOpen {
   beforeWrite(): Promise<void> | undefined {
     if (!this.#untouched && this.#removal === undefined) return undefined;
     this.#untouched = false;
-    this.#removal ??= (async () => {
-      await rm(join(this.#dir, CLEAN_SHUTDOWN_FILE), { force: true });
-      await fsyncDir(this.#dir);
-    })().then(
+    this.#removal ??= removeCleanShutdown(this.#dir).then(
       () => (this.#removal = undefined),
       (err) => Promise.reject(this.#fail(err)),
     );

@@ -12,7 +12,7 @@ import { fromNodeError, SeglogError } from '../errors.js';
 import { CLEAN_SHUTDOWN_FILE, COPY_SUFFIX, DELETED_SUFFIX, segmentBases } from '../layout.js';
 import { fsyncDir } from '../native.js';
 import { Segment, type SegmentConfig, type SegmentSummary } from '../segment/segment.js';
-import { readCleanShutdown } from './clean-shutdown.js';
+import { readCleanShutdown, removeCleanShutdown } from './clean-shutdown.js';
 import { standaloneContext, type LogContext } from './context.js';
 import { LeaderEpochs } from './leader-epochs.js';
 import type { LogConfig } from './options.js';
@@ -153,8 +153,7 @@ export async function loadLog(dir: string, config: LogConfig, context: LogContex
     // A crash after open's own changes must be detected: then the marker goes now. Otherwise it stays
     // while the log only reads, and goes before its first write (MarkerOnOpen).
     if (marker && (!clean || changed)) {
-      await rm(join(dir, CLEAN_SHUTDOWN_FILE));
-      await fsyncDir(dir);
+      await removeCleanShutdown(dir);
     }
   } catch (err) {
     await Promise.allSettled([...segments.map((s) => s.close()), lastOpening?.then((s) => s.close())]);
