@@ -228,6 +228,31 @@ describe('reopen and recovery', () => {
     await log.close();
   });
 
+  test('an invalid tail on a sealed segment refuses to open with ECORRUPT and leaves the file as it was; repair cuts it', async () => {
+    const dir = await tempDir();
+    let log = await open(dir, { segmentBytes: 4096 });
+    while (log.segmentCount < 3) await fill(log, 1);
+    const sealedEnd = log.endOffset;
+    await log.roll();
+    await fill(log, 1);
+    await log.close();
+    const names = (await readdir(dir)).filter((n) => n.endsWith('.log')).sort();
+    const file = join(dir, names.at(-2)!);
+    const whole = await readFile(file);
+    // What a lost write of its last batch leaves: the file is longer than its batches, zeros past them.
+    const damaged = Buffer.concat([whole, Buffer.alloc(700)]);
+    await writeFile(file, damaged);
+    await rm(join(dir, '.clean-shutdown'));
+    const err = await Log.open(dir).catch((e) => e);
+    expect(err).toBeInstanceOf(SeglogError);
+    expect(err).toMatchObject({ code: 'ECORRUPT', path: file, position: whole.length });
+    expect((await readFile(file)).equals(damaged)).toBe(true);
+    log = await open(dir, { repair: true });
+    expect((await readFile(file)).equals(whole)).toBe(true);
+    expectIntact(await allRecords(log), 0, sealedEnd + 10);
+    await log.close();
+  });
+
   test('corruption followed by valid data refuses to open with ECORRUPT naming file and position; repair cuts it', async () => {
     const dir = await tempDir();
     let log = await open(dir);

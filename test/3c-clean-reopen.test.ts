@@ -154,9 +154,12 @@ describe('segment files changed behind a clean marker', () => {
       const file = join(dir, segmentFileName(bases[1]!, 'log'));
       const size = (await readFile(file)).length;
       await truncate(file, change === 'cut' ? size - 50 : size + 3000);
+      const before = await readFile(file);
       const err = await Log.open(dir, OPTIONS).catch((e: unknown) => e);
       expect(err, change).toBeInstanceOf(SeglogError);
       expect(err, change).toMatchObject({ code: 'ECORRUPT', path: file });
+      // Refusing changed nothing: only repair cuts a sealed segment.
+      expect((await readFile(file)).equals(before), change).toBe(true);
       const log = await Log.open(dir, { ...OPTIONS, repair: true });
       expect(await readAll(log)).toEqual(range(0, change === 'cut' ? bases[1]! + 3 * PER_BATCH : log.endOffset));
       await log.close();

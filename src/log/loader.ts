@@ -215,15 +215,15 @@ function holes(segments: readonly Segment[], logStartOffset: number): OffsetRang
 }
 
 async function recoverSegment(segment: Segment, repair: boolean, isLast: boolean): Promise<void> {
-  const r = await segment.recover({ repair });
+  // Only the last segment may legitimately have a torn tail; elsewhere a cut is a repair, and refusing changes nothing.
+  const r = await segment.recover({ repair, cutTail: isLast });
   if (r.corruptAt !== undefined) {
     throw new SeglogError('ECORRUPT', `corrupt batch in ${segment.log.path} at position ${r.corruptAt} (${r.corruptReason}), followed by valid data; open with repair: true to cut it`, {
       path: segment.log.path,
       position: r.corruptAt,
     });
   }
-  // Only the last segment may legitimately have a torn tail; elsewhere a cut is a repair.
-  if (!isLast && r.truncatedBytes > 0 && !repair) {
+  if (r.invalidTailAt !== undefined) {
     throw new SeglogError('ECORRUPT', `invalid data at the end of ${segment.log.path} at position ${r.validBytes}, which is not the last segment; open with repair: true to cut it`, {
       path: segment.log.path,
       position: r.validBytes,

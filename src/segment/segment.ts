@@ -29,6 +29,8 @@ export interface RecoveryResult {
   truncatedBytes: number;
   /** Set when invalid bytes were followed by a valid batch: real corruption, not a torn tail. */
   corruptAt?: number;
+  /** Set when the file has an invalid tail that `cutTail: false` kept: the file is unchanged, the tail starts here. */
+  invalidTailAt?: number;
   corruptReason?: string;
 }
 
@@ -141,7 +143,8 @@ export class Segment {
       if (!agrees(opened, summary) && (await logAgrees(opened, summary))) {
         await opened.close();
         opened = await Segment.open(this.dir, this.baseOffset, this.#config, true);
-        await opened.recover({ repair: false });
+        // The scan just found the .log whole: only the indexes are rebuilt.
+        await opened.recover({ repair: false, cutTail: false });
         await opened.seal();
       }
     } catch (err) {
@@ -404,10 +407,12 @@ export class Segment {
 
   /**
    * Scans every batch, checks size, magic, CRC and offset order, rebuilds both
-   * indexes and truncates an invalid tail. Invalid bytes followed by a valid
-   * batch are reported in corruptAt instead of being cut, unless `repair`.
+   * indexes and truncates an invalid tail if `cutTail` (a torn write at the
+   * end of the active segment) or `repair`; otherwise reports it in
+   * invalidTailAt and leaves the file as it is. Invalid bytes followed by a
+   * valid batch are reported in corruptAt instead of being cut, unless `repair`.
    */
-  async recover(options: { repair: boolean }): Promise<RecoveryResult> {
+  async recover(options: { repair: boolean; cutTail: boolean }): Promise<RecoveryResult> {
     const fileSize = await this.log.size();
     this.offsetIndex.truncateTo(this.baseOffset);
     this.timeIndex.truncateTo(this.baseOffset);
@@ -417,6 +422,7 @@ export class Segment {
     const result: RecoveryResult = { validBytes: position, batches: scan.batches, truncatedBytes: 0 };
     if (scan.corrupt && !options.repair) return { ...result, corruptAt: position, corruptReason: scan.reason! };
     if (position < fileSize) {
+      if (!options.repair && !options.cutTail) return { ...result, invalidTailAt: position };
       await this.log.truncate(position);
       result.truncatedBytes = fileSize - position;
     }
