@@ -1,7 +1,8 @@
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, test, vi } from 'vitest';
 import { Log } from '../src/log/log.js';
+import { LogStore } from '../src/store/store.js';
 import { File, stats } from '../src/native.js';
 import { readBatchHeader } from '../src/segment/batch.js';
 import { injectFault } from './helpers/faults.js';
@@ -259,6 +260,48 @@ describe('flush policies', () => {
     expect(stats().fdatasyncCalls).toBe(before + 1);
     expect(log.flushedOffset).toBe(20);
     await log.close();
+  });
+
+  test('after an unclean shutdown the recovered tail is not called durable until a flush; a store checkpoints no recovery point past it', async () => {
+    // A clean reopen: everything was synced by close.
+    const dir = await tempDir();
+    let log = await Log.open(dir, { segmentBytes: 1024 });
+    for (let i = 0; i < 20; i++) await log.append(rec(i));
+    await log.close();
+    log = await Log.open(dir, { segmentBytes: 1024 });
+    expect(log.flushedOffset).toBe(20);
+    await log.close();
+    // As after a crash: recovery scanned what the page cache may hold alone; a standalone log has no recovery point.
+    await rm(join(dir, '.clean-shutdown'));
+    log = await Log.open(dir, { segmentBytes: 1024 });
+    expect(log.flushedOffset).toBe(0);
+    await log.flush();
+    expect(log.flushedOffset).toBe(20);
+    await log.close();
+    // In a store: the recovery point it checkpointed, and no further, until a flush.
+    const dataDir = await tempDir();
+    let store = await LogStore.open(dataDir, { segmentBytes: 1024 });
+    let inStore = await store.log('t');
+    for (let i = 0; i < 10; i++) await inStore.append(rec(i));
+    await inStore.flush();
+    for (let i = 10; i < 20; i++) await inStore.append(rec(i));
+    await store.checkpoint();
+    const checkpoint = join(dataDir, 'recovery-point-offset-checkpoint');
+    expect(await readFile(checkpoint, 'utf8')).toBe('0\n1\nt 10\n');
+    await store.close();
+    // As after a crash: neither the store's marker nor the log's, and the last checkpoint before the second flush.
+    await rm(join(dataDir, '.clean-shutdown'));
+    await rm(join(dataDir, 't', '.clean-shutdown'));
+    await writeFile(checkpoint, '0\n1\nt 10\n');
+    store = await LogStore.open(dataDir, { segmentBytes: 1024 });
+    inStore = await store.log('t');
+    expect([inStore.flushedOffset, inStore.endOffset]).toEqual([10, 20]);
+    await store.checkpoint();
+    expect(await readFile(checkpoint, 'utf8')).toBe('0\n1\nt 10\n');
+    await inStore.flush();
+    await store.checkpoint();
+    expect(await readFile(checkpoint, 'utf8')).toBe('0\n1\nt 20\n');
+    await store.close();
   });
 
   test('messages and bytes thresholds trigger background flushes', async () => {

@@ -23,12 +23,13 @@ export class Flusher implements SegmentEvents {
   /** Counts truncations begun: a pass that saw one cannot vouch for the segment it cut. */
   #cuts = 0;
 
-  constructor(segments: LogSegments, config: FlushConfig, fail: (err: unknown) => unknown, failure: () => unknown) {
+  /** `durableEnd`: what open knows to be durable already (see LoadedLog.durableEnd). */
+  constructor(segments: LogSegments, durableEnd: number, config: FlushConfig, fail: (err: unknown) => unknown, failure: () => unknown) {
     this.#segments = segments;
     this.#config = config;
     this.#fail = fail;
     this.#failure = failure;
-    this.#flushedOffset = segments.endOffset;
+    this.#flushedOffset = durableEnd;
   }
 
   get flushedOffset(): number {

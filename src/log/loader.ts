@@ -35,6 +35,14 @@ export interface LoadedLog {
   ownContext: boolean;
   /** Whether the clean-shutdown marker is still on disk: it must go before the first write (MarkerOnOpen). */
   markerOnDisk: boolean;
+  /**
+   * The end known durable: the log end after a clean shutdown that open did
+   * not change, else at most the recovery point. After a process crash the
+   * recovered tail may still be only in the page cache; claiming it durable
+   * would let a checkpoint record a recovery point that a power cut then
+   * betrays (recovery would trust segments it must scan).
+   */
+  durableEnd: number;
 }
 
 export function segmentConfigOf(config: LogConfig): SegmentConfig {
@@ -160,7 +168,9 @@ export async function loadLog(dir: string, config: LogConfig, context: LogContex
     if (context === undefined) ctx.scheduler.stop();
     throw err;
   }
-  return { segments, missing, context: ctx, epochs, ownContext: context === undefined, markerOnDisk: marker && clean && !changed };
+  const end = segments.at(-1)!.nextOffset;
+  const durableEnd = clean && !changed ? end : Math.min(ctx.recoveryPoint, end);
+  return { segments, missing, context: ctx, epochs, ownContext: context === undefined, markerOnDisk: marker && clean && !changed, durableEnd };
 }
 
 /** The names in `dir`, which is made (durably) if it does not exist yet. */

@@ -98,7 +98,7 @@ export class Log {
     const segments = new LogSegments(loaded.segments, context.logStartOffset);
     this.#segments = segments;
     this.#cache = context.cache.attach(fail, syncPolicyOf(config.flush));
-    this.#flusher = new Flusher(segments, config.flush, fail, failure);
+    this.#flusher = new Flusher(segments, loaded.durableEnd, config.flush, fail, failure);
     this.#followers = new Followers(segments);
     this.#epochs = loaded.epochs;
     segments.listen(this.#cache);
