@@ -3,8 +3,10 @@
 // errors; nothing else in seglog calls the addon directly. It knows nothing
 // of logs.
 export { crc32c, crc32cHardware, crc32cSoftware } from './addon/crc32c.js';
-export { directIOAlignment, File, freeBytes, fsyncDir, probeDirectIO, statSizes, tryLockExclusive } from './addon/file.js';
-export type { DirectIOAlignment, FileAdvice, OpenOptions, SyncRangeOptions } from './addon/file.js';
+export { File, probeDirectIO, tryLockExclusive } from './addon/file.js';
+export type { FileAdvice, OpenOptions, SyncRangeOptions } from './addon/file.js';
+export { directIOAlignment, freeBytes, fsyncDir, statSizes } from './addon/filesystem.js';
+export type { DirectIOAlignment } from './addon/filesystem.js';
 export { PAGE_SIZE, rawAddon, readCalls, stats } from './addon/load.js';
 export type { NativeStats } from './addon/load.js';
 export { allocAligned, freeAligned, MappedRegion } from './addon/memory.js';
