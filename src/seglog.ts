@@ -6,6 +6,7 @@ export { Log } from './log/log.js';
 export type {
   LogOptions,
   FlushPolicy,
+  HighWatermarkMode,
   OffsetRange,
   AppendOptions,
   AppendBatchesOptions,

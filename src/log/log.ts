@@ -6,6 +6,7 @@
 //   flusher.ts       fdatasync policy           reader.ts     read, sendTo, time lookup
 //   follow.ts        batches(), records()       retention.ts  retention, truncation
 //   append-checks.ts Kafka's checks of appends  leader-epochs.ts  epochs, leader-epoch-checkpoint
+//   high-watermark.ts the HW, 'auto' or 'manual'
 import type { Writable } from 'node:stream';
 import { logCacheStats } from '../cache/group.js';
 import type { LogCache } from '../cache/log-cache.js';
@@ -21,6 +22,7 @@ import type { LogContext } from './context.js';
 import { Flusher } from './flusher.js';
 import { batches, Followers, RecordIterator, type LogBatch } from './follow.js';
 import { GroupCommit } from './group-commit.js';
+import { HighWatermark } from './high-watermark.js';
 import { loadLog, segmentConfigOf, type LoadedLog, type OffsetRange } from './loader.js';
 import { LeaderEpochs, type EpochEnd } from './leader-epochs.js';
 import {
@@ -45,6 +47,7 @@ export type { LogContext } from './context.js';
 export type { OffsetRange } from './loader.js';
 export type { AppendBatchesOptions, AppendOptions, FlushPolicy, LogOptions, RecordsOptions, RetentionPolicy, TimestampType } from './options.js';
 export type { EpochEnd } from './leader-epochs.js';
+export type { HighWatermarkMode } from './high-watermark.js';
 export type { LogBatch } from './follow.js';
 export type { ReadOptions, ReadResult, SendToOptions, SendToResult } from './reader.js';
 
@@ -76,6 +79,7 @@ export class Log {
   readonly #followers: Followers;
   readonly #retention: Retention;
   readonly #epochs: LeaderEpochs;
+  readonly #highWatermark: HighWatermark;
   /** The clean-shutdown marker open found, until the first write removes it. */
   readonly #marker: MarkerOnOpen;
   readonly #cancelInterval: (() => void) | undefined;
@@ -99,13 +103,15 @@ export class Log {
     this.#segments = segments;
     this.#cache = context.cache.attach(fail, syncPolicyOf(config.flush));
     this.#flusher = new Flusher(segments, config.flush, fail, failure);
-    this.#followers = new Followers(segments);
+    const followers = (this.#followers = new Followers(segments));
     this.#epochs = loaded.epochs;
+    this.#highWatermark = new HighWatermark(segments, config.highWatermark, context.highWatermark, () => followers.wakeAll());
     segments.listen(this.#cache);
     segments.listen(this.#flusher);
     // Before the followers: what an append publishes, its epoch included, is there when they wake.
     segments.listen(this.#epochs);
-    segments.listen(this.#followers);
+    segments.listen(this.#highWatermark);
+    segments.listen(followers);
     this.#ring = new EncodeRing(Math.min(config.maxPendingBytes, ENCODE_RING_BYTES));
     this.#queue = new AppendQueue(config.maxPendingBytes, (take) => this.#commit.commit(take), (data) => this.#ring.release(data));
     this.#commit = new GroupCommit(dir, config, segmentConfig, {
@@ -148,6 +154,21 @@ export class Log {
   /** Every offset below this has been made durable with fdatasync (Kafka's recovery point). */
   get flushedOffset(): number {
     return this.#flusher.flushedOffset;
+  }
+
+  /** Kafka's high watermark: the log end under 'auto' (see LogOptions.highWatermark), else where setHighWatermark() put it. */
+  get highWatermark(): number {
+    return this.#highWatermark.offset;
+  }
+
+  /** Under highWatermark 'manual', moves it forward to `offset` clamped to [startOffset, endOffset] (never back: only truncateTo lowers it); returns it. */
+  setHighWatermark(offset: number): number {
+    this.#checkOpen();
+    checkInteger('offset', offset);
+    if (!this.#highWatermark.manual) {
+      throw new SeglogError('EINVAL', `setHighWatermark needs options.highWatermark 'manual': under 'auto' it follows the log end (${this.dir})`, { path: this.dir });
+    }
+    return this.#highWatermark.set(offset);
   }
 
   /** The newest leader epoch of the log's data (appends stamped with one, or batches that carried one); -1 when none. */
