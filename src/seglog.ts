@@ -7,6 +7,7 @@ export type {
   LogOptions,
   FlushPolicy,
   HighWatermarkMode,
+  IsolationLevel,
   OffsetRange,
   AppendOptions,
   AppendBatchesOptions,

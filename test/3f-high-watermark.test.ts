@@ -2,7 +2,7 @@
 // end under flush 'always'), 'manual' moved by setHighWatermark (clamped,
 // forward only, lowered by truncateTo, raised by a start offset past it), its
 // start on reopen from the store's replication-offset-checkpoint or, for a
-// standalone log, the recovered end.
+// standalone log, the recovered end; the last stable offset beside it.
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
@@ -23,13 +23,14 @@ async function filled(dir: string, batches: number, perBatch: number, options?: 
 }
 
 describe("highWatermark 'auto' (default)", () => {
-  test('follows the log end through appends and truncation; setHighWatermark is refused', async () => {
+  test('follows the log end through appends and truncation; the LSO with no transactions is the HW; setHighWatermark is refused', async () => {
     const log = await filled(await tempDir(), 3, 2);
     expect(log.highWatermark).toBe(6);
+    expect(log.lastStableOffset).toBe(6);
     await log.append([{ value: 'x' }]);
     expect(log.highWatermark).toBe(7);
     await log.truncateTo(4);
-    expect([log.endOffset, log.highWatermark]).toEqual([4, 4]);
+    expect([log.endOffset, log.highWatermark, log.lastStableOffset]).toEqual([4, 4, 4]);
     const err = (() => {
       try {
         log.setHighWatermark(2);
@@ -94,9 +95,10 @@ describe("highWatermark 'manual'", () => {
     expect(log.setHighWatermark(4)).toBe(4);
     expect(log.setHighWatermark(3)).toBe(4);
     expect(log.highWatermark).toBe(4);
-    // Inside a batch (offsets 4-5) is allowed, as Kafka allows it.
+    // Inside a batch (offsets 4-5) is allowed, as Kafka allows it; reads then stop before that batch.
     expect(log.setHighWatermark(5)).toBe(5);
     expect(log.setHighWatermark(1_000)).toBe(10);
+    expect(log.lastStableOffset).toBe(10);
     await log.append([{ value: 'later' }]);
     expect(log.highWatermark).toBe(10);
     expect(log.setHighWatermark(11)).toBe(11);

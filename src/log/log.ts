@@ -6,7 +6,7 @@
 //   flusher.ts       fdatasync policy           reader.ts     read, sendTo, time lookup
 //   follow.ts        batches(), records()       retention.ts  retention, truncation
 //   append-checks.ts Kafka's checks of appends  leader-epochs.ts  epochs, leader-epoch-checkpoint
-//   high-watermark.ts the HW, 'auto' or 'manual'
+//   high-watermark.ts the HW, 'auto' or 'manual' isolation.ts  how far each isolation level reads
 import type { Writable } from 'node:stream';
 import { logCacheStats } from '../cache/group.js';
 import type { LogCache } from '../cache/log-cache.js';
@@ -23,6 +23,7 @@ import { Flusher } from './flusher.js';
 import { batches, Followers, RecordIterator, type LogBatch } from './follow.js';
 import { GroupCommit } from './group-commit.js';
 import { HighWatermark } from './high-watermark.js';
+import { NO_TRANSACTIONS, ReadIsolation, type IsolationLevel } from './isolation.js';
 import { loadLog, segmentConfigOf, type LoadedLog, type OffsetRange } from './loader.js';
 import { LeaderEpochs, type EpochEnd } from './leader-epochs.js';
 import {
@@ -48,6 +49,7 @@ export type { OffsetRange } from './loader.js';
 export type { AppendBatchesOptions, AppendOptions, FlushPolicy, LogOptions, RecordsOptions, RetentionPolicy, TimestampType } from './options.js';
 export type { EpochEnd } from './leader-epochs.js';
 export type { HighWatermarkMode } from './high-watermark.js';
+export type { IsolationLevel } from './isolation.js';
 export type { LogBatch } from './follow.js';
 export type { ReadOptions, ReadResult, SendToOptions, SendToResult } from './reader.js';
 
@@ -80,6 +82,8 @@ export class Log {
   readonly #retention: Retention;
   readonly #epochs: LeaderEpochs;
   readonly #highWatermark: HighWatermark;
+  /** The bound of each isolation level; the log has no transaction state yet, so nothing is unstable or aborted. */
+  readonly #isolation: ReadIsolation;
   /** The clean-shutdown marker open found, until the first write removes it. */
   readonly #marker: MarkerOnOpen;
   readonly #cancelInterval: (() => void) | undefined;
@@ -103,9 +107,10 @@ export class Log {
     this.#segments = segments;
     this.#cache = context.cache.attach(fail, syncPolicyOf(config.flush));
     this.#flusher = new Flusher(segments, config.flush, fail, failure);
-    const followers = (this.#followers = new Followers(segments));
+    const followers = (this.#followers = new Followers());
     this.#epochs = loaded.epochs;
     this.#highWatermark = new HighWatermark(segments, config.highWatermark, context.highWatermark, () => followers.wakeAll());
+    this.#isolation = new ReadIsolation(segments, this.#highWatermark, NO_TRANSACTIONS);
     segments.listen(this.#cache);
     segments.listen(this.#flusher);
     // Before the followers: what an append publishes, its epoch included, is there when they wake.
@@ -156,9 +161,14 @@ export class Log {
     return this.#flusher.flushedOffset;
   }
 
-  /** Kafka's high watermark: the log end under 'auto' (see LogOptions.highWatermark), else where setHighWatermark() put it. */
+  /** Kafka's high watermark, where 'uncommitted' reads stop: the log end under 'auto' (see LogOptions.highWatermark), else where setHighWatermark() put it. */
   get highWatermark(): number {
     return this.#highWatermark.offset;
+  }
+
+  /** Kafka's last stable offset, where 'committed' reads stop: the high watermark, or the first undecided transaction's first offset below it. */
+  get lastStableOffset(): number {
+    return this.#isolation.lastStableOffset;
   }
 
   /** Under highWatermark 'manual', moves it forward to `offset` clamped to [startOffset, endOffset] (never back: only truncateTo lowers it); returns it. */
@@ -308,16 +318,19 @@ export class Log {
     }
   }
 
-  /** A read's bounds from the caller's arguments: the offset must lie in the log, maxOffset is capped at its end. */
+  readonly #boundOf = (level: IsolationLevel): number => this.#isolation.bound(level);
+
+  /** A read's bounds from the caller's arguments: the offset must lie in the log, maxOffset is capped at its isolation level's bound. */
   #bounds(offset: number, options: ReadOptions | undefined): ReadBounds {
     this.#checkOpen();
-    return checkReadBounds(offset, options, this.endOffset);
+    return checkReadBounds(offset, options, this.#boundOf);
   }
 
   /**
    * Bytes of whole batches from the batch holding `offset`, across segment
-   * boundaries, up to `maxBytes` (at least one batch). Empty at the log end;
-   * EOFFSETRANGE before the start or past the end.
+   * boundaries, up to `maxBytes` (at least one batch), each wholly below the
+   * bound of `isolation` (default 'all': the log end). Empty from that bound
+   * to the log end; EOFFSETRANGE before the start or past the end.
    */
   async read(offset: number, options?: ReadOptions): Promise<ReadResult> {
     return this.#reader.read(this.#bounds(offset, options));
@@ -349,14 +362,21 @@ export class Log {
 
   /**
    * Decoded batches, each with its header and its records from `fromOffset`
-   * on. With `follow`, waits for appends at the end instead of finishing
-   * (until the log closes or `signal` aborts). Keys and values are views of
-   * the read buffer, valid while referenced (see LogBatch).
+   * on, up to the bound of `isolation` ('committed' leaves out control
+   * batches and aborted transactions). With `follow`, waits for that bound to
+   * move instead of finishing (until the log closes or `signal` aborts). Keys
+   * and values are views of the read buffer, valid while referenced (see LogBatch).
    */
   async *batches(fromOffset: number, options?: RecordsOptions): AsyncGenerator<LogBatch> {
     checkInteger('fromOffset', fromOffset);
     const config = checkRecordsOptions(options);
-    const source = { endOffset: () => this.endOffset, closed: () => this.closed, read: (offset: number, bytes: number) => this.read(offset, { maxBytes: bytes }) };
+    const { isolation } = config;
+    const source = {
+      bound: () => this.#isolation.bound(isolation),
+      closed: () => this.closed,
+      read: (offset: number, maxBytes: number) => this.read(offset, { maxBytes, isolation }),
+      skipped: isolation === 'committed' ? (from: number, to: number) => this.#isolation.skipped(from, to) : undefined,
+    };
     yield* batches(source, this.#followers, fromOffset, config);
   }
 

@@ -5,6 +5,7 @@ import type { SyncPolicy } from '../cache/log-cache.js';
 import { BATCH_HEADER_SIZE } from '../segment/batch-header.js';
 import { checkBoolean, checkInteger, checkOneOf, checkOptions, checkString } from '../validate.js';
 import type { HighWatermarkMode } from './high-watermark.js';
+import { checkIsolation, type IsolationLevel } from './isolation.js';
 
 export const INT32_MAX = 0x7fffffff;
 /** "No limit" for thresholds and retention. */
@@ -105,6 +106,13 @@ export interface RecordsOptions {
   signal?: AbortSignal;
   /** Bytes read per step. Default 1 MiB. */
   maxBytes?: number;
+  /**
+   * How far to read (see IsolationLevel): 'all' (default) to the log end,
+   * 'uncommitted' to the high watermark, 'committed' to the last stable
+   * offset, leaving out control batches and the batches of aborted
+   * transactions. With `follow`, waits for that bound to move.
+   */
+  isolation?: IsolationLevel;
 }
 
 /** What Log.applyRetention removes. */
@@ -224,6 +232,7 @@ export interface FollowConfig {
   follow: boolean;
   signal: AbortSignal | undefined;
   maxBytes: number;
+  isolation: IsolationLevel;
 }
 
 export function checkRecordsOptions(options: unknown): FollowConfig {
@@ -232,5 +241,5 @@ export function checkRecordsOptions(options: unknown): FollowConfig {
   const signal = o.signal;
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError('options.signal must be an AbortSignal');
   const maxBytes = o.maxBytes === undefined ? 1024 * 1024 : checkInteger('options.maxBytes', o.maxBytes, 1, INT32_MAX);
-  return { follow, signal, maxBytes };
+  return { follow, signal, maxBytes, isolation: checkIsolation('options.isolation', o.isolation) };
 }
