@@ -13,6 +13,8 @@ export type SeglogErrorCode =
   | 'EINVALIDTIMESTAMP'
   /** A leader epoch older than the log's latest (Kafka's FENCED_LEADER_EPOCH). */
   | 'EFENCEDLEADEREPOCH'
+  /** A call the log's options rule out (setHighWatermark under highWatermark 'auto'). */
+  | 'EINVAL'
   | (string & {});
 
 export interface SeglogErrorDetails {

@@ -23,6 +23,8 @@ export const LOCK_FILE = '.lock';
 /** A store's checkpoints, in Kafka's offset checkpoint layout (one line per log). */
 export const RECOVERY_POINT_CHECKPOINT = 'recovery-point-offset-checkpoint';
 export const LOG_START_OFFSET_CHECKPOINT = 'log-start-offset-checkpoint';
+/** A store's logs' high watermarks (Kafka's name for the file). */
+export const REPLICATION_OFFSET_CHECKPOINT = 'replication-offset-checkpoint';
 
 /** Bytes of an offset index entry: relative offset i32, file position i32 (Kafka's layout). */
 export const OFFSET_INDEX_ENTRY_BYTES = 8;

@@ -6,6 +6,8 @@ export { Log } from './log/log.js';
 export type {
   LogOptions,
   FlushPolicy,
+  HighWatermarkMode,
+  IsolationLevel,
   OffsetRange,
   AppendOptions,
   AppendBatchesOptions,

@@ -17,6 +17,7 @@ import {
   LOG_SUFFIX,
   parseSegmentFileName,
   RECOVERY_POINT_CHECKPOINT,
+  REPLICATION_OFFSET_CHECKPOINT,
   segmentBases,
   segmentPaths,
 } from '../layout.js';
@@ -71,7 +72,7 @@ export async function verify(dir: string, out: Printer): Promise<Finding[]> {
 
 async function verifyStore(dir: string): Promise<Finding[]> {
   const findings: Finding[] = [];
-  for (const name of [RECOVERY_POINT_CHECKPOINT, LOG_START_OFFSET_CHECKPOINT]) {
+  for (const name of [RECOVERY_POINT_CHECKPOINT, LOG_START_OFFSET_CHECKPOINT, REPLICATION_OFFSET_CHECKPOINT]) {
     await readOffsetCheckpoint(join(dir, name)).catch((err: Error) => findings.push({ level: 'problem', path: join(dir, name), message: err.message }));
   }
   // A read-only descriptor can take the flock too: tells whether a LogStore has the store open.

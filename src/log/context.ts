@@ -1,7 +1,7 @@
 // What a log gets from whoever opens it: a LogStore hands each of its logs
-// the store's scheduler, checkpointed offsets and cache group; a log opened
-// on its own makes these for itself, keeping its start offset in its own
-// directory.
+// the store's scheduler, checkpointed offsets (the high watermark among them)
+// and cache group; a log opened on its own makes these for itself, keeping
+// its start offset in its own directory.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CacheGroup } from '../cache/group.js';
@@ -17,6 +17,12 @@ export interface LogContext {
   /** Offsets below it were durable at the last checkpoint: recovery starts from its segment. */
   recoveryPoint: number;
   logStartOffset: number;
+  /**
+   * The high watermark at the store's last checkpoint, where a 'manual' one
+   * starts (clamped to the log). Absent for a log no store keeps: it starts
+   * at the recovered end.
+   */
+  highWatermark?: number;
   /** Makes a new log start offset durable before segment files go. */
   persistStartOffset(offset: number): Promise<void>;
   /** The store's cache mode, budget and totals; the log's own `cache` option must then be absent. */

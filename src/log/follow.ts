@@ -1,42 +1,42 @@
 // Following the end of a log: decoded batches and records from an offset
-// on, and with `follow`, waiting for new appends at the end until the log
-// closes or the caller aborts. Followers are woken by the segment set's
-// append and truncation events.
+// on, and with `follow`, waiting at the bound of the read's isolation level
+// (the log end, the high watermark or the last stable offset) until it moves,
+// the log closes or the caller aborts. Followers are woken by the segment
+// set's append events and by the high watermark moving.
 import { decodeChecked, readBatchHeader, type BatchHeader, type LogRecord } from '../segment/batch.js';
+import type { BatchFilter } from './isolation.js';
 import type { FollowConfig } from './options.js';
 import type { ReadResult } from './reader.js';
-import type { LogSegments, SegmentEvents } from './segments.js';
+import type { SegmentEvents } from './segments.js';
 
-/** What records() needs of its log. */
+/** What records() needs of its log, at the isolation level it reads under. */
 export interface FollowSource {
-  endOffset(): number;
+  /** Offsets below it may be read now. */
+  bound(): number;
   closed(): boolean;
   read(offset: number, maxBytes: number): Promise<ReadResult>;
+  /** Which of the batches read over [from, to) to leave out (read_committed); undefined: none. */
+  skipped: ((from: number, to: number) => BatchFilter) | undefined;
 }
 
 export class Followers implements SegmentEvents {
-  readonly #segments: LogSegments;
   #waiters: Array<() => void> = [];
-
-  constructor(segments: LogSegments) {
-    this.#segments = segments;
-  }
 
   appended(): void {
     this.wakeAll();
   }
 
-  /** Wakes every waiter: the log grew, or closes. */
+  /** Wakes every waiter: the log grew, the high watermark moved, or the log closes. */
   wakeAll(): void {
     const waiters = this.#waiters;
     this.#waiters = [];
     for (const w of waiters) w();
   }
 
-  /** Resolves once the log holds `offset` or `closed()` says it closed; rejects if `signal` aborts first. */
-  wait(offset: number, closed: () => boolean, signal: AbortSignal | undefined): Promise<void> {
+  /** Resolves at once if `ready()` or `closed()`, else at the next wakeAll(); rejects if `signal` aborts first. */
+  wait(ready: () => boolean, closed: () => boolean, signal: AbortSignal | undefined): Promise<void> {
     return new Promise((resolve, reject) => {
-      if (this.#segments.endOffset > offset || closed()) return resolve();
+      if (ready() || closed()) return resolve();
       const onAbort = () => {
         this.#waiters = this.#waiters.filter((w) => w !== wake);
         reject(signal!.reason);
@@ -66,9 +66,10 @@ export interface LogBatch {
 }
 
 /**
- * Batches of `log` from the one holding `fromOffset` on, decoded; with
- * `follow`, waits at the end instead of finishing. Each batch's CRC was
- * checked by the read that brought it and is not computed again.
+ * Batches of `log` from the one holding `fromOffset` on, decoded, up to its
+ * bound, leaving out those `log.skipped` names; with `follow`, waits at the
+ * bound instead of finishing. Each batch's CRC was checked by the read that
+ * brought it and is not computed again.
  */
 export async function* batches(log: FollowSource, followers: Followers, fromOffset: number, options: FollowConfig): AsyncGenerator<LogBatch> {
   const { follow, signal, maxBytes } = options;
@@ -76,20 +77,28 @@ export async function* batches(log: FollowSource, followers: Followers, fromOffs
   for (;;) {
     signal?.throwIfAborted();
     if (log.closed()) return;
-    if (next >= log.endOffset()) {
+    const bound = log.bound();
+    if (next >= bound) {
       if (!follow) return;
-      await followers.wait(next, log.closed, signal);
+      await followers.wait(() => log.bound() > next, log.closed, signal);
       continue;
     }
     const { bytes, nextOffset } = await log.read(next, maxBytes);
-    // Nothing before the end: a truncation is under way (its segments are gone, the end not yet moved).
-    // Reads that need no I/O would spin on microtasks and starve it: let it finish.
-    if (bytes.length === 0) await new Promise((resolve) => setImmediate(resolve));
+    if (bytes.length === 0) {
+      // Nothing below the bound: the batch at `next` ends past it (a high watermark set inside a batch: it
+      // comes whole or not at all), or a truncation is under way (its segments gone, the bound not yet
+      // moved). Either way only a move of the bound changes that.
+      if (!follow) return;
+      await followers.wait(() => log.bound() !== bound, log.closed, signal);
+      continue;
+    }
+    const skipped = log.skipped?.(next, nextOffset);
     for (let p = 0; p < bytes.length; ) {
       const header = readBatchHeader(bytes, p);
-      let records = decodeChecked(bytes.subarray(p, p + header.size), header);
-      if (header.baseOffset < next) records = records.filter((r) => r.offset >= next);
       p += header.size;
+      if (skipped?.(header) === true) continue;
+      let records = decodeChecked(bytes.subarray(p - header.size, p), header);
+      if (header.baseOffset < next) records = records.filter((r) => r.offset >= next);
       if (records.length > 0) yield { header, records };
     }
     next = nextOffset;

@@ -6,6 +6,7 @@
 //   flusher.ts       fdatasync policy           reader.ts     read, sendTo, time lookup
 //   follow.ts        batches(), records()       retention.ts  retention, truncation
 //   append-checks.ts Kafka's checks of appends  leader-epochs.ts  epochs, leader-epoch-checkpoint
+//   high-watermark.ts the HW, 'auto' or 'manual' isolation.ts  how far each isolation level reads
 import type { Writable } from 'node:stream';
 import { logCacheStats } from '../cache/group.js';
 import type { LogCache } from '../cache/log-cache.js';
@@ -21,6 +22,8 @@ import type { LogContext } from './context.js';
 import { Flusher } from './flusher.js';
 import { batches, Followers, RecordIterator, type LogBatch } from './follow.js';
 import { GroupCommit } from './group-commit.js';
+import { HighWatermark } from './high-watermark.js';
+import { NO_TRANSACTIONS, ReadIsolation, type IsolationLevel } from './isolation.js';
 import { loadLog, segmentConfigOf, type LoadedLog, type OffsetRange } from './loader.js';
 import { LeaderEpochs, type EpochEnd } from './leader-epochs.js';
 import {
@@ -45,6 +48,8 @@ export type { LogContext } from './context.js';
 export type { OffsetRange } from './loader.js';
 export type { AppendBatchesOptions, AppendOptions, FlushPolicy, LogOptions, RecordsOptions, RetentionPolicy, TimestampType } from './options.js';
 export type { EpochEnd } from './leader-epochs.js';
+export type { HighWatermarkMode } from './high-watermark.js';
+export type { IsolationLevel } from './isolation.js';
 export type { LogBatch } from './follow.js';
 export type { ReadOptions, ReadResult, SendToOptions, SendToResult } from './reader.js';
 
@@ -76,6 +81,9 @@ export class Log {
   readonly #followers: Followers;
   readonly #retention: Retention;
   readonly #epochs: LeaderEpochs;
+  readonly #highWatermark: HighWatermark;
+  /** The bound of each isolation level; the log has no transaction state yet, so nothing is unstable or aborted. */
+  readonly #isolation: ReadIsolation;
   /** The clean-shutdown marker open found, until the first write removes it. */
   readonly #marker: MarkerOnOpen;
   readonly #cancelInterval: (() => void) | undefined;
@@ -99,13 +107,16 @@ export class Log {
     this.#segments = segments;
     this.#cache = context.cache.attach(fail, syncPolicyOf(config.flush));
     this.#flusher = new Flusher(segments, loaded.durableEnd, config.flush, fail, failure);
-    this.#followers = new Followers(segments);
+    const followers = (this.#followers = new Followers());
     this.#epochs = loaded.epochs;
+    this.#highWatermark = new HighWatermark(segments, config.highWatermark, context.highWatermark, () => followers.wakeAll());
+    this.#isolation = new ReadIsolation(segments, this.#highWatermark, NO_TRANSACTIONS);
     segments.listen(this.#cache);
     segments.listen(this.#flusher);
     // Before the followers: what an append publishes, its epoch included, is there when they wake.
     segments.listen(this.#epochs);
-    segments.listen(this.#followers);
+    segments.listen(this.#highWatermark);
+    segments.listen(followers);
     this.#ring = new EncodeRing(Math.min(config.maxPendingBytes, ENCODE_RING_BYTES));
     this.#queue = new AppendQueue(config.maxPendingBytes, (take) => this.#commit.commit(take), (data) => this.#ring.release(data));
     this.#commit = new GroupCommit(dir, config, segmentConfig, {
@@ -148,6 +159,26 @@ export class Log {
   /** Every offset below this has been made durable with fdatasync (Kafka's recovery point). */
   get flushedOffset(): number {
     return this.#flusher.flushedOffset;
+  }
+
+  /** Kafka's high watermark, where 'uncommitted' reads stop: the log end under 'auto' (see LogOptions.highWatermark), else where setHighWatermark() put it. */
+  get highWatermark(): number {
+    return this.#highWatermark.offset;
+  }
+
+  /** Kafka's last stable offset, where 'committed' reads stop: the high watermark, or the first undecided transaction's first offset below it. */
+  get lastStableOffset(): number {
+    return this.#isolation.lastStableOffset;
+  }
+
+  /** Under highWatermark 'manual', moves it forward to `offset` clamped to [startOffset, endOffset] (never back: only truncateTo lowers it); returns it. */
+  setHighWatermark(offset: number): number {
+    this.#checkOpen();
+    checkInteger('offset', offset);
+    if (!this.#highWatermark.manual) {
+      throw new SeglogError('EINVAL', `setHighWatermark needs options.highWatermark 'manual': under 'auto' it follows the log end (${this.dir})`, { path: this.dir });
+    }
+    return this.#highWatermark.set(offset);
   }
 
   /** The newest leader epoch of the log's data (appends stamped with one, or batches that carried one); -1 when none. */
@@ -287,16 +318,19 @@ export class Log {
     }
   }
 
-  /** A read's bounds from the caller's arguments: the offset must lie in the log, maxOffset is capped at its end. */
+  readonly #boundOf = (level: IsolationLevel): number => this.#isolation.bound(level);
+
+  /** A read's bounds from the caller's arguments: the offset must lie in the log, maxOffset is capped at its isolation level's bound. */
   #bounds(offset: number, options: ReadOptions | undefined): ReadBounds {
     this.#checkOpen();
-    return checkReadBounds(offset, options, this.endOffset);
+    return checkReadBounds(offset, options, this.#boundOf);
   }
 
   /**
    * Bytes of whole batches from the batch holding `offset`, across segment
-   * boundaries, up to `maxBytes` (at least one batch). Empty at the log end;
-   * EOFFSETRANGE before the start or past the end.
+   * boundaries, up to `maxBytes` (at least one batch), each wholly below the
+   * bound of `isolation` (default 'all': the log end). Empty from that bound
+   * to the log end; EOFFSETRANGE before the start or past the end.
    */
   async read(offset: number, options?: ReadOptions): Promise<ReadResult> {
     return this.#reader.read(this.#bounds(offset, options));
@@ -328,14 +362,21 @@ export class Log {
 
   /**
    * Decoded batches, each with its header and its records from `fromOffset`
-   * on. With `follow`, waits for appends at the end instead of finishing
-   * (until the log closes or `signal` aborts). Keys and values are views of
-   * the read buffer, valid while referenced (see LogBatch).
+   * on, up to the bound of `isolation` ('committed' leaves out control
+   * batches and aborted transactions). With `follow`, waits for that bound to
+   * move instead of finishing (until the log closes or `signal` aborts). Keys
+   * and values are views of the read buffer, valid while referenced (see LogBatch).
    */
   async *batches(fromOffset: number, options?: RecordsOptions): AsyncGenerator<LogBatch> {
     checkInteger('fromOffset', fromOffset);
     const config = checkRecordsOptions(options);
-    const source = { endOffset: () => this.endOffset, closed: () => this.closed, read: (offset: number, bytes: number) => this.read(offset, { maxBytes: bytes }) };
+    const { isolation } = config;
+    const source = {
+      bound: () => this.#isolation.bound(isolation),
+      closed: () => this.closed,
+      read: (offset: number, maxBytes: number) => this.read(offset, { maxBytes, isolation }),
+      skipped: isolation === 'committed' ? (from: number, to: number) => this.#isolation.skipped(from, to) : undefined,
+    };
     yield* batches(source, this.#followers, fromOffset, config);
   }
 

@@ -4,6 +4,8 @@ import { checkCacheOptions, type CacheConfig, type CacheOptions } from '../cache
 import type { SyncPolicy } from '../cache/log-cache.js';
 import { BATCH_HEADER_SIZE } from '../segment/batch-header.js';
 import { checkBoolean, checkInteger, checkOneOf, checkOptions, checkString } from '../validate.js';
+import type { HighWatermarkMode } from './high-watermark.js';
+import { checkIsolation, type IsolationLevel } from './isolation.js';
 
 export const INT32_MAX = 0x7fffffff;
 /** "No limit" for thresholds and retention. */
@@ -52,6 +54,14 @@ export interface LogOptions {
   messageTimestampAfterMaxMs?: number;
   /** 'CreateTime' (default) keeps the producer's timestamps; 'LogAppendTime' stamps every appended batch with the time of the append (Kafka's message.timestamp.type). */
   messageTimestampType?: TimestampType;
+  /**
+   * How the high watermark moves: 'auto' (default; a partition with one
+   * replica) keeps it at the log end, under flush 'always' the durable end;
+   * 'manual' (a replicated partition) moves it only through
+   * setHighWatermark(), and a LogStore keeps it in its
+   * replication-offset-checkpoint across restarts.
+   */
+  highWatermark?: HighWatermarkMode;
 }
 
 export type TimestampType = 'CreateTime' | 'LogAppendTime';
@@ -96,6 +106,13 @@ export interface RecordsOptions {
   signal?: AbortSignal;
   /** Bytes read per step. Default 1 MiB. */
   maxBytes?: number;
+  /**
+   * How far to read (see IsolationLevel): 'all' (default) to the log end,
+   * 'uncommitted' to the high watermark, 'committed' to the last stable
+   * offset, leaving out control batches and the batches of aborted
+   * transactions. With `follow`, waits for that bound to move.
+   */
+  isolation?: IsolationLevel;
 }
 
 /** What Log.applyRetention removes. */
@@ -131,9 +148,11 @@ export interface LogConfig {
   messageTimestampBeforeMaxMs: number;
   messageTimestampAfterMaxMs: number;
   messageTimestampType: TimestampType;
+  highWatermark: HighWatermarkMode;
 }
 
 const TIMESTAMP_TYPES: readonly TimestampType[] = ['CreateTime', 'LogAppendTime'];
+const HIGH_WATERMARK_MODES: readonly HighWatermarkMode[] = ['auto', 'manual'];
 
 const NO_FLUSH: FlushConfig = { always: false, intervalMs: NEVER, bytes: NEVER, messages: NEVER };
 
@@ -177,6 +196,7 @@ export function checkLogOptions(options: unknown): LogConfig {
     messageTimestampBeforeMaxMs: pick(o.messageTimestampBeforeMaxMs, NEVER, int('messageTimestampBeforeMaxMs')),
     messageTimestampAfterMaxMs: pick(o.messageTimestampAfterMaxMs, NEVER, int('messageTimestampAfterMaxMs')),
     messageTimestampType: pick(o.messageTimestampType, 'CreateTime', (v) => checkOneOf('options.messageTimestampType', v, TIMESTAMP_TYPES)),
+    highWatermark: pick(o.highWatermark, 'auto', (v) => checkOneOf('options.highWatermark', v, HIGH_WATERMARK_MODES)),
   };
 }
 
@@ -212,6 +232,7 @@ export interface FollowConfig {
   follow: boolean;
   signal: AbortSignal | undefined;
   maxBytes: number;
+  isolation: IsolationLevel;
 }
 
 export function checkRecordsOptions(options: unknown): FollowConfig {
@@ -220,5 +241,5 @@ export function checkRecordsOptions(options: unknown): FollowConfig {
   const signal = o.signal;
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError('options.signal must be an AbortSignal');
   const maxBytes = o.maxBytes === undefined ? 1024 * 1024 : checkInteger('options.maxBytes', o.maxBytes, 1, INT32_MAX);
-  return { follow, signal, maxBytes };
+  return { follow, signal, maxBytes, isolation: checkIsolation('options.isolation', o.isolation) };
 }

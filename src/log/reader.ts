@@ -11,6 +11,7 @@ import { offsetAtTimestamp, recordAt, type LogRecord } from '../segment/batch.js
 import type { BatchLocation, Segment } from '../segment/segment.js';
 import { sendParts, type Part } from '../sendfile/send.js';
 import { checkInteger, checkOptions } from '../validate.js';
+import { checkIsolation, type IsolationLevel } from './isolation.js';
 import { INT32_MAX } from './options.js';
 import type { LogSegments } from './segments.js';
 
@@ -19,6 +20,12 @@ export interface ReadOptions {
   maxBytes?: number;
   /** Exclusive upper bound: no batch holding an offset >= maxOffset is returned. Default: the log end. */
   maxOffset?: number;
+  /**
+   * How far to read: 'all' (default) to the log end (replication),
+   * 'uncommitted' to the high watermark, 'committed' to the last stable
+   * offset. From that bound on the read is empty, as a Kafka fetch there is.
+   */
+  isolation?: IsolationLevel;
 }
 
 export interface ReadResult {
@@ -44,7 +51,7 @@ export interface SendToResult {
   nextOffset: number;
 }
 
-/** A read's bounds, checked by checkReadBounds: `maxOffset` is already capped at the log end. */
+/** A read's bounds, checked by checkReadBounds: `maxOffset` is already capped at the isolation level's bound. */
 export interface ReadBounds {
   offset: number;
   maxBytes: number;
@@ -61,13 +68,14 @@ function copied(record: LogRecord | undefined): LogRecord | undefined {
   return { ...record, key: copy(record.key), value: copy(record.value), headers: record.headers.map((h) => ({ key: h.key, value: copy(h.value) })) };
 }
 
-/** A read's bounds from a caller's arguments, checked; `endOffset` caps maxOffset. */
-export function checkReadBounds(offset: number, options: ReadOptions | undefined, endOffset: number): ReadBounds {
+/** A read's bounds from a caller's arguments, checked; `boundOf` the isolation level caps maxOffset. */
+export function checkReadBounds(offset: number, options: ReadOptions | undefined, boundOf: (level: IsolationLevel) => number): ReadBounds {
   checkInteger('offset', offset);
   const o = checkOptions<ReadOptions>('options', options);
   const maxBytes = o.maxBytes === undefined ? 1024 * 1024 : checkInteger('options.maxBytes', o.maxBytes, 1, INT32_MAX);
+  const bound = boundOf(checkIsolation('options.isolation', o.isolation));
   // Written but not yet visible (under 'always': not yet durable) batches stay hidden.
-  const maxOffset = Math.min(endOffset, o.maxOffset === undefined ? Number.MAX_SAFE_INTEGER : checkInteger('options.maxOffset', o.maxOffset));
+  const maxOffset = Math.min(bound, o.maxOffset === undefined ? Number.MAX_SAFE_INTEGER : checkInteger('options.maxOffset', o.maxOffset));
   return { offset, maxBytes, maxOffset };
 }
 

@@ -1,10 +1,11 @@
 // LogStore: many logs in one data directory, one subdirectory each, under an
-// exclusive lock, with Kafka-style checkpoint files and one scheduler for
-// interval flushes, checkpoints, retention and delayed deletes.
+// exclusive lock, with Kafka-style checkpoint files (recovery points, start
+// offsets, high watermarks) and one scheduler for interval flushes,
+// checkpoints, retention and delayed deletes.
 import { readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SeglogError } from '../errors.js';
-import { CLEAN_SHUTDOWN_FILE, LOCK_FILE, LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT } from '../layout.js';
+import { CLEAN_SHUTDOWN_FILE, LOCK_FILE, LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT, REPLICATION_OFFSET_CHECKPOINT } from '../layout.js';
 import { Log, type LogOptions } from '../log/log.js';
 import { File, fsyncDir, tryLockExclusive } from '../native.js';
 import { CacheGroup } from '../cache/group.js';
@@ -30,7 +31,7 @@ export interface RetentionOptions {
 }
 
 export interface LogStoreOptions extends LogOptions, RetentionOptions {
-  /** How often recovery points and start offsets are checkpointed. Default 60 s. */
+  /** How often recovery points, start offsets and high watermarks are checkpointed. Default 60 s. */
   checkpointIntervalMs?: number;
   /** How often retention runs. Default 5 min. */
   retentionCheckIntervalMs?: number;
@@ -71,6 +72,7 @@ export class LogStore {
   readonly #opening = new Map<string, Promise<Log>>();
   readonly #recoveryPoints: Map<string, number>;
   readonly #startOffsets: Map<string, number>;
+  readonly #highWatermarks: Map<string, number>;
   /** Cache mode, tail cache budget and counters shared by every log. */
   readonly #cache: CacheGroup;
   #checkpointing: Promise<void> = Promise.resolve();
@@ -85,6 +87,7 @@ export class LogStore {
     cleanShutdown: boolean,
     recoveryPoints: Map<string, number>,
     startOffsets: Map<string, number>,
+    highWatermarks: Map<string, number>,
     cache: CacheGroup,
   ) {
     this.dataDir = dataDir;
@@ -94,6 +97,7 @@ export class LogStore {
     this.cleanShutdown = cleanShutdown;
     this.#recoveryPoints = recoveryPoints;
     this.#startOffsets = startOffsets;
+    this.#highWatermarks = highWatermarks;
     this.#scheduler = new Scheduler((err) => {
       this.backgroundErrors.push(err);
       if (this.backgroundErrors.length > 100) this.backgroundErrors.shift();
@@ -151,6 +155,7 @@ export class LogStore {
         clean,
         await readOffsetCheckpoint(join(dataDir, RECOVERY_POINT_CHECKPOINT)),
         await readOffsetCheckpoint(join(dataDir, LOG_START_OFFSET_CHECKPOINT)),
+        await readOffsetCheckpoint(join(dataDir, REPLICATION_OFFSET_CHECKPOINT)),
         await CacheGroup.open(cache, dataDir),
       );
       try {
@@ -208,6 +213,8 @@ export class LogStore {
         scheduler: this.#scheduler,
         recoveryPoint: this.#recoveryPoints.get(name) ?? 0,
         logStartOffset: this.#startOffsets.get(name) ?? 0,
+        // As Kafka: a log the checkpoint does not name starts from 0, that is from its start offset.
+        highWatermark: this.#highWatermarks.get(name) ?? 0,
         persistStartOffset: async (offset) => {
           this.#startOffsets.set(name, offset);
           await this.#writeCheckpoints();
@@ -233,15 +240,17 @@ export class LogStore {
     await fsyncDir(this.dataDir);
     this.#recoveryPoints.delete(name);
     this.#startOffsets.delete(name);
+    this.#highWatermarks.delete(name);
     await this.#writeCheckpoints();
     await rm(doomed, { recursive: true, force: true });
   }
 
-  /** Writes every log's recovery point (its flushed offset) and start offset, atomically. */
+  /** Writes every log's recovery point (its flushed offset), start offset and high watermark, atomically. */
   checkpoint(): Promise<void> {
     for (const [name, { log }] of this.#logs) {
       this.#recoveryPoints.set(name, log.flushedOffset);
       this.#startOffsets.set(name, log.startOffset);
+      this.#highWatermarks.set(name, log.highWatermark);
     }
     return this.#writeCheckpoints();
   }
@@ -251,6 +260,7 @@ export class LogStore {
     const run = this.#checkpointing.then(async () => {
       await writeOffsetCheckpoint(join(this.dataDir, RECOVERY_POINT_CHECKPOINT), this.#recoveryPoints);
       await writeOffsetCheckpoint(join(this.dataDir, LOG_START_OFFSET_CHECKPOINT), this.#startOffsets);
+      await writeOffsetCheckpoint(join(this.dataDir, REPLICATION_OFFSET_CHECKPOINT), this.#highWatermarks);
     });
     this.#checkpointing = run.catch(() => undefined);
     return run;
