@@ -1,3 +1,4 @@
+import { inspect } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { SeglogError } from '../src/errors.js';
@@ -123,6 +124,21 @@ describe('encodeBatch / decodeBatch', () => {
     batch.fill(0);
     expect(r!.key!.toString()).toBe('key');
     expect(r!.value!.toString()).toBe('value');
+  });
+
+  it('decodes keys and values into Buffers in every respect (views of one copy of the records)', () => {
+    const [r] = decodeBatch(encodeBatch([{ key: 'key', value: 'value', headers: [{ key: 'h', value: 'hv' }] }]));
+    for (const b of [r!.key!, r!.value!, r!.headers[0]!.value!]) {
+      expect(Buffer.isBuffer(b)).toBe(true);
+      expect(b).toBeInstanceOf(Buffer);
+      expect(b.constructor).toBe(Buffer);
+      expect(inspect(b)).toMatch(/^<Buffer /);
+      expect(Buffer.isBuffer(b.subarray(1))).toBe(true);
+      expect(Buffer.isBuffer(b.map((x) => x))).toBe(true);
+      expect(b.readUInt8(0)).toBe(b[0]);
+    }
+    expect(r!.value!.toString('hex')).toBe(Buffer.from('value').toString('hex'));
+    expect(r!.key!.buffer).toBe(r!.value!.buffer);
   });
 
   it('compresses with gzip as one block of the records', () => {

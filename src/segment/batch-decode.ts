@@ -45,10 +45,11 @@ export function decodeBatch(batch: Uint8Array): LogRecord[] {
 export function decodeChecked(batch: Buffer, header: BatchHeader): LogRecord[] {
   return parse(batch, header, (data, h) => {
     const reader = new VarintReader(data, 0, data.length);
+    const views = new Views(data);
     const records: LogRecord[] = [];
     while (reader.pos < data.length) {
       if (records.length === h.recordsCount) throw corrupt(`batch holds more than its ${h.recordsCount} records`, reader.pos);
-      records.push(decodeRecord(reader, data, h));
+      records.push(decodeRecord(reader, views, h));
     }
     if (records.length !== h.recordsCount) throw corrupt(`batch holds ${records.length} records, its header says ${h.recordsCount}`, reader.pos);
     return records;
@@ -66,13 +67,13 @@ export function recordAt(batch: Buffer, header: BatchHeader, offset: number): Lo
     const reader = new VarintReader(data, 0, data.length);
     while (reader.pos < data.length) {
       const start = reader.pos;
-      const end = recordEnd(reader, data);
+      const end = recordEnd(reader);
       reader.pos++; // attributes
       reader.varlong(); // timestamp delta
       const at = h.baseOffset + reader.varint();
       if (at > offset) return undefined;
       reader.pos = start;
-      if (at === offset) return decodeRecord(reader, data, h);
+      if (at === offset) return decodeRecord(reader, new Views(data), h);
       reader.pos = end;
     }
     return undefined;
@@ -88,7 +89,7 @@ export function offsetAtTimestamp(batch: Buffer, header: BatchHeader, timestamp:
   return parse(batch, header, (data, h) => {
     const reader = new VarintReader(data, 0, data.length);
     while (reader.pos < data.length) {
-      const end = recordEnd(reader, data);
+      const end = recordEnd(reader);
       reader.pos++; // attributes
       const delta = reader.varlong();
       const offsetDelta = reader.varint();
@@ -118,7 +119,7 @@ export function recordTimestampRange(batch: Buffer, header: BatchHeader): { min:
     for (let i = 0; i < h.recordsCount; i++) {
       if (reader.pos >= data.length) throw corrupt(`batch holds ${i} records, its header says ${h.recordsCount}`, reader.pos);
       const start = reader.pos;
-      const end = recordEnd(reader, data);
+      const end = recordEnd(reader);
       reader.pos++; // attributes
       // A one-byte timestamp delta (records of one millisecond) is read inline: a broker walks every producer batch.
       const b = data[reader.pos]!;
@@ -174,29 +175,58 @@ function parse<T>(batch: Buffer, h: BatchHeader, decode: (data: Buffer, h: Batch
 }
 
 /** Reads a record's length prefix at reader.pos and returns where the record ends; the reader is left after the prefix. */
-function recordEnd(reader: VarintReader, data: Buffer): number {
+function recordEnd(reader: VarintReader): number {
   const start = reader.pos;
   const length = reader.varint();
   // The length prefix itself is one of MIN_RECORD_SIZE's bytes.
-  if (length < MIN_RECORD_SIZE - 1 || length > data.length - reader.pos) throw corrupt(`record length ${length} out of range`, start);
+  if (length < MIN_RECORD_SIZE - 1 || length > reader.end - reader.pos) throw corrupt(`record length ${length} out of range`, start);
   return reader.pos + length;
 }
 
-/** A length-prefixed field at reader.pos that must end by `end`; null for length -1. */
-function readField(reader: VarintReader, data: Buffer, end: number, what: string): Buffer | null {
+/**
+ * A Buffer made the way Node makes its own (a Uint8Array class whose
+ * prototype inherits Buffer's): Buffer.isBuffer, instanceof Buffer and every
+ * Buffer method hold for it. Records' keys and values are made this way
+ * because Buffer.prototype.subarray looks up the ArrayBuffer of its source
+ * on every call (a call into the runtime), which cost more than the rest of
+ * a small record's decoding.
+ */
+class BufferView extends Uint8Array {}
+Object.setPrototypeOf(BufferView.prototype, Buffer.prototype);
+// As Node sets it on its own Buffers' class: species, inspect and the like see a Buffer.
+Object.defineProperty(BufferView.prototype, 'constructor', { value: Buffer, writable: true, configurable: true });
+
+/** Views of one decoded block's bytes: its ArrayBuffer looked up once. */
+class Views {
+  readonly #memory: ArrayBuffer;
+  readonly #base: number;
+
+  constructor(data: Buffer) {
+    this.#memory = data.buffer as ArrayBuffer; // or a SharedArrayBuffer, which Uint8Array takes alike
+    this.#base = data.byteOffset;
+  }
+
+  /** [p, p + length) of the block, as a Buffer. */
+  of(p: number, length: number): Buffer {
+    return new BufferView(this.#memory, this.#base + p, length) as Buffer;
+  }
+}
+
+/** A length-prefixed field at reader.pos that must end by `end`, as a view; null for length -1. */
+function readField(reader: VarintReader, views: Views, end: number, what: string): Buffer | null {
   const at = reader.pos;
   const length = reader.varint();
   if (length === -1) return null;
   if (length < -1 || length > end - reader.pos) throw corrupt(`${what} length ${length} out of range`, at);
   const p = reader.pos;
   reader.pos += length;
-  return data.subarray(p, p + length);
+  return views.of(p, length);
 }
 
 /** Decodes the record at reader.pos of `data` and leaves the reader after it; ECORRUPT positions are within `data`. */
-function decodeRecord(reader: VarintReader, data: Buffer, h: BatchHeader): LogRecord {
+function decodeRecord(reader: VarintReader, views: Views, h: BatchHeader): LogRecord {
   const start = reader.pos;
-  const end = recordEnd(reader, data);
+  const end = recordEnd(reader);
   const bodyStart = reader.pos;
   reader.pos++; // attributes: no record-level attribute is defined in v2
   const timestampDelta = reader.varlong();
@@ -204,16 +234,16 @@ function decodeRecord(reader: VarintReader, data: Buffer, h: BatchHeader): LogRe
   if (offsetDelta < 0 || offsetDelta > h.lastOffsetDelta) throw corrupt(`record offset delta ${offsetDelta} out of range`, start);
   const timestamp = h.timestampType === 'logAppend' ? h.maxTimestamp : h.baseTimestamp + timestampDelta;
   if (!Number.isSafeInteger(timestamp)) throw corrupt('record timestamp beyond the safe integer range', start);
-  const key = readField(reader, data, end, 'key');
-  const value = readField(reader, data, end, 'value');
+  const key = readField(reader, views, end, 'key');
+  const value = readField(reader, views, end, 'value');
   const headersCount = reader.varint();
   // Each header takes at least two bytes: its two length prefixes.
   if (headersCount < 0 || headersCount * 2 > end - reader.pos) throw corrupt(`headers count ${headersCount} out of range`, start);
   const headers: LogRecord['headers'] = [];
   for (let j = 0; j < headersCount; j++) {
-    const headerKey = readField(reader, data, end, 'header key');
+    const headerKey = readField(reader, views, end, 'header key');
     if (headerKey === null) throw corrupt('header key is null', start);
-    headers.push({ key: headerKey.toString('utf8'), value: readField(reader, data, end, 'header value') });
+    headers.push({ key: headerKey.toString('utf8'), value: readField(reader, views, end, 'header value') });
   }
   if (reader.pos !== end) throw corrupt(`record is ${end - bodyStart} bytes but its fields take ${reader.pos - bodyStart}`, start);
   return { offset: h.baseOffset + offsetDelta, timestamp, key, value, headers };
