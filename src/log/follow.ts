@@ -2,8 +2,9 @@
 // on, and with `follow`, waiting for new appends at the end until the log
 // closes or the caller aborts. Followers are woken by the segment set's
 // append and truncation events.
-import { decodeChecked, readBatchHeader, type BatchHeader, type LogRecord } from '../segment/batch.js';
-import type { FollowConfig } from './options.js';
+import { decodeChecked, readBatchHeader, RecordCursor, type BatchHeader, type LogRecord } from '../segment/batch.js';
+import { checkInteger } from '../validate.js';
+import { checkRecordsOptions, type RecordsOptions } from './options.js';
 import type { ReadResult } from './reader.js';
 import type { LogSegments, SegmentEvents } from './segments.js';
 
@@ -66,12 +67,14 @@ export interface LogBatch {
 }
 
 /**
- * Batches of `log` from the one holding `fromOffset` on, decoded; with
- * `follow`, waits at the end instead of finishing. Each batch's CRC was
- * checked by the read that brought it and is not computed again.
+ * The reads of `log` from the batch holding `fromOffset` on (whole batches,
+ * each CRC-checked by the read that brought it), each with the offset it
+ * was asked for (its first batch may begin below it); with `follow`, waits
+ * at the end instead of finishing. Arguments are checked when first asked.
  */
-export async function* batches(log: FollowSource, followers: Followers, fromOffset: number, options: FollowConfig): AsyncGenerator<LogBatch> {
-  const { follow, signal, maxBytes } = options;
+async function* reads(log: FollowSource, followers: Followers, fromOffset: number, options: RecordsOptions | undefined): AsyncGenerator<Read> {
+  checkInteger('fromOffset', fromOffset);
+  const { follow, signal, maxBytes } = checkRecordsOptions(options);
   let next = fromOffset;
   for (;;) {
     signal?.throwIfAborted();
@@ -85,33 +88,61 @@ export async function* batches(log: FollowSource, followers: Followers, fromOffs
     // Nothing before the end: a truncation is under way (its segments are gone, the end not yet moved).
     // Reads that need no I/O would spin on microtasks and starve it: let it finish.
     if (bytes.length === 0) await new Promise((resolve) => setImmediate(resolve));
-    for (let p = 0; p < bytes.length; ) {
-      const header = readBatchHeader(bytes, p);
-      let records = decodeChecked(bytes.subarray(p, p + header.size), header);
-      if (header.baseOffset < next) records = records.filter((r) => r.offset >= next);
-      p += header.size;
-      if (records.length > 0) yield { header, records };
-    }
+    else yield { bytes, from: next };
     next = nextOffset;
   }
 }
 
-const DONE: IteratorReturnResult<undefined> = { done: true, value: undefined };
+/** One read of reads(): whole batches, and the offset asked for. */
+interface Read {
+  bytes: Buffer;
+  from: number;
+}
 
 /**
- * records(): the records of batches() one by one. The async step is per
- * batch; records of a batch in hand are handed out as resolved promises,
- * without an async generator's per-item machinery.
+ * Batches of `log` from the one holding `fromOffset` on, decoded; with
+ * `follow`, waits at the end instead of finishing. Each batch's CRC was
+ * checked by the read that brought it and is not computed again.
  */
-export class RecordIterator implements AsyncGenerator<LogRecord, undefined> {
-  readonly #batches: AsyncGenerator<LogBatch>;
-  #records: LogRecord[] = [];
-  #next = 0;
-  /** The batch being fetched: next() calls made meanwhile wait for it, in order. */
+export async function* batches(log: FollowSource, followers: Followers, fromOffset: number, options: RecordsOptions | undefined): AsyncGenerator<LogBatch> {
+  for await (const { bytes, from } of reads(log, followers, fromOffset, options)) {
+    for (let p = 0; p < bytes.length; ) {
+      const header = readBatchHeader(bytes, p);
+      let records = decodeChecked(bytes.subarray(p, p + header.size), header);
+      if (header.baseOffset < from) records = records.filter((r) => r.offset >= from);
+      p += header.size;
+      if (records.length > 0) yield { header, records };
+    }
+  }
+}
+
+/** The records of batches() one by one (the same options, the same views). */
+export function records(log: FollowSource, followers: Followers, fromOffset: number, options: RecordsOptions | undefined): AsyncGenerator<LogRecord, undefined> {
+  return new RecordIterator(reads(log, followers, fromOffset, options));
+}
+
+const DONE: IteratorReturnResult<undefined> = { done: true, value: undefined };
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * records(): the async step is per read (up to maxBytes of batches); the
+ * records of a read in hand are decoded one at a time as next() asks
+ * (RecordCursor: no array, no async generator per record) and handed out
+ * as resolved promises.
+ */
+class RecordIterator implements AsyncGenerator<LogRecord, undefined> {
+  readonly #reads: AsyncGenerator<Read>;
+  /** The read in hand, where its next batch starts, and the offset it was asked for. */
+  #bytes: Buffer = EMPTY;
+  #position = 0;
+  #from = 0;
+  /** The batch being decoded. */
+  #cursor: RecordCursor | undefined;
+  /** The read being fetched: next() calls made meanwhile wait for it, in order. */
   #fetching: Promise<IteratorResult<LogRecord, undefined>> | undefined;
 
-  constructor(source: AsyncGenerator<LogBatch>) {
-    this.#batches = source;
+  constructor(source: AsyncGenerator<Read>) {
+    this.#reads = source;
   }
 
   [Symbol.asyncIterator](): this {
@@ -120,13 +151,31 @@ export class RecordIterator implements AsyncGenerator<LogRecord, undefined> {
 
   next(): Promise<IteratorResult<LogRecord, undefined>> {
     if (this.#fetching !== undefined) return this.#fetching.then(() => this.next());
-    if (this.#next < this.#records.length) return Promise.resolve({ done: false, value: this.#records[this.#next++]! });
-    this.#fetching = this.#batches.next().then(
+    try {
+      for (;;) {
+        const record = this.#cursor?.next();
+        if (record !== undefined) {
+          if (record.offset >= this.#from) return Promise.resolve({ done: false, value: record });
+          continue;
+        }
+        if (this.#position >= this.#bytes.length) break;
+        const p = this.#position;
+        const header = readBatchHeader(this.#bytes, p);
+        this.#position = p + header.size;
+        this.#cursor = new RecordCursor(this.#bytes.subarray(p, p + header.size), header);
+      }
+    } catch (err) {
+      // As when batches() throws: the iteration ends (the reads finish first), and the error is the caller's.
+      return this.#drop().then(() => Promise.reject(err));
+    }
+    this.#cursor = undefined;
+    this.#fetching = this.#reads.next().then(
       (r) => {
         this.#fetching = undefined;
         if (r.done === true) return DONE;
-        this.#records = r.value.records;
-        this.#next = 0;
+        this.#bytes = r.value.bytes;
+        this.#position = 0;
+        this.#from = r.value.from;
         return this.next();
       },
       (err: unknown) => {
@@ -138,14 +187,25 @@ export class RecordIterator implements AsyncGenerator<LogRecord, undefined> {
   }
 
   async return(): Promise<IteratorResult<LogRecord, undefined>> {
-    this.#records = [];
-    await this.#batches.return(undefined);
+    await this.#drop();
     return DONE;
   }
 
   async throw(err: unknown): Promise<IteratorResult<LogRecord, undefined>> {
-    this.#records = [];
-    await this.#batches.throw(err);
+    this.#forget();
+    await this.#reads.throw(err);
     return DONE;
+  }
+
+  /** Forgets the read in hand and finishes the reads. */
+  async #drop(): Promise<void> {
+    this.#forget();
+    await this.#reads.return(undefined);
+  }
+
+  #forget(): void {
+    this.#cursor = undefined;
+    this.#bytes = EMPTY;
+    this.#position = 0;
   }
 }

@@ -19,13 +19,12 @@ import { MarkerOnOpen, writeCleanShutdown } from './clean-shutdown.js';
 import { EncodeRing } from './encode-ring.js';
 import type { LogContext } from './context.js';
 import { Flusher } from './flusher.js';
-import { batches, Followers, RecordIterator, type LogBatch } from './follow.js';
+import { batches, Followers, records, type FollowSource, type LogBatch } from './follow.js';
 import { GroupCommit } from './group-commit.js';
 import { loadLog, segmentConfigOf, type LoadedLog, type OffsetRange } from './loader.js';
 import { LeaderEpochs, type EpochEnd } from './leader-epochs.js';
 import {
   checkLogOptions,
-  checkRecordsOptions,
   NEVER,
   syncPolicyOf,
   INT32_MAX,
@@ -332,16 +331,17 @@ export class Log {
    * (until the log closes or `signal` aborts). Keys and values are views of
    * the read buffer, valid while referenced (see LogBatch).
    */
-  async *batches(fromOffset: number, options?: RecordsOptions): AsyncGenerator<LogBatch> {
-    checkInteger('fromOffset', fromOffset);
-    const config = checkRecordsOptions(options);
-    const source = { endOffset: () => this.endOffset, closed: () => this.closed, read: (offset: number, bytes: number) => this.read(offset, { maxBytes: bytes }) };
-    yield* batches(source, this.#followers, fromOffset, config);
+  batches(fromOffset: number, options?: RecordsOptions): AsyncGenerator<LogBatch> {
+    return batches(this.#followSource(), this.#followers, fromOffset, options);
   }
 
   /** The records of batches(), one by one (the same options, the same views). */
   records(fromOffset: number, options?: RecordsOptions): AsyncGenerator<LogRecord, undefined> {
-    return new RecordIterator(this.batches(fromOffset, options));
+    return records(this.#followSource(), this.#followers, fromOffset, options);
+  }
+
+  #followSource(): FollowSource {
+    return { endOffset: () => this.endOffset, closed: () => this.closed, read: (offset: number, bytes: number) => this.read(offset, { maxBytes: bytes }) };
   }
 
   /** The record at `offset`, or undefined below startOffset and at or past endOffset. Key and value are the caller's copies. */

@@ -43,17 +43,46 @@ export function decodeBatch(batch: Uint8Array): LogRecord[] {
  * they are used. Errors as decodeBatch.
  */
 export function decodeChecked(batch: Buffer, header: BatchHeader): LogRecord[] {
-  return parse(batch, header, (data, h) => {
-    const reader = new VarintReader(data, 0, data.length);
-    const views = new Views(data);
-    const records: LogRecord[] = [];
-    while (reader.pos < data.length) {
-      if (records.length === h.recordsCount) throw corrupt(`batch holds more than its ${h.recordsCount} records`, reader.pos);
-      records.push(decodeRecord(reader, views, h));
+  const cursor = new RecordCursor(batch, header);
+  const records: LogRecord[] = [];
+  for (let r = cursor.next(); r !== undefined; r = cursor.next()) records.push(r);
+  return records;
+}
+
+/**
+ * The records of a batch as decodeChecked takes it, decoded one at a time
+ * (a reader of records one by one holds no array of them), with the same
+ * views and errors; a compressed batch is decompressed when the cursor is made.
+ */
+export class RecordCursor {
+  readonly #header: BatchHeader;
+  readonly #reader: VarintReader;
+  readonly #views: Views;
+  #decoded = 0;
+
+  constructor(batch: Buffer, header: BatchHeader) {
+    const data = recordsBlock(batch, header);
+    this.#header = header;
+    this.#reader = new VarintReader(data, 0, data.length);
+    this.#views = new Views(data);
+  }
+
+  /** The next record; undefined after the last. */
+  next(): LogRecord | undefined {
+    const reader = this.#reader;
+    const h = this.#header;
+    try {
+      if (reader.pos >= reader.end) {
+        if (this.#decoded !== h.recordsCount) throw corrupt(`batch holds ${this.#decoded} records, its header says ${h.recordsCount}`, reader.pos);
+        return undefined;
+      }
+      if (this.#decoded === h.recordsCount) throw corrupt(`batch holds more than its ${h.recordsCount} records`, reader.pos);
+      this.#decoded++;
+      return decodeRecord(reader, this.#views, h);
+    } catch (err) {
+      throw inBatch(err, h);
     }
-    if (records.length !== h.recordsCount) throw corrupt(`batch holds ${records.length} records, its header says ${h.recordsCount}`, reader.pos);
-    return records;
-  });
+  }
 }
 
 /**
@@ -138,20 +167,21 @@ export function recordTimestampRange(batch: Buffer, header: BatchHeader): { min:
 }
 
 /**
- * Runs `decode` over the records of a whole batch: a view of them when
- * uncompressed, else the decompressed block. ECORRUPT positions from
- * `decode` are made positions within the batch.
+ * Runs `decode` over the records of a whole batch (recordsBlock); ECORRUPT
+ * positions from `decode` are made positions within the batch.
  */
 function parse<T>(batch: Buffer, h: BatchHeader, decode: (data: Buffer, h: BatchHeader) => T): T {
-  if (h.compression === 0) {
-    try {
-      return decode(batch.subarray(BATCH_HEADER_SIZE, h.size), h);
-    } catch (err) {
-      const e = err as SeglogError;
-      if (e.code !== 'ECORRUPT') throw err;
-      throw corrupt(`${e.message} at byte ${BATCH_HEADER_SIZE + e.position!} of the batch`, BATCH_HEADER_SIZE + e.position!);
-    }
+  const data = recordsBlock(batch, h);
+  try {
+    return decode(data, h);
+  } catch (err) {
+    throw inBatch(err, h);
   }
+}
+
+/** The records of a whole batch: a view of them when uncompressed, else the decompressed block. */
+function recordsBlock(batch: Buffer, h: BatchHeader): Buffer {
+  if (h.compression === 0) return batch.subarray(BATCH_HEADER_SIZE, h.size);
   if (h.compression > 4) throw corrupt(`unknown compression type ${h.compression}`, OFF_ATTRIBUTES);
   const name = KAFKA_CODEC_NAMES[h.compression as CodecId];
   const codec = codecById(h.compression as CodecId);
@@ -164,14 +194,16 @@ function parse<T>(batch: Buffer, h: BatchHeader, decode: (data: Buffer, h: Batch
     throw corrupt(`cannot decompress ${name} records: ${(err as Error).message}`, BATCH_HEADER_SIZE, err);
   }
   if (!(raw instanceof Uint8Array)) throw new TypeError(`codec for ${name} decompress() must return a Uint8Array`);
-  try {
-    return decode(Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.length), h);
-  } catch (err) {
-    // A position in decompressed data means nothing in the batch: blame the block.
-    const e = err as SeglogError;
-    if (e.code !== 'ECORRUPT') throw err;
-    throw corrupt(`${e.message} at byte ${e.position!} of the decompressed ${name} records`, BATCH_HEADER_SIZE);
-  }
+  return Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.length);
+}
+
+/** `err` from decoding the records block of batch `h`, its ECORRUPT position made a position within the batch. */
+function inBatch(err: unknown, h: BatchHeader): unknown {
+  const e = err as SeglogError;
+  if (e.code !== 'ECORRUPT') return err;
+  if (h.compression === 0) return corrupt(`${e.message} at byte ${BATCH_HEADER_SIZE + e.position!} of the batch`, BATCH_HEADER_SIZE + e.position!);
+  // A position in decompressed data means nothing in the batch: blame the block.
+  return corrupt(`${e.message} at byte ${e.position!} of the decompressed ${KAFKA_CODEC_NAMES[h.compression as CodecId]} records`, BATCH_HEADER_SIZE);
 }
 
 /** Reads a record's length prefix at reader.pos and returns where the record ends; the reader is left after the prefix. */
