@@ -11,6 +11,7 @@ import {
   encodeBatch,
   MAGIC,
   readBatchHeader,
+  RecordCursor,
   setBaseOffset,
   setLogAppendTime,
   type RecordInput,
@@ -321,6 +322,20 @@ describe('decodeBatch on malformed records (with a valid CRC)', () => {
     const err = expectCode(() => decodeBatch(batch), 'ECORRUPT');
     expect(err.position).toBeGreaterThanOrEqual(BATCH_HEADER_SIZE);
     expect(err.position).toBeLessThanOrEqual(batch.length);
+  });
+
+  it('a RecordCursor hands out the records before a malformed one, then throws as decodeBatch does', () => {
+    const second = [0x0e, 0x00, 0x00, 0x02, 0x01, 0x06, 0x61, 0x00]; // offset delta 1, a value length past the record
+    const batch = withRecords([...good, ...second], 2);
+    const cursor = new RecordCursor(batch, readBatchHeader(batch));
+    expect(cursor.next()).toMatchObject({ offset: 0, value: Buffer.from('a') });
+    const err = expectCode(() => cursor.next(), 'ECORRUPT');
+    expect(err.position).toBe(BATCH_HEADER_SIZE + good.length + 5);
+    expect(expectCode(() => decodeBatch(batch), 'ECORRUPT').position).toBe(err.position);
+    const whole = withRecords(good, 1);
+    const one = new RecordCursor(whole, readBatchHeader(whole));
+    expect(one.next()).toBeDefined();
+    expect(one.next()).toBeUndefined();
   });
 
   it('rejects bytes after the batch and invalid batches', () => {
