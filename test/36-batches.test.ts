@@ -111,6 +111,17 @@ describe('Log.records over batches', () => {
     expect((await it2.next()).done).toBe(true);
     await log.close();
   });
+
+  test('return() called while a read is under way ends the iteration: later next() calls are done', async () => {
+    const log = await filled(3, 5);
+    const it = log.records(0);
+    const first = it.next(); // its read is under way
+    const ended = it.return(undefined);
+    await first;
+    expect(await ended).toEqual({ done: true, value: undefined });
+    expect(await it.next()).toEqual({ done: true, value: undefined });
+    await log.close();
+  });
 });
 
 describe('records of a batch that does not decode', () => {

@@ -140,6 +140,8 @@ class RecordIterator implements AsyncGenerator<LogRecord, undefined> {
   #cursor: RecordCursor | undefined;
   /** The read being fetched: next() calls made meanwhile wait for it, in order. */
   #fetching: Promise<IteratorResult<LogRecord, undefined>> | undefined;
+  /** Ended by return(), throw() or an error: a read that arrives after that is not handed out. */
+  #finished = false;
 
   constructor(source: AsyncGenerator<Read>) {
     this.#reads = source;
@@ -151,6 +153,7 @@ class RecordIterator implements AsyncGenerator<LogRecord, undefined> {
 
   next(): Promise<IteratorResult<LogRecord, undefined>> {
     if (this.#fetching !== undefined) return this.#fetching.then(() => this.next());
+    if (this.#finished) return Promise.resolve(DONE);
     try {
       for (;;) {
         const record = this.#cursor?.next();
@@ -172,7 +175,7 @@ class RecordIterator implements AsyncGenerator<LogRecord, undefined> {
     this.#fetching = this.#reads.next().then(
       (r) => {
         this.#fetching = undefined;
-        if (r.done === true) return DONE;
+        if (r.done === true || this.#finished) return DONE;
         this.#bytes = r.value.bytes;
         this.#position = 0;
         this.#from = r.value.from;
@@ -192,18 +195,20 @@ class RecordIterator implements AsyncGenerator<LogRecord, undefined> {
   }
 
   async throw(err: unknown): Promise<IteratorResult<LogRecord, undefined>> {
-    this.#forget();
+    this.#finish();
     await this.#reads.throw(err);
     return DONE;
   }
 
-  /** Forgets the read in hand and finishes the reads. */
+  /** Ends the iteration and finishes the reads. */
   async #drop(): Promise<void> {
-    this.#forget();
+    this.#finish();
     await this.#reads.return(undefined);
   }
 
-  #forget(): void {
+  /** Ends the iteration: the read in hand is let go. */
+  #finish(): void {
+    this.#finished = true;
     this.#cursor = undefined;
     this.#bytes = EMPTY;
     this.#position = 0;
