@@ -132,6 +132,7 @@ describe('encodeBatch / decodeBatch', () => {
     for (const b of [r!.key!, r!.value!, r!.headers[0]!.value!]) {
       expect(Buffer.isBuffer(b)).toBe(true);
       expect(b).toBeInstanceOf(Buffer);
+      expect(Object.getPrototypeOf(b)).toBe(Buffer.prototype);
       expect(b.constructor).toBe(Buffer);
       expect(inspect(b)).toMatch(/^<Buffer /);
       expect(Buffer.isBuffer(b.subarray(1))).toBe(true);

@@ -216,17 +216,16 @@ function recordEnd(reader: VarintReader): number {
 }
 
 /**
- * A Buffer made the way Node makes its own (a Uint8Array class whose
- * prototype inherits Buffer's): Buffer.isBuffer, instanceof Buffer and every
- * Buffer method hold for it. Records' keys and values are made this way
- * because Buffer.prototype.subarray looks up the ArrayBuffer of its source
- * on every call (a call into the runtime), which cost more than the rest of
- * a small record's decoding.
+ * Node's own Buffer class, the one its Buffers are made with (Buffer's
+ * species names it, so that map() and the like make Buffers). Keys and
+ * values are made with it over the block's ArrayBuffer, looked up once:
+ * Buffer.prototype.subarray looks up its source's ArrayBuffer on every call
+ * (a call into the runtime), which cost more than the rest of a small
+ * record's decoding. A class of our own extending Uint8Array would do as
+ * well until a bundler redefines its name (tsx, esbuild's keepNames):
+ * constructing it then took 8x as long.
  */
-class BufferView extends Uint8Array {}
-Object.setPrototypeOf(BufferView.prototype, Buffer.prototype);
-// As Node sets it on its own Buffers' class: species, inspect and the like see a Buffer.
-Object.defineProperty(BufferView.prototype, 'constructor', { value: Buffer, writable: true, configurable: true });
+const NodeBuffer = (Buffer as unknown as { [Symbol.species]: new (memory: ArrayBuffer, byteOffset: number, length: number) => Buffer })[Symbol.species];
 
 /** Views of one decoded block's bytes: its ArrayBuffer looked up once. */
 class Views {
@@ -240,7 +239,7 @@ class Views {
 
   /** [p, p + length) of the block, as a Buffer. */
   of(p: number, length: number): Buffer {
-    return new BufferView(this.#memory, this.#base + p, length) as Buffer;
+    return new NodeBuffer(this.#memory, this.#base + p, length);
   }
 }
 
