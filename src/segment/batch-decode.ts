@@ -1,8 +1,8 @@
 // Decoding the records of a RecordBatch v2: all of them (decodeBatch for
 // callers with bytes of unknown origin, decodeChecked for the log's reads,
-// whose CRCs were just checked) or the one at an offset (recordAt) or
-// timestamp (offsetAtTimestamp), which step over the others by their length
-// prefixes. One record parser for all.
+// whose CRCs were just checked), one at a time (RecordCursor, for records()),
+// or the one at an offset (recordAt) or timestamp (offsetAtTimestamp), which
+// step over the others by their length prefixes. One record parser for all.
 import { SeglogError } from '../errors.js';
 import { checkBytes } from '../validate.js';
 import { BATCH_HEADER_SIZE, MIN_RECORD_SIZE, OFF_ATTRIBUTES, checkBatch, corrupt, type BatchHeader } from './batch-header.js';
