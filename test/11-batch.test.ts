@@ -1,3 +1,4 @@
+import { inspect } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { SeglogError } from '../src/errors.js';
@@ -10,6 +11,7 @@ import {
   encodeBatch,
   MAGIC,
   readBatchHeader,
+  RecordCursor,
   setBaseOffset,
   setLogAppendTime,
   type RecordInput,
@@ -123,6 +125,22 @@ describe('encodeBatch / decodeBatch', () => {
     batch.fill(0);
     expect(r!.key!.toString()).toBe('key');
     expect(r!.value!.toString()).toBe('value');
+  });
+
+  it('decodes keys and values into Buffers in every respect (views of one copy of the records)', () => {
+    const [r] = decodeBatch(encodeBatch([{ key: 'key', value: 'value', headers: [{ key: 'h', value: 'hv' }] }]));
+    for (const b of [r!.key!, r!.value!, r!.headers[0]!.value!]) {
+      expect(Buffer.isBuffer(b)).toBe(true);
+      expect(b).toBeInstanceOf(Buffer);
+      expect(Object.getPrototypeOf(b)).toBe(Buffer.prototype);
+      expect(b.constructor).toBe(Buffer);
+      expect(inspect(b)).toMatch(/^<Buffer /);
+      expect(Buffer.isBuffer(b.subarray(1))).toBe(true);
+      expect(Buffer.isBuffer(b.map((x) => x))).toBe(true);
+      expect(b.readUInt8(0)).toBe(b[0]);
+    }
+    expect(r!.value!.toString('hex')).toBe(Buffer.from('value').toString('hex'));
+    expect(r!.key!.buffer).toBe(r!.value!.buffer);
   });
 
   it('compresses with gzip as one block of the records', () => {
@@ -305,6 +323,20 @@ describe('decodeBatch on malformed records (with a valid CRC)', () => {
     const err = expectCode(() => decodeBatch(batch), 'ECORRUPT');
     expect(err.position).toBeGreaterThanOrEqual(BATCH_HEADER_SIZE);
     expect(err.position).toBeLessThanOrEqual(batch.length);
+  });
+
+  it('a RecordCursor hands out the records before a malformed one, then throws as decodeBatch does', () => {
+    const second = [0x0e, 0x00, 0x00, 0x02, 0x01, 0x06, 0x61, 0x00]; // offset delta 1, a value length past the record
+    const batch = withRecords([...good, ...second], 2);
+    const cursor = new RecordCursor(batch, readBatchHeader(batch));
+    expect(cursor.next()).toMatchObject({ offset: 0, value: Buffer.from('a') });
+    const err = expectCode(() => cursor.next(), 'ECORRUPT');
+    expect(err.position).toBe(BATCH_HEADER_SIZE + good.length + 5);
+    expect(expectCode(() => decodeBatch(batch), 'ECORRUPT').position).toBe(err.position);
+    const whole = withRecords(good, 1);
+    const one = new RecordCursor(whole, readBatchHeader(whole));
+    expect(one.next()).toBeDefined();
+    expect(one.next()).toBeUndefined();
   });
 
   it('rejects bytes after the batch and invalid batches', () => {

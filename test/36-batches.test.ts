@@ -1,9 +1,9 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { File } from '../src/native.js';
+import { crc32c, File } from '../src/native.js';
 import { Log, type LogBatch, type LogOptions } from '../src/seglog.js';
-import type { LogRecord } from '../src/segment/batch.js';
+import { BATCH_HEADER_SIZE, BATCH_OVERHEAD, encodeBatch, type LogRecord } from '../src/segment/batch.js';
 import { tempDir } from './helpers/tmp.js';
 
 const value = (offset: number) => Buffer.from(`value-${offset}-`.padEnd(40, '.'));
@@ -109,6 +109,57 @@ describe('Log.records over batches', () => {
     await it2.next();
     await expect(it2.throw(new Error('stop'))).rejects.toThrow('stop');
     expect((await it2.next()).done).toBe(true);
+    await log.close();
+  });
+
+  test('return() called while a read is under way ends the iteration: later next() calls are done', async () => {
+    const log = await filled(3, 5);
+    const it = log.records(0);
+    const first = it.next(); // its read is under way
+    const ended = it.return(undefined);
+    await first;
+    expect(await ended).toEqual({ done: true, value: undefined });
+    expect(await it.next()).toEqual({ done: true, value: undefined });
+    await log.close();
+  });
+});
+
+describe('records of a batch that does not decode', () => {
+  /** Two records at offsets 0 and 1 under a valid CRC; the second's value length runs past it. */
+  function damagedBatch(): Buffer {
+    const records = [0x0e, 0x00, 0x00, 0x00, 0x01, 0x02, 0x61, 0x00, 0x0e, 0x00, 0x00, 0x02, 0x01, 0x06, 0x61, 0x00];
+    const b = Buffer.concat([encodeBatch([{ value: 'x' }]).subarray(0, BATCH_HEADER_SIZE), Buffer.from(records)]);
+    b.writeInt32BE(b.length - BATCH_OVERHEAD, 8);
+    b.writeInt32BE(1, 23); // lastOffsetDelta
+    b.writeInt32BE(2, 57); // recordsCount
+    b.writeUInt32BE(crc32c(b.subarray(21)), 17);
+    return b;
+  }
+
+  test('records() hands out the records before the damage, then rejects with ECORRUPT and ends', async () => {
+    const log = await filled(2, 3);
+    await log.appendBatches(damagedBatch());
+    await log.append([{ value: 'after' }]);
+    const it = log.records(0);
+    const offsets: number[] = [];
+    const failed = await (async () => {
+      for (;;) {
+        const r = await it.next();
+        if (r.done === true) return undefined;
+        offsets.push(r.value.offset);
+      }
+    })().catch((err: unknown) => err);
+    expect(failed).toMatchObject({ code: 'ECORRUPT' });
+    expect(offsets).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    expect((await it.next()).done).toBe(true);
+    // batches() hands out whole batches: the damaged one is refused whole.
+    const seen: number[] = [];
+    await expect(
+      (async () => {
+        for await (const b of log.batches(0)) seen.push(...b.records.map((r) => r.offset));
+      })(),
+    ).rejects.toMatchObject({ code: 'ECORRUPT' });
+    expect(seen).toEqual([0, 1, 2, 3, 4, 5]);
     await log.close();
   });
 });

@@ -6,7 +6,7 @@
 // when their bound moves.
 import { describe, expect, test } from 'vitest';
 import type { HighWatermark } from '../src/log/high-watermark.js';
-import { batches, Followers } from '../src/log/follow.js';
+import { batches, Followers, records } from '../src/log/follow.js';
 import { ReadIsolation, type TransactionView } from '../src/log/isolation.js';
 import { Log, type IsolationLevel, type LogBatch } from '../src/log/log.js';
 import type { LogSegments } from '../src/log/segments.js';
@@ -278,26 +278,31 @@ describe('ReadIsolation over a TransactionView (the seam the transaction state p
       bound: () => 7,
       closed: () => false,
       read: (offset: number, maxBytes: number) => log.read(offset, { maxBytes }),
-      skipped: (from: number, to: number) => reads.skipped(from, to),
+      skipped: (_level: IsolationLevel, from: number, to: number) => reads.skipped(from, to),
     };
     const kept = async (maxBytes: number) => {
       v.asked.length = 0;
       const out: number[] = [];
-      for await (const b of batches(source, new Followers(), 0, { follow: false, signal: undefined, maxBytes, isolation: 'committed' })) out.push(...b.records.map((r) => r.offset));
+      for await (const b of batches(source, new Followers(), 0, { maxBytes, isolation: 'committed' })) out.push(...b.records.map((r) => r.offset));
+      // records() leaves out the same.
+      const one: number[] = [];
+      for await (const r of records(source, new Followers(), 0, { maxBytes, isolation: 'committed' })) one.push(r.offset);
+      expect(one).toEqual(out);
       return out;
     };
     expect(await kept(1 << 20)).toEqual([0, 3, 6]);
-    expect(v.asked).toEqual([[0, 7]]);
+    expect(v.asked).toEqual([[0, 7], [0, 7]]);
     // One batch per read: one question per read, about its own range.
     expect(await kept(1)).toEqual([0, 3, 6]);
-    expect(v.asked).toEqual([
+    const perRead = [
       [0, 1],
       [1, 3],
       [3, 4],
       [4, 5],
       [5, 6],
       [6, 7],
-    ]);
+    ];
+    expect(v.asked).toEqual([...perRead, ...perRead]);
     await log.close();
   });
 });

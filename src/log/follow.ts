@@ -3,20 +3,21 @@
 // (the log end, the high watermark or the last stable offset) until it moves,
 // the log closes or the caller aborts. Followers are woken by the segment
 // set's append events and by the high watermark moving.
-import { decodeChecked, readBatchHeader, type BatchHeader, type LogRecord } from '../segment/batch.js';
-import type { BatchFilter } from './isolation.js';
-import type { FollowConfig } from './options.js';
+import { decodeChecked, readBatchHeader, RecordCursor, type BatchHeader, type LogRecord } from '../segment/batch.js';
+import { checkInteger } from '../validate.js';
+import type { BatchFilter, IsolationLevel } from './isolation.js';
+import { checkRecordsOptions, type RecordsOptions } from './options.js';
 import type { ReadResult } from './reader.js';
 import type { SegmentEvents } from './segments.js';
 
 /** What records() needs of its log, at the isolation level it reads under. */
 export interface FollowSource {
   /** Offsets below it may be read now. */
-  bound(): number;
+  bound(level: IsolationLevel): number;
   closed(): boolean;
-  read(offset: number, maxBytes: number): Promise<ReadResult>;
-  /** Which of the batches read over [from, to) to leave out (read_committed); undefined: none. */
-  skipped: ((from: number, to: number) => BatchFilter) | undefined;
+  read(offset: number, maxBytes: number, level: IsolationLevel): Promise<ReadResult>;
+  /** Which of the batches read over [from, to) to leave out; undefined: none. */
+  skipped(level: IsolationLevel, from: number, to: number): BatchFilter | undefined;
 }
 
 export class Followers implements SegmentEvents {
@@ -66,61 +67,95 @@ export interface LogBatch {
 }
 
 /**
- * Batches of `log` from the one holding `fromOffset` on, decoded, up to its
- * bound, leaving out those `log.skipped` names; with `follow`, waits at the
- * bound instead of finishing. Each batch's CRC was checked by the read that
- * brought it and is not computed again.
+ * The reads of `log` from the batch holding `fromOffset` on up to the bound
+ * of the isolation level (whole batches, each CRC-checked by the read that
+ * brought it), each with the offset it was asked for (its first batch may
+ * begin below it) and the batches to leave out; with `follow`, waits at the
+ * bound instead of finishing. Arguments are checked when first asked.
  */
-export async function* batches(log: FollowSource, followers: Followers, fromOffset: number, options: FollowConfig): AsyncGenerator<LogBatch> {
-  const { follow, signal, maxBytes } = options;
+async function* reads(log: FollowSource, followers: Followers, fromOffset: number, options: RecordsOptions | undefined): AsyncGenerator<Read> {
+  checkInteger('fromOffset', fromOffset);
+  const { follow, signal, maxBytes, isolation } = checkRecordsOptions(options);
   let next = fromOffset;
   for (;;) {
     signal?.throwIfAborted();
     if (log.closed()) return;
-    const bound = log.bound();
+    const bound = log.bound(isolation);
     if (next >= bound) {
       if (!follow) return;
-      await followers.wait(() => log.bound() > next, log.closed, signal);
+      await followers.wait(() => log.bound(isolation) > next, log.closed, signal);
       continue;
     }
-    const { bytes, nextOffset } = await log.read(next, maxBytes);
+    const { bytes, nextOffset } = await log.read(next, maxBytes, isolation);
     if (bytes.length === 0) {
       // Nothing below the bound: the batch at `next` ends past it (a high watermark set inside a batch: it
       // comes whole or not at all), or a truncation is under way (its segments gone, the bound not yet
       // moved). Either way only a move of the bound changes that.
       if (!follow) return;
-      await followers.wait(() => log.bound() !== bound, log.closed, signal);
+      await followers.wait(() => log.bound(isolation) !== bound, log.closed, signal);
       continue;
     }
-    const skipped = log.skipped?.(next, nextOffset);
+    yield { bytes, from: next, skipped: log.skipped(isolation, next, nextOffset) };
+    next = nextOffset;
+  }
+}
+
+/** One read of reads(): whole batches, the offset asked for, and which batches to leave out. */
+interface Read {
+  bytes: Buffer;
+  from: number;
+  skipped: BatchFilter | undefined;
+}
+
+/**
+ * Batches of `log` from the one holding `fromOffset` on, decoded; with
+ * `follow`, waits at the end instead of finishing. Each batch's CRC was
+ * checked by the read that brought it and is not computed again.
+ */
+export async function* batches(log: FollowSource, followers: Followers, fromOffset: number, options: RecordsOptions | undefined): AsyncGenerator<LogBatch> {
+  for await (const { bytes, from, skipped } of reads(log, followers, fromOffset, options)) {
     for (let p = 0; p < bytes.length; ) {
       const header = readBatchHeader(bytes, p);
       p += header.size;
       if (skipped?.(header) === true) continue;
       let records = decodeChecked(bytes.subarray(p - header.size, p), header);
-      if (header.baseOffset < next) records = records.filter((r) => r.offset >= next);
+      if (header.baseOffset < from) records = records.filter((r) => r.offset >= from);
       if (records.length > 0) yield { header, records };
     }
-    next = nextOffset;
   }
 }
 
+/** The records of batches() one by one (the same options, the same views). */
+export function records(log: FollowSource, followers: Followers, fromOffset: number, options: RecordsOptions | undefined): AsyncGenerator<LogRecord, undefined> {
+  return new RecordIterator(reads(log, followers, fromOffset, options));
+}
+
 const DONE: IteratorReturnResult<undefined> = { done: true, value: undefined };
+const EMPTY = Buffer.alloc(0);
 
 /**
- * records(): the records of batches() one by one. The async step is per
- * batch; records of a batch in hand are handed out as resolved promises,
- * without an async generator's per-item machinery.
+ * records(): the async step is per read (up to maxBytes of batches); the
+ * records of a read in hand are decoded one at a time as next() asks
+ * (RecordCursor: no array, no async generator per record) and handed out
+ * as resolved promises.
  */
-export class RecordIterator implements AsyncGenerator<LogRecord, undefined> {
-  readonly #batches: AsyncGenerator<LogBatch>;
-  #records: LogRecord[] = [];
-  #next = 0;
-  /** The batch being fetched: next() calls made meanwhile wait for it, in order. */
+class RecordIterator implements AsyncGenerator<LogRecord, undefined> {
+  readonly #reads: AsyncGenerator<Read>;
+  /** The read in hand, where its next batch starts, and the offset it was asked for. */
+  #bytes: Buffer = EMPTY;
+  #position = 0;
+  #from = 0;
+  /** Which batches of the read in hand to leave out (read_committed). */
+  #skipped: BatchFilter | undefined;
+  /** The batch being decoded. */
+  #cursor: RecordCursor | undefined;
+  /** The read being fetched: next() calls made meanwhile wait for it, in order. */
   #fetching: Promise<IteratorResult<LogRecord, undefined>> | undefined;
+  /** Ended by return(), throw() or an error: a read that arrives after that is not handed out. */
+  #finished = false;
 
-  constructor(source: AsyncGenerator<LogBatch>) {
-    this.#batches = source;
+  constructor(source: AsyncGenerator<Read>) {
+    this.#reads = source;
   }
 
   [Symbol.asyncIterator](): this {
@@ -129,13 +164,34 @@ export class RecordIterator implements AsyncGenerator<LogRecord, undefined> {
 
   next(): Promise<IteratorResult<LogRecord, undefined>> {
     if (this.#fetching !== undefined) return this.#fetching.then(() => this.next());
-    if (this.#next < this.#records.length) return Promise.resolve({ done: false, value: this.#records[this.#next++]! });
-    this.#fetching = this.#batches.next().then(
+    if (this.#finished) return Promise.resolve(DONE);
+    try {
+      for (;;) {
+        const record = this.#cursor?.next();
+        if (record !== undefined) {
+          if (record.offset >= this.#from) return Promise.resolve({ done: false, value: record });
+          continue;
+        }
+        if (this.#position >= this.#bytes.length) break;
+        const p = this.#position;
+        const header = readBatchHeader(this.#bytes, p);
+        this.#position = p + header.size;
+        if (this.#skipped?.(header) === true) continue;
+        this.#cursor = new RecordCursor(this.#bytes.subarray(p, p + header.size), header);
+      }
+    } catch (err) {
+      // As when batches() throws: the iteration ends (the reads finish first), and the error is the caller's.
+      return this.#drop().then(() => Promise.reject(err));
+    }
+    this.#cursor = undefined;
+    this.#fetching = this.#reads.next().then(
       (r) => {
         this.#fetching = undefined;
-        if (r.done === true) return DONE;
-        this.#records = r.value.records;
-        this.#next = 0;
+        if (r.done === true || this.#finished) return DONE;
+        this.#bytes = r.value.bytes;
+        this.#position = 0;
+        this.#from = r.value.from;
+        this.#skipped = r.value.skipped;
         return this.next();
       },
       (err: unknown) => {
@@ -147,14 +203,27 @@ export class RecordIterator implements AsyncGenerator<LogRecord, undefined> {
   }
 
   async return(): Promise<IteratorResult<LogRecord, undefined>> {
-    this.#records = [];
-    await this.#batches.return(undefined);
+    await this.#drop();
     return DONE;
   }
 
   async throw(err: unknown): Promise<IteratorResult<LogRecord, undefined>> {
-    this.#records = [];
-    await this.#batches.throw(err);
+    this.#finish();
+    await this.#reads.throw(err);
     return DONE;
+  }
+
+  /** Ends the iteration and finishes the reads. */
+  async #drop(): Promise<void> {
+    this.#finish();
+    await this.#reads.return(undefined);
+  }
+
+  /** Ends the iteration: the read in hand is let go. */
+  #finish(): void {
+    this.#finished = true;
+    this.#cursor = undefined;
+    this.#bytes = EMPTY;
+    this.#position = 0;
   }
 }

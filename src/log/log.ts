@@ -20,7 +20,7 @@ import { MarkerOnOpen, writeCleanShutdown } from './clean-shutdown.js';
 import { EncodeRing } from './encode-ring.js';
 import type { LogContext } from './context.js';
 import { Flusher } from './flusher.js';
-import { batches, Followers, RecordIterator, type LogBatch } from './follow.js';
+import { batches, Followers, records, type FollowSource, type LogBatch } from './follow.js';
 import { GroupCommit } from './group-commit.js';
 import { HighWatermark } from './high-watermark.js';
 import { NO_TRANSACTIONS, ReadIsolation, type IsolationLevel } from './isolation.js';
@@ -28,7 +28,6 @@ import { loadLog, segmentConfigOf, type LoadedLog, type OffsetRange } from './lo
 import { LeaderEpochs, type EpochEnd } from './leader-epochs.js';
 import {
   checkLogOptions,
-  checkRecordsOptions,
   NEVER,
   syncPolicyOf,
   INT32_MAX,
@@ -367,23 +366,21 @@ export class Log {
    * move instead of finishing (until the log closes or `signal` aborts). Keys
    * and values are views of the read buffer, valid while referenced (see LogBatch).
    */
-  async *batches(fromOffset: number, options?: RecordsOptions): AsyncGenerator<LogBatch> {
-    checkInteger('fromOffset', fromOffset);
-    const config = checkRecordsOptions(options);
-    const { isolation } = config;
-    const source = {
-      bound: () => this.#isolation.bound(isolation),
-      closed: () => this.closed,
-      read: (offset: number, maxBytes: number) => this.read(offset, { maxBytes, isolation }),
-      skipped: isolation === 'committed' ? (from: number, to: number) => this.#isolation.skipped(from, to) : undefined,
-    };
-    yield* batches(source, this.#followers, fromOffset, config);
+  batches(fromOffset: number, options?: RecordsOptions): AsyncGenerator<LogBatch> {
+    return batches(this.#followSource, this.#followers, fromOffset, options);
   }
 
   /** The records of batches(), one by one (the same options, the same views). */
   records(fromOffset: number, options?: RecordsOptions): AsyncGenerator<LogRecord, undefined> {
-    return new RecordIterator(this.batches(fromOffset, options));
+    return records(this.#followSource, this.#followers, fromOffset, options);
   }
+
+  readonly #followSource: FollowSource = {
+    bound: (isolation) => this.#isolation.bound(isolation),
+    closed: () => this.closed,
+    read: (offset, maxBytes, isolation) => this.read(offset, { maxBytes, isolation }),
+    skipped: (isolation, from, to) => (isolation === 'committed' ? this.#isolation.skipped(from, to) : undefined),
+  };
 
   /** The record at `offset`, or undefined below startOffset and at or past endOffset. Key and value are the caller's copies. */
   readRecord(offset: number): Promise<LogRecord | undefined> {

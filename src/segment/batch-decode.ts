@@ -1,8 +1,8 @@
 // Decoding the records of a RecordBatch v2: all of them (decodeBatch for
 // callers with bytes of unknown origin, decodeChecked for the log's reads,
-// whose CRCs were just checked) or the one at an offset (recordAt) or
-// timestamp (offsetAtTimestamp), which step over the others by their length
-// prefixes. One record parser for all.
+// whose CRCs were just checked), one at a time (RecordCursor, for records()),
+// or the one at an offset (recordAt) or timestamp (offsetAtTimestamp), which
+// step over the others by their length prefixes. One record parser for all.
 import { SeglogError } from '../errors.js';
 import { checkBytes } from '../validate.js';
 import { BATCH_HEADER_SIZE, MIN_RECORD_SIZE, OFF_ATTRIBUTES, checkBatch, corrupt, type BatchHeader } from './batch-header.js';
@@ -43,16 +43,46 @@ export function decodeBatch(batch: Uint8Array): LogRecord[] {
  * they are used. Errors as decodeBatch.
  */
 export function decodeChecked(batch: Buffer, header: BatchHeader): LogRecord[] {
-  return parse(batch, header, (data, h) => {
-    const reader = new VarintReader(data, 0, data.length);
-    const records: LogRecord[] = [];
-    while (reader.pos < data.length) {
-      if (records.length === h.recordsCount) throw corrupt(`batch holds more than its ${h.recordsCount} records`, reader.pos);
-      records.push(decodeRecord(reader, data, h));
+  const cursor = new RecordCursor(batch, header);
+  const records: LogRecord[] = [];
+  for (let r = cursor.next(); r !== undefined; r = cursor.next()) records.push(r);
+  return records;
+}
+
+/**
+ * The records of a batch as decodeChecked takes it, decoded one at a time
+ * (a reader of records one by one holds no array of them), with the same
+ * views and errors; a compressed batch is decompressed when the cursor is made.
+ */
+export class RecordCursor {
+  readonly #header: BatchHeader;
+  readonly #reader: VarintReader;
+  readonly #views: Views;
+  #decoded = 0;
+
+  constructor(batch: Buffer, header: BatchHeader) {
+    const data = recordsBlock(batch, header);
+    this.#header = header;
+    this.#reader = new VarintReader(data, 0, data.length);
+    this.#views = new Views(data);
+  }
+
+  /** The next record; undefined after the last. */
+  next(): LogRecord | undefined {
+    const reader = this.#reader;
+    const h = this.#header;
+    try {
+      if (reader.pos >= reader.end) {
+        if (this.#decoded !== h.recordsCount) throw corrupt(`batch holds ${this.#decoded} records, its header says ${h.recordsCount}`, reader.pos);
+        return undefined;
+      }
+      if (this.#decoded === h.recordsCount) throw corrupt(`batch holds more than its ${h.recordsCount} records`, reader.pos);
+      this.#decoded++;
+      return decodeRecord(reader, this.#views, h);
+    } catch (err) {
+      throw inBatch(err, h);
     }
-    if (records.length !== h.recordsCount) throw corrupt(`batch holds ${records.length} records, its header says ${h.recordsCount}`, reader.pos);
-    return records;
-  });
+  }
 }
 
 /**
@@ -66,13 +96,13 @@ export function recordAt(batch: Buffer, header: BatchHeader, offset: number): Lo
     const reader = new VarintReader(data, 0, data.length);
     while (reader.pos < data.length) {
       const start = reader.pos;
-      const end = recordEnd(reader, data);
+      const end = recordEnd(reader);
       reader.pos++; // attributes
       reader.varlong(); // timestamp delta
       const at = h.baseOffset + reader.varint();
       if (at > offset) return undefined;
       reader.pos = start;
-      if (at === offset) return decodeRecord(reader, data, h);
+      if (at === offset) return decodeRecord(reader, new Views(data), h);
       reader.pos = end;
     }
     return undefined;
@@ -88,7 +118,7 @@ export function offsetAtTimestamp(batch: Buffer, header: BatchHeader, timestamp:
   return parse(batch, header, (data, h) => {
     const reader = new VarintReader(data, 0, data.length);
     while (reader.pos < data.length) {
-      const end = recordEnd(reader, data);
+      const end = recordEnd(reader);
       reader.pos++; // attributes
       const delta = reader.varlong();
       const offsetDelta = reader.varint();
@@ -118,7 +148,7 @@ export function recordTimestampRange(batch: Buffer, header: BatchHeader): { min:
     for (let i = 0; i < h.recordsCount; i++) {
       if (reader.pos >= data.length) throw corrupt(`batch holds ${i} records, its header says ${h.recordsCount}`, reader.pos);
       const start = reader.pos;
-      const end = recordEnd(reader, data);
+      const end = recordEnd(reader);
       reader.pos++; // attributes
       // A one-byte timestamp delta (records of one millisecond) is read inline: a broker walks every producer batch.
       const b = data[reader.pos]!;
@@ -137,20 +167,21 @@ export function recordTimestampRange(batch: Buffer, header: BatchHeader): { min:
 }
 
 /**
- * Runs `decode` over the records of a whole batch: a view of them when
- * uncompressed, else the decompressed block. ECORRUPT positions from
- * `decode` are made positions within the batch.
+ * Runs `decode` over the records of a whole batch (recordsBlock); ECORRUPT
+ * positions from `decode` are made positions within the batch.
  */
 function parse<T>(batch: Buffer, h: BatchHeader, decode: (data: Buffer, h: BatchHeader) => T): T {
-  if (h.compression === 0) {
-    try {
-      return decode(batch.subarray(BATCH_HEADER_SIZE, h.size), h);
-    } catch (err) {
-      const e = err as SeglogError;
-      if (e.code !== 'ECORRUPT') throw err;
-      throw corrupt(`${e.message} at byte ${BATCH_HEADER_SIZE + e.position!} of the batch`, BATCH_HEADER_SIZE + e.position!);
-    }
+  const data = recordsBlock(batch, h);
+  try {
+    return decode(data, h);
+  } catch (err) {
+    throw inBatch(err, h);
   }
+}
+
+/** The records of a whole batch: a view of them when uncompressed, else the decompressed block. */
+function recordsBlock(batch: Buffer, h: BatchHeader): Buffer {
+  if (h.compression === 0) return batch.subarray(BATCH_HEADER_SIZE, h.size);
   if (h.compression > 4) throw corrupt(`unknown compression type ${h.compression}`, OFF_ATTRIBUTES);
   const name = KAFKA_CODEC_NAMES[h.compression as CodecId];
   const codec = codecById(h.compression as CodecId);
@@ -163,40 +194,70 @@ function parse<T>(batch: Buffer, h: BatchHeader, decode: (data: Buffer, h: Batch
     throw corrupt(`cannot decompress ${name} records: ${(err as Error).message}`, BATCH_HEADER_SIZE, err);
   }
   if (!(raw instanceof Uint8Array)) throw new TypeError(`codec for ${name} decompress() must return a Uint8Array`);
-  try {
-    return decode(Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.length), h);
-  } catch (err) {
-    // A position in decompressed data means nothing in the batch: blame the block.
-    const e = err as SeglogError;
-    if (e.code !== 'ECORRUPT') throw err;
-    throw corrupt(`${e.message} at byte ${e.position!} of the decompressed ${name} records`, BATCH_HEADER_SIZE);
-  }
+  return Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.length);
+}
+
+/** `err` from decoding the records block of batch `h`, its ECORRUPT position made a position within the batch. */
+function inBatch(err: unknown, h: BatchHeader): unknown {
+  const e = err as SeglogError;
+  if (e.code !== 'ECORRUPT') return err;
+  if (h.compression === 0) return corrupt(`${e.message} at byte ${BATCH_HEADER_SIZE + e.position!} of the batch`, BATCH_HEADER_SIZE + e.position!);
+  // A position in decompressed data means nothing in the batch: blame the block.
+  return corrupt(`${e.message} at byte ${e.position!} of the decompressed ${KAFKA_CODEC_NAMES[h.compression as CodecId]} records`, BATCH_HEADER_SIZE);
 }
 
 /** Reads a record's length prefix at reader.pos and returns where the record ends; the reader is left after the prefix. */
-function recordEnd(reader: VarintReader, data: Buffer): number {
+function recordEnd(reader: VarintReader): number {
   const start = reader.pos;
   const length = reader.varint();
   // The length prefix itself is one of MIN_RECORD_SIZE's bytes.
-  if (length < MIN_RECORD_SIZE - 1 || length > data.length - reader.pos) throw corrupt(`record length ${length} out of range`, start);
+  if (length < MIN_RECORD_SIZE - 1 || length > reader.end - reader.pos) throw corrupt(`record length ${length} out of range`, start);
   return reader.pos + length;
 }
 
-/** A length-prefixed field at reader.pos that must end by `end`; null for length -1. */
-function readField(reader: VarintReader, data: Buffer, end: number, what: string): Buffer | null {
+/**
+ * Node's own Buffer class, the one its Buffers are made with (Buffer's
+ * species names it, so that map() and the like make Buffers). Keys and
+ * values are made with it over the block's ArrayBuffer, looked up once:
+ * Buffer.prototype.subarray looks up its source's ArrayBuffer on every call
+ * (a call into the runtime), which cost more than the rest of a small
+ * record's decoding. A class of our own extending Uint8Array would do as
+ * well until a bundler redefines its name (tsx, esbuild's keepNames):
+ * constructing it then took 8x as long.
+ */
+const NodeBuffer = (Buffer as unknown as { [Symbol.species]: new (memory: ArrayBuffer, byteOffset: number, length: number) => Buffer })[Symbol.species];
+
+/** Views of one decoded block's bytes: its ArrayBuffer looked up once. */
+class Views {
+  readonly #memory: ArrayBuffer;
+  readonly #base: number;
+
+  constructor(data: Buffer) {
+    this.#memory = data.buffer as ArrayBuffer; // or a SharedArrayBuffer, which Uint8Array takes alike
+    this.#base = data.byteOffset;
+  }
+
+  /** [p, p + length) of the block, as a Buffer. */
+  of(p: number, length: number): Buffer {
+    return new NodeBuffer(this.#memory, this.#base + p, length);
+  }
+}
+
+/** A length-prefixed field at reader.pos that must end by `end`, as a view; null for length -1. */
+function readField(reader: VarintReader, views: Views, end: number, what: string): Buffer | null {
   const at = reader.pos;
   const length = reader.varint();
   if (length === -1) return null;
   if (length < -1 || length > end - reader.pos) throw corrupt(`${what} length ${length} out of range`, at);
   const p = reader.pos;
   reader.pos += length;
-  return data.subarray(p, p + length);
+  return views.of(p, length);
 }
 
 /** Decodes the record at reader.pos of `data` and leaves the reader after it; ECORRUPT positions are within `data`. */
-function decodeRecord(reader: VarintReader, data: Buffer, h: BatchHeader): LogRecord {
+function decodeRecord(reader: VarintReader, views: Views, h: BatchHeader): LogRecord {
   const start = reader.pos;
-  const end = recordEnd(reader, data);
+  const end = recordEnd(reader);
   const bodyStart = reader.pos;
   reader.pos++; // attributes: no record-level attribute is defined in v2
   const timestampDelta = reader.varlong();
@@ -204,16 +265,16 @@ function decodeRecord(reader: VarintReader, data: Buffer, h: BatchHeader): LogRe
   if (offsetDelta < 0 || offsetDelta > h.lastOffsetDelta) throw corrupt(`record offset delta ${offsetDelta} out of range`, start);
   const timestamp = h.timestampType === 'logAppend' ? h.maxTimestamp : h.baseTimestamp + timestampDelta;
   if (!Number.isSafeInteger(timestamp)) throw corrupt('record timestamp beyond the safe integer range', start);
-  const key = readField(reader, data, end, 'key');
-  const value = readField(reader, data, end, 'value');
+  const key = readField(reader, views, end, 'key');
+  const value = readField(reader, views, end, 'value');
   const headersCount = reader.varint();
   // Each header takes at least two bytes: its two length prefixes.
   if (headersCount < 0 || headersCount * 2 > end - reader.pos) throw corrupt(`headers count ${headersCount} out of range`, start);
   const headers: LogRecord['headers'] = [];
   for (let j = 0; j < headersCount; j++) {
-    const headerKey = readField(reader, data, end, 'header key');
+    const headerKey = readField(reader, views, end, 'header key');
     if (headerKey === null) throw corrupt('header key is null', start);
-    headers.push({ key: headerKey.toString('utf8'), value: readField(reader, data, end, 'header value') });
+    headers.push({ key: headerKey.toString('utf8'), value: readField(reader, views, end, 'header value') });
   }
   if (reader.pos !== end) throw corrupt(`record is ${end - bodyStart} bytes but its fields take ${reader.pos - bodyStart}`, start);
   return { offset: h.baseOffset + offsetDelta, timestamp, key, value, headers };

@@ -33,7 +33,7 @@ import { varintSize, varlongSize, writeVarint, writeVarlong } from './varint.js'
 
 export { BATCH_HEADER_SIZE, BATCH_OVERHEAD, MAGIC, checkBatch, readBatchHeader, setBaseOffset, setLogAppendTime, stampLogAppendTime } from './batch-header.js';
 export type { BatchHeader, CheckBatchResult } from './batch-header.js';
-export { decodeBatch, decodeChecked, offsetAtTimestamp, recordAt, recordTimestampRange } from './batch-decode.js';
+export { decodeBatch, decodeChecked, offsetAtTimestamp, RecordCursor, recordAt, recordTimestampRange } from './batch-decode.js';
 export type { LogRecord } from './batch-decode.js';
 
 export type HeaderValue = Uint8Array | string | null;
