@@ -16,6 +16,7 @@ import { readCleanShutdown, removeCleanShutdown } from './clean-shutdown.js';
 import { standaloneContext, type LogContext } from './context.js';
 import { LeaderEpochs } from './leader-epochs.js';
 import type { LogConfig } from './options.js';
+import { Producers } from './producers.js';
 
 /** Offsets [from, to] (inclusive) that no segment holds. */
 export interface OffsetRange {
@@ -31,6 +32,8 @@ export interface LoadedLog {
   context: LogContext;
   /** The leader epochs, trimmed to the loaded offsets. */
   epochs: LeaderEpochs;
+  /** Producer and transaction state as of the loaded end. */
+  producers: Producers;
   /** Whether the context was made for this log alone (its scheduler stops when the log closes). */
   ownContext: boolean;
   /** Whether the clean-shutdown marker is still on disk: it must go before the first write (MarkerOnOpen). */
@@ -87,6 +90,7 @@ export async function loadLog(dir: string, config: LogConfig, context: LogContex
   let changed = false;
   let missing: OffsetRange[];
   let epochs: LeaderEpochs;
+  let producers: Producers;
   try {
     for (let i = 0; i < bases.length; i++) {
       const last = i === bases.length - 1;
@@ -150,6 +154,7 @@ export async function loadLog(dir: string, config: LogConfig, context: LogContex
     }
     // Once recovery has settled where the log starts and ends: epochs outside that are dropped.
     epochs = await LeaderEpochs.open(dir, segments, Math.max(ctx.logStartOffset, segments[0]!.baseOffset), segments.at(-1)!.nextOffset);
+    producers = await Producers.load(dir, names, segments, { expirationMs: config.producerIdExpirationMs, maxProducerIds: config.maxProducerIds });
     // A crash after open's own changes must be detected: then the marker goes now. Otherwise it stays
     // while the log only reads, and goes before its first write (MarkerOnOpen).
     if (marker && (!clean || changed)) {
@@ -160,7 +165,7 @@ export async function loadLog(dir: string, config: LogConfig, context: LogContex
     if (context === undefined) ctx.scheduler.stop();
     throw err;
   }
-  return { segments, missing, context: ctx, epochs, ownContext: context === undefined, markerOnDisk: marker && clean && !changed };
+  return { segments, missing, context: ctx, epochs, producers, ownContext: context === undefined, markerOnDisk: marker && clean && !changed };
 }
 
 /** The names in `dir`, which is made (durably) if it does not exist yet. */
