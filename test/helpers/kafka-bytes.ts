@@ -1,6 +1,7 @@
 // Expected bytes of Kafka's producer-state files, built here from Kafka's
 // layouts independently of seglog's encoders, so a test compares the files
 // seglog writes against what Kafka would write.
+import type { SnapshotEntry } from '../../src/log/producer-snapshot.js';
 
 /** CRC-32C (Castagnoli), bit by bit. */
 export function crc32cBitwise(bytes: Uint8Array): number {
@@ -26,24 +27,13 @@ export function txnIndexBytes(entries: Array<[producerId: number, first: number,
   return Buffer.concat(parts);
 }
 
-export interface SnapshotRow {
-  producerId: number;
-  epoch: number;
-  lastSequence: number;
-  lastOffset: number;
-  offsetDelta: number;
-  timestamp: number;
-  coordinatorEpoch: number;
-  currentTxnFirstOffset: number;
-}
-
 /**
  * Kafka's ProducerSnapshot v1: version i16 = 1, crc u32 (CRC-32C of what
  * follows it), the entries array (count i32), each entry ProducerId i64,
  * Epoch i16, LastSequence i32, LastOffset i64, OffsetDelta i32, Timestamp
  * i64, CoordinatorEpoch i32, CurrentTxnFirstOffset i64.
  */
-export function snapshotBytes(rows: SnapshotRow[]): Buffer {
+export function snapshotBytes(rows: SnapshotEntry[]): Buffer {
   const body = Buffer.alloc(4 + rows.length * 46);
   body.writeInt32BE(rows.length, 0);
   rows.forEach((r, i) => {
