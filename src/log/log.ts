@@ -299,9 +299,13 @@ export class Log {
     return this.#producers.list();
   }
 
-  /** The first offset of the earliest transaction still open in the log (bounds the last stable offset); undefined when none is. */
+  /**
+   * The first offset of the earliest transaction still open, or ended by a
+   * marker not yet published (the last stable offset stays below it);
+   * undefined when there is none.
+   */
   firstUnstableOffset(): number | undefined {
-    return this.#producers.firstUnstableOffset();
+    return this.#producers.firstUnstableOffset(this.endOffset);
   }
 
   /** The aborted transactions with records in [fromOffset, toOffset), from the .txnindex files (what a Fetch response lists). */

@@ -64,6 +64,12 @@ export class ProducerStates {
   readonly #entries = new Map<number, ProducerEntry>();
   /** producerId -> first offset of its open transaction; in first-offset order (transactions open at the log end). */
   readonly #ongoing = new Map<number, number>();
+  /**
+   * Transactions ended by a marker the high watermark may not have passed yet (Kafka's unreplicatedTxns): still
+   * unstable, or a read_committed reader could see a transaction whose marker a crash or a new leader loses.
+   * In marker order, so the ones the high watermark passed are at the front.
+   */
+  #ended: Array<{ firstOffset: number; lastOffset: number }> = [];
 
   constructor(limits: ProducerLimits) {
     this.#limits = limits;
@@ -98,6 +104,7 @@ export class ProducerStates {
         continue;
       }
       this.#ongoing.delete(t.producerId);
+      this.#ended.push({ firstOffset: t.firstOffset, lastOffset: t.lastOffset });
       if (!t.aborted) continue;
       const next = this.#ongoing.values().next();
       const lastStableOffset = next.done === true ? t.lastOffset + 1 : next.value;
@@ -120,10 +127,22 @@ export class ProducerStates {
     for (const [id, e] of this.#entries) if (this.#expired(e, now)) this.#entries.delete(id);
   }
 
-  /** First offset of the earliest open transaction; undefined when none is open. */
-  firstUnstableOffset(): number | undefined {
+  /**
+   * Kafka's first unstable offset once the high watermark is at
+   * `highWatermark`: the first offset of the earliest transaction still
+   * open, or ended by a marker at or above the high watermark; undefined
+   * when there is none. Forgets the ended transactions it passed (the high
+   * watermark moves only forward, but through a truncation, which rebuilds
+   * this state).
+   */
+  firstUnstableOffset(highWatermark: number): number | undefined {
+    let passed = 0;
+    while (passed < this.#ended.length && this.#ended[passed]!.lastOffset < highWatermark) passed++;
+    if (passed > 0) this.#ended = this.#ended.slice(passed);
     const next = this.#ongoing.values().next();
-    return next.done === true ? undefined : next.value;
+    let first = next.done === true ? undefined : next.value;
+    for (const t of this.#ended) if (first === undefined || t.firstOffset < first) first = t.firstOffset;
+    return first;
   }
 
   /** The live producers, least recently appended first. */
@@ -146,6 +165,7 @@ export class ProducerStates {
   clear(): void {
     this.#entries.clear();
     this.#ongoing.clear();
+    this.#ended = [];
   }
 
   /** The state as snapshot entries: one per retained batch (see producer-snapshot.ts), one for a producer with none. */

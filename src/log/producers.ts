@@ -159,8 +159,9 @@ export class Producers {
     return this.#states.list(Date.now());
   }
 
-  firstUnstableOffset(): number | undefined {
-    return this.#states.firstUnstableOffset();
+  /** See ProducerStates.firstUnstableOffset: call it with the high watermark (also when it moves, to let go of what it passed). */
+  firstUnstableOffset(highWatermark: number): number | undefined {
+    return this.#states.firstUnstableOffset(highWatermark);
   }
 
   abortedTransactions(segments: readonly Segment[], fromOffset: number, toOffset: number): AbortedTransaction[] {
