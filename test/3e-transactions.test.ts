@@ -205,16 +205,15 @@ describe('the first unstable offset and the high watermark', () => {
   test('a transaction stays unstable until the high watermark passes its marker (Kafka\'s unreplicated transactions)', () => {
     const states = new ProducerStates({ expirationMs: 60_000, maxProducerIds: 10 });
     const entry = (producerId: number) => ({ producerId, epoch: 0, batches: [], coordinatorEpoch: 0, currentTxnFirstOffset: -1, lastTimestamp: Date.now() });
-    const now = Date.now();
-    states.apply(new Map([[1, entry(1)], [2, entry(2)]]), [{ producerId: 1, firstOffset: 5 }, { producerId: 2, firstOffset: 8 }], now);
+    states.apply(new Map([[1, entry(1)], [2, entry(2)]]), [{ producerId: 1, firstOffset: 5 }, { producerId: 2, firstOffset: 8 }]);
     expect(states.firstUnstableOffset(0)).toBe(5);
     // 1 commits at 20: until the high watermark passes 20 its data is not stable.
-    states.apply(new Map(), [{ producerId: 1, firstOffset: 5, lastOffset: 20, aborted: false }], now);
+    states.apply(new Map(), [{ producerId: 1, firstOffset: 5, lastOffset: 20, aborted: false }]);
     expect(states.firstUnstableOffset(20)).toBe(5);
     expect(states.firstUnstableOffset(21)).toBe(8);
     // Once passed, forgotten: a lower high watermark (never asked but after a truncation, which rebuilds) does not bring it back.
     expect(states.firstUnstableOffset(15)).toBe(8);
-    states.apply(new Map(), [{ producerId: 2, firstOffset: 8, lastOffset: 30, aborted: true }], now);
+    states.apply(new Map(), [{ producerId: 2, firstOffset: 8, lastOffset: 30, aborted: true }]);
     expect(states.firstUnstableOffset(30)).toBe(8);
     expect(states.firstUnstableOffset(31)).toBeUndefined();
   });

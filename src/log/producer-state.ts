@@ -92,7 +92,7 @@ export class ProducerStates {
    * first offset of the earliest other open transaction, else the marker's
    * offset + 1), for the transaction index.
    */
-  apply(changed: ReadonlyMap<number, ProducerEntry>, events: readonly TxnEvent[], now: number): AbortedTxn[] {
+  apply(changed: ReadonlyMap<number, ProducerEntry>, events: readonly TxnEvent[]): AbortedTxn[] {
     for (const [id, e] of changed) {
       this.#entries.delete(id);
       this.#entries.set(id, e);
@@ -110,17 +110,16 @@ export class ProducerStates {
       const lastStableOffset = next.done === true ? t.lastOffset + 1 : next.value;
       aborted.push({ producerId: t.producerId, firstOffset: t.firstOffset, lastOffset: t.lastOffset, lastStableOffset });
     }
-    if (this.#entries.size > this.#limits.maxProducerIds) this.#evict(now);
+    if (this.#entries.size > this.#limits.maxProducerIds) this.#evict();
     return aborted;
   }
 
-  /** Drops expired producers, then the least recently appended ones while there are too many (never one with an open transaction). */
-  #evict(now: number): void {
+  /** Drops the least recently appending producers while there are too many (never one with an open transaction): the front of the map. */
+  #evict(): void {
     for (const [id, e] of this.#entries) {
       if (this.#entries.size <= this.#limits.maxProducerIds) break;
       if (e.currentTxnFirstOffset < 0) this.#entries.delete(id);
     }
-    this.removeExpired(now);
   }
 
   removeExpired(now: number): void {

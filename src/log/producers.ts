@@ -93,7 +93,7 @@ export class Producers {
           draft.admit([{ ok: true, header: h }], data, h.baseOffset, true);
         },
       });
-      const aborted = this.#states.apply(draft.changed, draft.events, now);
+      const aborted = this.#states.apply(draft.changed, draft.events);
       if (aborted.length > 0) await this.txnIndexes.append(s, aborted);
     }
   }
@@ -105,7 +105,7 @@ export class Producers {
 
   /** A group was written to `active`: its changes become the state, its aborted transactions go to the segment's index. */
   async written(draft: ProducerDraft, active: Segment): Promise<void> {
-    const aborted = this.#states.apply(draft.changed, draft.events, Date.now());
+    const aborted = this.#states.apply(draft.changed, draft.events);
     if (aborted.length > 0) await this.txnIndexes.append(active, aborted);
   }
 
