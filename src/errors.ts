@@ -13,6 +13,10 @@ export type SeglogErrorCode =
   | 'EINVALIDTIMESTAMP'
   /** A leader epoch older than the log's latest (Kafka's FENCED_LEADER_EPOCH). */
   | 'EFENCEDLEADEREPOCH'
+  /** A producer batch or marker with an epoch older than the producer's (Kafka's INVALID_PRODUCER_EPOCH / PRODUCER_FENCED). */
+  | 'EPRODUCERFENCED'
+  /** A producer batch whose sequence does not follow the producer's last (Kafka's OUT_OF_ORDER_SEQUENCE_NUMBER). */
+  | 'EOUTOFORDERSEQUENCE'
   | (string & {});
 
 export interface SeglogErrorDetails {
