@@ -140,7 +140,8 @@ export class GroupCommit {
       const bytes = chunks.reduce((n, c) => n + c.length, 0);
       const { active, position } = await this.#writeGroup(chunks, headers, bytes, firstOffset, endOffset, epochs);
       // The data is on file: state that does not follow it would answer retries wrongly, so a failure here stops the log.
-      if (draft !== undefined) await this.#producers.written(draft, active).catch((err) => Promise.reject(this.#fail(err)));
+      const indexed = draft === undefined ? undefined : this.#producers.written(draft, active);
+      if (indexed !== undefined) await indexed.catch((err) => Promise.reject(this.#fail(err)));
       const written = { group, results, position, chunks, headers, endOffset, bytes, records };
       if (!this.#config.flush.always) {
         this.#publish(written);

@@ -21,7 +21,7 @@
 import { SeglogError } from '../errors.js';
 import { parseControlBatch } from '../segment/control-record.js';
 import type { CheckedBatch } from './append-queue.js';
-import { BATCHES_RETAINED, incrementSequence, type ProducerEntry, type ProducerStates, type TxnEvent } from './producer-state.js';
+import { BATCHES_RETAINED, incrementSequence, type BatchMeta, type ProducerEntry, type ProducerStates, type TxnEvent } from './producer-state.js';
 
 /** The offsets an original batch (or run of batches) got. */
 export interface DuplicateOf {
@@ -49,8 +49,65 @@ export class ProducerDraft {
    * EPRODUCERFENCED or EOUTOFORDERSEQUENCE (nothing recorded).
    */
   admit(checks: readonly CheckedBatch[], data: Buffer, firstOffset: number, replication: boolean): DuplicateOf | undefined {
-    const changed = new Map<number, ProducerEntry>();
-    const events: TxnEvent[] = [];
+    this.#owned.clear();
+    this.#replacedIds.length = 0;
+    this.#replaced.length = 0;
+    const eventsBefore = this.events.length;
+    try {
+      const duplicate = this.#admit(checks, data, firstOffset, replication);
+      // A duplicate changed nothing, but for the rest of the call: all or nothing.
+      if (duplicate !== undefined) this.#undo(eventsBefore);
+      return duplicate;
+    } catch (err) {
+      this.#undo(eventsBefore);
+      throw err;
+    }
+  }
+
+  /** Entries this call made: its own copies, which its later batches change in place. */
+  readonly #owned = new Set<ProducerEntry>();
+  /** What this call's copies replaced in `changed` (undefined: nothing), by producer, to put back when it is refused. */
+  readonly #replacedIds: number[] = [];
+  readonly #replaced: Array<ProducerEntry | undefined> = [];
+
+  #undo(eventsBefore: number): void {
+    for (let i = this.#replaced.length - 1; i >= 0; i--) {
+      const prior = this.#replaced[i];
+      if (prior === undefined) this.changed.delete(this.#replacedIds[i]!);
+      else this.changed.set(this.#replacedIds[i]!, prior);
+    }
+    this.events.length = eventsBefore;
+  }
+
+  /** The entry this call changes for `producerId`: its own copy (made now from `current` unless it has one), in `changed`. */
+  #own(producerId: number, prior: ProducerEntry | undefined, current: ProducerEntry | undefined, epoch: number): ProducerEntry {
+    if (prior !== undefined && this.#owned.has(prior)) {
+      if (prior.epoch !== epoch) {
+        prior.epoch = epoch;
+        prior.batches = [];
+      }
+      return prior;
+    }
+    const entry: ProducerEntry =
+      current === undefined
+        ? { producerId, epoch, batches: [], coordinatorEpoch: -1, currentTxnFirstOffset: -1, lastTimestamp: -1 }
+        : {
+            producerId,
+            epoch,
+            // A new epoch forgets the batches of the old one (Kafka's maybeUpdateProducerEpoch).
+            batches: current.epoch === epoch ? current.batches.slice() : [],
+            coordinatorEpoch: current.coordinatorEpoch,
+            currentTxnFirstOffset: current.currentTxnFirstOffset,
+            lastTimestamp: current.lastTimestamp,
+          };
+    this.#owned.add(entry);
+    this.#replacedIds.push(producerId);
+    this.#replaced.push(prior);
+    this.changed.set(producerId, entry);
+    return entry;
+  }
+
+  #admit(checks: readonly CheckedBatch[], data: Buffer, firstOffset: number, replication: boolean): DuplicateOf | undefined {
     let duplicate: DuplicateOf | undefined;
     let duplicates = 0;
     let offset = firstOffset;
@@ -59,61 +116,55 @@ export class ProducerDraft {
       const first = offset;
       offset += h.lastOffsetDelta + 1;
       position += h.size;
-      if (h.producerId < 0) continue;
-      const current = changed.get(h.producerId) ?? this.changed.get(h.producerId) ?? this.#states.get(h.producerId, this.#now);
+      const id = h.producerId;
+      if (id < 0) continue;
+      const prior = this.changed.get(id);
+      const current = prior ?? this.#states.get(id, this.#now);
       if (current !== undefined && h.producerEpoch < current.epoch && !replication) {
-        throw new SeglogError(
-          'EPRODUCERFENCED',
-          `epoch ${h.producerEpoch} of producer ${h.producerId} at offset ${first} is older than its epoch ${current.epoch} in the log`,
-        );
+        throw new SeglogError('EPRODUCERFENCED', `epoch ${h.producerEpoch} of producer ${id} at offset ${first} is older than its epoch ${current.epoch} in the log`);
       }
-      const entry = nextEntry(current, h.producerId, h.producerEpoch);
-      entry.lastTimestamp = h.maxTimestamp;
       if (h.control) {
         const marker = parseControlBatch(data.subarray(position - h.size, position), h);
         // Checked whole before the append was queued.
         if (typeof marker === 'string') throw new SeglogError('ECORRUPT', marker);
+        const entry = this.#own(id, prior, current, h.producerEpoch);
+        entry.lastTimestamp = h.maxTimestamp;
+        entry.coordinatorEpoch = marker.coordinatorEpoch;
         if (entry.currentTxnFirstOffset >= 0) {
-          events.push({ producerId: h.producerId, firstOffset: entry.currentTxnFirstOffset, lastOffset: first, aborted: marker.type === 'abort' });
+          this.events.push({ producerId: id, firstOffset: entry.currentTxnFirstOffset, lastOffset: first, aborted: marker.type === 'abort' });
           entry.currentTxnFirstOffset = -1;
         }
-        entry.coordinatorEpoch = marker.coordinatorEpoch;
-        changed.set(h.producerId, entry);
         continue;
       }
       const lastSeq = incrementSequence(h.baseSequence, h.lastOffsetDelta);
       if (!replication) {
-        const original = current?.epoch === h.producerEpoch ? current.batches.find((b) => b.firstSeq === h.baseSequence && b.lastSeq === lastSeq) : undefined;
+        const original = current?.epoch === h.producerEpoch ? retained(current, h.baseSequence, lastSeq) : undefined;
         if (original !== undefined) {
           duplicates++;
           duplicate = { baseOffset: duplicate?.baseOffset ?? original.lastOffset - original.offsetDelta, lastOffset: original.lastOffset };
           continue;
         }
-        checkSequence(current, h.producerId, h.producerEpoch, h.baseSequence, first);
+        checkSequence(current, id, h.producerEpoch, h.baseSequence, first);
       }
+      const entry = this.#own(id, prior, current, h.producerEpoch);
+      entry.lastTimestamp = h.maxTimestamp;
       entry.batches.push({ firstSeq: h.baseSequence, lastSeq, lastOffset: offset - 1, offsetDelta: offset - 1 - first, timestamp: h.maxTimestamp });
       if (entry.batches.length > BATCHES_RETAINED) entry.batches.shift();
       if (h.transactional && entry.currentTxnFirstOffset < 0) {
         entry.currentTxnFirstOffset = first;
-        events.push({ producerId: h.producerId, firstOffset: first });
+        this.events.push({ producerId: id, firstOffset: first });
       }
-      changed.set(h.producerId, entry);
     }
-    if (duplicates > 0) {
-      if (duplicates === checks.length) return duplicate;
-      throw new SeglogError('EOUTOFORDERSEQUENCE', `an append mixes ${duplicates} duplicate batches with new ones: retry the batches it did not write alone`);
-    }
-    for (const [id, e] of changed) this.changed.set(id, e);
-    this.events.push(...events);
-    return undefined;
+    if (duplicates === 0) return undefined;
+    if (duplicates === checks.length) return duplicate;
+    throw new SeglogError('EOUTOFORDERSEQUENCE', `an append mixes ${duplicates} duplicate batches with new ones: retry the batches it did not write alone`);
   }
 }
 
-/** The entry a batch of `epoch` updates: a copy of `current`, its batches dropped when the epoch changes. */
-function nextEntry(current: ProducerEntry | undefined, producerId: number, epoch: number): ProducerEntry {
-  if (current === undefined) return { producerId, epoch, batches: [], coordinatorEpoch: -1, currentTxnFirstOffset: -1, lastTimestamp: -1 };
-  const sameEpoch = current.epoch === epoch;
-  return { ...current, epoch, batches: sameEpoch ? current.batches.slice() : [] };
+/** The batch of `entry` with these first and last sequences (Kafka's batchWithSequenceRange). */
+function retained(entry: ProducerEntry, firstSeq: number, lastSeq: number): BatchMeta | undefined {
+  for (const b of entry.batches) if (b.firstSeq === firstSeq && b.lastSeq === lastSeq) return b;
+  return undefined;
 }
 
 /** Kafka's checkSequence: a new epoch starts at 0, a known one goes on from its last sequence; a producer the log does not know may start anywhere. */

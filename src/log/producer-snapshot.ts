@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { writeFileAtomic } from '../common/durable-files.js';
 import { snapshotFileName } from '../layout.js';
 import { crc32c, File } from '../native.js';
+import { readI16, readI32, readI64, writeI16, writeI32, writeI64 } from '../segment/batch-header.js';
 
 export interface SnapshotEntry {
   producerId: number;
@@ -36,18 +37,18 @@ const ENTRY_BYTES = 46;
 
 export function encodeSnapshot(entries: readonly SnapshotEntry[]): Buffer {
   const out = Buffer.alloc(ENTRIES_AT + 4 + entries.length * ENTRY_BYTES);
-  out.writeInt16BE(VERSION, 0);
-  out.writeInt32BE(entries.length, ENTRIES_AT);
+  writeI16(out, 0, VERSION);
+  writeI32(out, ENTRIES_AT, entries.length);
   let p = ENTRIES_AT + 4;
   for (const e of entries) {
-    out.writeBigInt64BE(BigInt(e.producerId), p);
-    out.writeInt16BE(e.epoch, p + 8);
-    out.writeInt32BE(e.lastSequence, p + 10);
-    out.writeBigInt64BE(BigInt(e.lastOffset), p + 14);
-    out.writeInt32BE(e.offsetDelta, p + 22);
-    out.writeBigInt64BE(BigInt(e.timestamp), p + 26);
-    out.writeInt32BE(e.coordinatorEpoch, p + 34);
-    out.writeBigInt64BE(BigInt(e.currentTxnFirstOffset), p + 38);
+    writeI64(out, p, e.producerId);
+    writeI16(out, p + 8, e.epoch);
+    writeI32(out, p + 10, e.lastSequence);
+    writeI64(out, p + 14, e.lastOffset);
+    writeI32(out, p + 22, e.offsetDelta);
+    writeI64(out, p + 26, e.timestamp);
+    writeI32(out, p + 34, e.coordinatorEpoch);
+    writeI64(out, p + 38, e.currentTxnFirstOffset);
     p += ENTRY_BYTES;
   }
   out.writeUInt32BE(crc32c(out.subarray(ENTRIES_AT)), CRC_AT);
@@ -56,22 +57,23 @@ export function encodeSnapshot(entries: readonly SnapshotEntry[]): Buffer {
 
 /** The entries of a snapshot's bytes, or undefined when they are not a whole, intact version-1 snapshot. */
 export function decodeSnapshot(bytes: Buffer): SnapshotEntry[] | undefined {
-  if (bytes.length < ENTRIES_AT + 4 || bytes.readInt16BE(0) !== VERSION) return undefined;
-  const count = bytes.readInt32BE(ENTRIES_AT);
+  if (bytes.length < ENTRIES_AT + 4 || readI16(bytes, 0) !== VERSION) return undefined;
+  const count = readI32(bytes, ENTRIES_AT);
   if (count < 0 || bytes.length !== ENTRIES_AT + 4 + count * ENTRY_BYTES) return undefined;
   if (bytes.readUInt32BE(CRC_AT) !== crc32c(bytes.subarray(ENTRIES_AT))) return undefined;
   const out: SnapshotEntry[] = [];
   for (let p = ENTRIES_AT + 4; p < bytes.length; p += ENTRY_BYTES) {
     const e: SnapshotEntry = {
-      producerId: Number(bytes.readBigInt64BE(p)),
-      epoch: bytes.readInt16BE(p + 8),
-      lastSequence: bytes.readInt32BE(p + 10),
-      lastOffset: Number(bytes.readBigInt64BE(p + 14)),
-      offsetDelta: bytes.readInt32BE(p + 22),
-      timestamp: Number(bytes.readBigInt64BE(p + 26)),
-      coordinatorEpoch: bytes.readInt32BE(p + 34),
-      currentTxnFirstOffset: Number(bytes.readBigInt64BE(p + 38)),
+      producerId: readI64(bytes, p),
+      epoch: readI16(bytes, p + 8),
+      lastSequence: readI32(bytes, p + 10),
+      lastOffset: readI64(bytes, p + 14),
+      offsetDelta: readI32(bytes, p + 22),
+      timestamp: readI64(bytes, p + 26),
+      coordinatorEpoch: readI32(bytes, p + 34),
+      currentTxnFirstOffset: readI64(bytes, p + 38),
     };
+    // readI64 gives NaN beyond the safe integer range.
     if (![e.producerId, e.lastOffset, e.timestamp, e.currentTxnFirstOffset].every(Number.isSafeInteger) || e.producerId < 0) return undefined;
     out.push(e);
   }

@@ -171,10 +171,19 @@ export class ProducerStates {
   toSnapshot(now: number): SnapshotEntry[] {
     this.removeExpired(now);
     const out: SnapshotEntry[] = [];
+    const entry = (e: ProducerEntry, lastSequence: number, lastOffset: number, offsetDelta: number, timestamp: number): SnapshotEntry => ({
+      producerId: e.producerId,
+      epoch: e.epoch,
+      lastSequence,
+      lastOffset,
+      offsetDelta,
+      timestamp,
+      coordinatorEpoch: e.coordinatorEpoch,
+      currentTxnFirstOffset: e.currentTxnFirstOffset,
+    });
     for (const e of this.#entries.values()) {
-      const common = { producerId: e.producerId, epoch: e.epoch, coordinatorEpoch: e.coordinatorEpoch, currentTxnFirstOffset: e.currentTxnFirstOffset };
-      if (e.batches.length === 0) out.push({ ...common, lastSequence: -1, lastOffset: -1, offsetDelta: 0, timestamp: e.lastTimestamp });
-      for (const b of e.batches) out.push({ ...common, lastSequence: b.lastSeq, lastOffset: b.lastOffset, offsetDelta: b.offsetDelta, timestamp: b.timestamp });
+      if (e.batches.length === 0) out.push(entry(e, -1, -1, 0, e.lastTimestamp));
+      for (const b of e.batches) out.push(entry(e, b.lastSeq, b.lastOffset, b.offsetDelta, b.timestamp));
     }
     return out;
   }

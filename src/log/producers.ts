@@ -103,10 +103,14 @@ export class Producers {
     return new ProducerDraft(this.#states, Date.now());
   }
 
-  /** A group was written to `active`: its changes become the state, its aborted transactions go to the segment's index. */
-  async written(draft: ProducerDraft, active: Segment): Promise<void> {
+  /**
+   * A group was written to `active`: its changes become the state, its
+   * aborted transactions go to the segment's index (the promise, only then:
+   * most groups settle without one).
+   */
+  written(draft: ProducerDraft, active: Segment): Promise<void> | undefined {
     const aborted = this.#states.apply(draft.changed, draft.events);
-    if (aborted.length > 0) await this.txnIndexes.append(active, aborted);
+    return aborted.length > 0 ? this.txnIndexes.append(active, aborted) : undefined;
   }
 
   /** `sealed` was synced and the next segment starts at `offset`: its index is made durable and the state saved there. */
