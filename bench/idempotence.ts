@@ -7,6 +7,7 @@
 // time, median with min–max; the target is <= 1.10.
 //
 //   npm run bench:idempotence -- [--dir <path>] [--trials <n>] [--batches <n>]
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { encodeBatch, Log } from '../src/seglog.js';
@@ -65,6 +66,8 @@ async function appendAll(dir: string, data: Buffer[], inFlight: number): Promise
     return ms;
   } finally {
     await log.close();
+    // Trials of the large batches write GBs each: keep one at a time on disk.
+    await rm(dir, { recursive: true, force: true });
   }
 }
 
