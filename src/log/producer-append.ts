@@ -31,7 +31,7 @@ export interface DuplicateOf {
 
 export class ProducerDraft {
   readonly #states: ProducerStates;
-  readonly #now: number;
+  #now: number;
   /** Entries changed by the group's admitted appends: copies, the state's own are untouched. */
   readonly changed = new Map<number, ProducerEntry>();
   /** Transactions opened and ended by the group's admitted appends, in offset order. */
@@ -40,6 +40,14 @@ export class ProducerDraft {
   constructor(states: ProducerStates, now: number) {
     this.#states = states;
     this.#now = now;
+  }
+
+  /** Empties the draft for the next group, checked at `now` (the log drafts one group at a time: one draft serves them all). */
+  reset(now: number): this {
+    this.#now = now;
+    this.changed.clear();
+    this.events.length = 0;
+    return this;
   }
 
   /**

@@ -31,10 +31,12 @@ export class Producers {
   readonly txnIndexes: TxnIndexes;
   /** Offsets of the snapshots on disk, rising. */
   #snapshots: number[];
+  readonly #draft: ProducerDraft;
 
   private constructor(dir: string, limits: ProducerLimits, snapshots: number[]) {
     this.#dir = dir;
     this.#states = new ProducerStates(limits);
+    this.#draft = new ProducerDraft(this.#states, 0);
     this.txnIndexes = new TxnIndexes(dir);
     this.#snapshots = snapshots;
   }
@@ -98,9 +100,13 @@ export class Producers {
     }
   }
 
-  /** A draft for the next group's appends, against the state as the groups written so far left it. */
+  /**
+   * The draft for the next group's appends, against the state as the groups
+   * written so far left it. One object, emptied for each group: groups are
+   * drafted one at a time, each applied (written) or dropped before the next.
+   */
   draft(): ProducerDraft {
-    return new ProducerDraft(this.#states, Date.now());
+    return this.#draft.reset(Date.now());
   }
 
   /**
