@@ -95,6 +95,28 @@ describe('markers', () => {
   });
 });
 
+describe('a follower', () => {
+  test("copies its leader's markers with origin 'replication': recorded (aborts indexed), epochs not checked", async () => {
+    const { log, dir } = await open();
+    await log.appendBatches(txnBatch(4, 0, 2, 3), { origin: 'replication' });
+    expect(log.firstUnstableOffset()).toBe(0);
+    // The leader's marker carries an older epoch than the data here: a follower takes it as written.
+    await log.appendBatches(markerBatch(4, { epoch: 2 }), { origin: 'replication' });
+    expect([log.endOffset, log.firstUnstableOffset()]).toEqual([3, undefined]);
+    expect(await readFile(txnIndexOf(dir, 0))).toEqual(txnIndexBytes([[4, 0, 2, 3]]));
+    await log.close();
+  });
+
+  test('maxProducerIds never forgets a producer whose transaction is open', async () => {
+    const { log } = await open({ maxProducerIds: 2 });
+    await log.appendBatches(txnBatch(1, 0));
+    for (const pid of [2, 3, 4]) await log.appendBatches(encodeBatch([{ value: 'x' }], { producerId: pid, producerEpoch: 0, baseSequence: 0 }));
+    expect(log.producerState().map((p) => p.producerId)).toEqual([1, 4]);
+    expect(log.firstUnstableOffset()).toBe(0);
+    await log.close();
+  });
+});
+
 describe('interleaved transactions', () => {
   /** Three producers: 1 commits, 2 aborts, 3 aborts while 1's second transaction is open. Returns the log's txnindex expectation. */
   async function interleave(log: Log): Promise<Array<[number, number, number, number]>> {

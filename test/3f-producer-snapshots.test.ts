@@ -68,6 +68,26 @@ describe('snapshot files', () => {
   });
 });
 
+describe("Kafka's snapshots", () => {
+  test('a snapshot as Kafka writes it (one entry per producer, its last batch) is read: that batch is a duplicate, the next sequence follows', async () => {
+    const dir = await tempDir();
+    const log = await Log.open(dir);
+    const t = Date.now();
+    await log.appendBatches(batch(5, 0, 5, { timestamp: t }));
+    await log.appendBatches(batch(5, 5, 5, { timestamp: t, epoch: 0 }));
+    await log.close();
+    // Kafka's entry for producer 5: its last batch only (sequences 5-9 at offsets 5-9).
+    const kafka = snapshotBytes([{ producerId: 5, epoch: 0, lastSequence: 9, lastOffset: 9, offsetDelta: 4, timestamp: t, coordinatorEpoch: -1, currentTxnFirstOffset: -1 }]);
+    await writeFile(join(dir, snapshotFileName(10)), kafka);
+    const reopened = await Log.open(dir);
+    expect(await reopened.appendBatches(batch(5, 5))).toMatchObject({ baseOffset: 5, lastOffset: 9, duplicate: true });
+    // Kafka's state knows only the last batch: the one before is out of sequence, not a duplicate.
+    await expect(reopened.appendBatches(batch(5, 0))).rejects.toMatchObject({ code: 'EOUTOFORDERSEQUENCE' });
+    expect((await reopened.appendBatches(batch(5, 10))).baseOffset).toBe(10);
+    await reopened.close();
+  });
+});
+
 describe('duplicates survive', () => {
   async function fill(options?: LogOptions): Promise<{ dir: string; log: Log }> {
     const dir = await tempDir();
