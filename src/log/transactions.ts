@@ -4,7 +4,7 @@
 // question a Fetch at read_committed asks of them: which aborted
 // transactions overlap a range of offsets.
 import { rm } from 'node:fs/promises';
-import { segmentPaths } from '../layout.js';
+import { segmentFileName, segmentPaths } from '../layout.js';
 import { TransactionIndex, type AbortedTxn } from '../index/transaction-index.js';
 import type { Segment } from '../segment/segment.js';
 import type { SegmentEvents } from './segments.js';
@@ -33,8 +33,8 @@ export class TxnIndexes implements SegmentEvents {
   async load(segments: readonly Segment[], names: ReadonlySet<string>): Promise<number | undefined> {
     let damaged: number | undefined;
     for (const s of segments) {
+      if (!names.has(segmentFileName(s.baseOffset, 'txnindex'))) continue;
       const path = segmentPaths(this.#dir, s.baseOffset).txnIndex;
-      if (!names.has(path.slice(this.#dir.length + 1))) continue;
       const index = await TransactionIndex.read(path);
       if (index === undefined) {
         await rm(path, { force: true });
