@@ -308,12 +308,12 @@ export class Log {
     return this.#producers.firstUnstableOffset(this.endOffset);
   }
 
-  /** The aborted transactions with records in [fromOffset, toOffset), from the .txnindex files (what a Fetch response lists). */
+  /** The aborted transactions with records in [fromOffset, toOffset), by first offset, from the .txnindex files (what a Fetch response lists). */
   abortedTransactions(fromOffset: number, toOffset: number): AbortedTransaction[] {
     this.#checkOpen();
     checkInteger('fromOffset', fromOffset);
     checkInteger('toOffset', toOffset);
-    return this.#producers.abortedTransactions(this.#segments.all, fromOffset, toOffset);
+    return this.#producers.abortedTransactions(fromOffset, toOffset);
   }
 
   /** Starts a new active segment at the log end (a no-op when the active one is empty). */

@@ -174,8 +174,8 @@ export class Producers {
     return this.#states.firstUnstableOffset(highWatermark);
   }
 
-  abortedTransactions(segments: readonly Segment[], fromOffset: number, toOffset: number): AbortedTransaction[] {
-    return this.txnIndexes.abortedTransactions(segments, fromOffset, toOffset);
+  abortedTransactions(fromOffset: number, toOffset: number): AbortedTransaction[] {
+    return this.txnIndexes.abortedTransactions(fromOffset, toOffset);
   }
 }
 

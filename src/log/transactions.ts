@@ -86,21 +86,22 @@ export class TxnIndexes implements SegmentEvents {
   }
 
   /**
-   * The aborted transactions with data in [fromOffset, toOffset): markers at
-   * or after fromOffset, first offsets below toOffset. As Kafka, the
-   * segments from the one holding fromOffset on are searched until an entry
-   * whose last stable offset reaches toOffset (no later marker can abort a
-   * transaction that began below it).
+   * The aborted transactions with records in [fromOffset, toOffset): markers
+   * at or after fromOffset, first offsets below toOffset; by first offset.
+   * As Kafka, the entries are searched in marker order until one whose last
+   * stable offset reaches toOffset (no later marker can abort a transaction
+   * that began below it).
    */
-  abortedTransactions(segments: readonly Segment[], fromOffset: number, toOffset: number): AbortedTransaction[] {
+  abortedTransactions(fromOffset: number, toOffset: number): AbortedTransaction[] {
     const out: AbortedTransaction[] = [];
-    for (const s of segments) {
-      if (s.nextOffset <= fromOffset) continue;
-      for (const e of this.#indexes.get(s.baseOffset)?.entries ?? []) {
-        if (e.lastOffset >= fromOffset && e.firstOffset < toOffset) out.push({ producerId: e.producerId, firstOffset: e.firstOffset, lastOffset: e.lastOffset });
-        if (e.lastStableOffset >= toOffset) return out;
+    // Segments in offset order: entries then come in marker order.
+    search: for (const base of [...this.#indexes.keys()].sort((a, b) => a - b)) {
+      for (const e of this.#indexes.get(base)!.entries) {
+        if (e.lastOffset < fromOffset) continue;
+        if (e.firstOffset < toOffset) out.push({ producerId: e.producerId, firstOffset: e.firstOffset, lastOffset: e.lastOffset });
+        if (e.lastStableOffset >= toOffset) break search;
       }
     }
-    return out;
+    return out.sort((a, b) => a.firstOffset - b.firstOffset);
   }
 }
