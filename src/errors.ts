@@ -15,6 +15,10 @@ export type SeglogErrorCode =
   | 'EFENCEDLEADEREPOCH'
   /** A call the log's options rule out (setHighWatermark under highWatermark 'auto'). */
   | 'EINVAL'
+  /** A producer batch or marker with an epoch older than the producer's (Kafka's INVALID_PRODUCER_EPOCH / PRODUCER_FENCED). */
+  | 'EPRODUCERFENCED'
+  /** A producer batch whose sequence does not follow the producer's last (Kafka's OUT_OF_ORDER_SEQUENCE_NUMBER). */
+  | 'EOUTOFORDERSEQUENCE'
   | (string & {});
 
 export interface SeglogErrorDetails {

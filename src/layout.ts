@@ -7,6 +7,10 @@ import { join } from 'node:path';
 export const LOG_SUFFIX = '.log';
 export const INDEX_SUFFIX = '.index';
 export const TIME_INDEX_SUFFIX = '.timeindex';
+/** A segment's aborted transactions (Kafka's transaction index); only segments that hold an ABORT marker have one. */
+export const TXN_INDEX_SUFFIX = '.txnindex';
+/** Producer state as of the offset in the name (Kafka's producer snapshot), written on roll and clean close. */
+export const SNAPSHOT_SUFFIX = '.snapshot';
 /** Appended to segment files removed by retention until they are unlinked (fileDeleteDelayMs later). */
 export const DELETED_SUFFIX = '.deleted';
 /** Appended to the copy of a segment's .log that truncateTo cuts (see Retention.truncateTo) until it replaces the original; a leftover is removed on open. */
@@ -30,25 +34,45 @@ export const REPLICATION_OFFSET_CHECKPOINT = 'replication-offset-checkpoint';
 export const OFFSET_INDEX_ENTRY_BYTES = 8;
 /** Bytes of a time index entry: timestamp i64, relative offset i32 (Kafka's layout). */
 export const TIME_INDEX_ENTRY_BYTES = 12;
+/** Bytes of a transaction index entry: version i16, producerId, firstOffset, lastOffset, lastStableOffset i64 (Kafka's AbortedTxn). */
+export const TXN_INDEX_ENTRY_BYTES = 34;
 
-export type SegmentFileKind = 'log' | 'index' | 'timeindex';
+export type SegmentFileKind = 'log' | 'index' | 'timeindex' | 'txnindex';
 
-const SUFFIXES: Record<SegmentFileKind, string> = { log: LOG_SUFFIX, index: INDEX_SUFFIX, timeindex: TIME_INDEX_SUFFIX };
+const SUFFIXES: Record<SegmentFileKind, string> = { log: LOG_SUFFIX, index: INDEX_SUFFIX, timeindex: TIME_INDEX_SUFFIX, txnindex: TXN_INDEX_SUFFIX };
 /** A segment file: 20 digits, a suffix, and `.deleted` once retention removed it. */
-const SEGMENT_FILE = /^(\d{20})\.(log|index|timeindex)(\.deleted)?$/;
+const SEGMENT_FILE = /^(\d{20})\.(log|index|timeindex|txnindex)(\.deleted)?$/;
+/** A producer snapshot: the 20-digit offset it holds the state at. */
+const SNAPSHOT_FILE = /^(\d{20})\.snapshot$/;
 
 /** Kafka's file name for a segment: the base offset, 20 digits, zero padded, then the suffix. */
 export function segmentFileName(baseOffset: number, kind: SegmentFileKind): string {
   return `${String(baseOffset).padStart(20, '0')}${SUFFIXES[kind]}`;
 }
 
-/** The paths of the three files of the segment at `baseOffset` in `dir`. */
-export function segmentPaths(dir: string, baseOffset: number): { log: string; index: string; timeIndex: string } {
+/** The paths of the files of the segment at `baseOffset` in `dir` (the transaction index may not exist). */
+export function segmentPaths(dir: string, baseOffset: number): { log: string; index: string; timeIndex: string; txnIndex: string } {
   return {
     log: join(dir, segmentFileName(baseOffset, 'log')),
     index: join(dir, segmentFileName(baseOffset, 'index')),
     timeIndex: join(dir, segmentFileName(baseOffset, 'timeindex')),
+    txnIndex: join(dir, segmentFileName(baseOffset, 'txnindex')),
   };
+}
+
+/** Kafka's name for the producer snapshot at `offset`: 20 digits, zero padded, then `.snapshot`. */
+export function snapshotFileName(offset: number): string {
+  return `${String(offset).padStart(20, '0')}${SNAPSHOT_SUFFIX}`;
+}
+
+/** The offsets of the producer snapshots among `names` (a directory listing), in order; names beyond the safe range are left out. */
+export function snapshotOffsets(names: readonly string[]): number[] {
+  return names
+    .map((n) => SNAPSHOT_FILE.exec(n))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => Number(m[1]))
+    .filter(Number.isSafeInteger)
+    .sort((a, b) => a - b);
 }
 
 /**

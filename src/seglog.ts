@@ -19,6 +19,9 @@ export type {
   RetentionPolicy,
   SendToOptions,
   SendToResult,
+  ControlOptions,
+  ProducerInfo,
+  AbortedTransaction,
 } from './log/log.js';
 export { sendParts, sendSlice } from './sendfile/send.js';
 export type { FileSlice, Part } from './sendfile/send.js';

@@ -10,9 +10,7 @@ import { batches, Followers, records } from '../src/log/follow.js';
 import { ReadIsolation, type TransactionView } from '../src/log/isolation.js';
 import { Log, type IsolationLevel, type LogBatch } from '../src/log/log.js';
 import type { LogSegments } from '../src/log/segments.js';
-import { crc32c } from '../src/native.js';
 import { encodeBatch, readBatchHeader, type BatchHeader, type LogRecord } from '../src/segment/batch.js';
-import { CONTROL_BIT, OFF_ATTRIBUTES, OFF_CRC, TRANSACTIONAL_BIT } from '../src/segment/batch-header.js';
 import { socketPair, turns, until } from './helpers/sockets.js';
 import { tempDir } from './helpers/tmp.js';
 
@@ -31,18 +29,11 @@ async function offsetsOf(records: AsyncIterable<LogRecord>): Promise<number[]> {
 
 const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
 
-/** `batch` with attribute bits set and its CRC computed again, as a transactional producer or a coordinator writes it. */
-function withAttributes(batch: Buffer, bits: number): Buffer {
-  batch.writeInt16BE(batch.readInt16BE(OFF_ATTRIBUTES) | bits, OFF_ATTRIBUTES);
-  batch.writeUInt32BE(crc32c(batch.subarray(OFF_ATTRIBUTES)), OFF_CRC);
-  return batch;
-}
-
 /** Kafka's COMMIT marker: key version 0 and type 1, value version 0 and coordinator epoch 0. */
 function commitMarker(producerId: number): Buffer {
   const key = Buffer.from([0, 0, 0, 1]);
   const value = Buffer.from([0, 0, 0, 0, 0, 0]);
-  return withAttributes(encodeBatch([{ key, value }], { producerId, producerEpoch: 0, baseSequence: -1 }), TRANSACTIONAL_BIT | CONTROL_BIT);
+  return encodeBatch([{ key, value }], { producerId, producerEpoch: 0, baseSequence: -1, transactional: true, control: true });
 }
 
 describe('read', () => {
@@ -132,7 +123,7 @@ describe('records and batches', () => {
   test("'committed' leaves out control batches; the transaction's own batches stay (nothing aborted); other levels keep both", async () => {
     const log = await Log.open(await tempDir());
     await log.append([{ value: 'plain' }]);
-    const txn = withAttributes(encodeBatch([{ value: 't0' }, { value: 't1' }], { producerId: 7, producerEpoch: 0, baseSequence: 0 }), TRANSACTIONAL_BIT);
+    const txn = encodeBatch([{ value: 't0' }, { value: 't1' }], { producerId: 7, producerEpoch: 0, baseSequence: 0, transactional: true });
     await log.appendBatches(Buffer.concat([txn, commitMarker(7)]), { origin: 'replication' });
     await log.append([{ value: 'after' }]);
     const kinds = async (isolation: IsolationLevel) => {
@@ -267,7 +258,7 @@ describe('ReadIsolation over a TransactionView (the seam the transaction state p
   test("a committed batches() asks the view about each read's range and drops what it names", async () => {
     const log = await Log.open(await tempDir());
     const txn = (producerId: number, values: string[]) =>
-      withAttributes(encodeBatch(values.map((value) => ({ value })), { producerId, producerEpoch: 0, baseSequence: 0 }), TRANSACTIONAL_BIT);
+      encodeBatch(values.map((value) => ({ value })), { producerId, producerEpoch: 0, baseSequence: 0, transactional: true });
     // 0 plain, 1-2 producer 7 (aborted), 3 producer 8 (committed), 4 producer 7's ABORT marker (shaped as a commit: only the header counts here), 5 producer 8's marker, 6 plain.
     await log.append([{ value: 'plain' }]);
     await log.appendBatches(Buffer.concat([txn(7, ['a', 'b']), txn(8, ['c']), commitMarker(7), commitMarker(8)]), { origin: 'replication' });

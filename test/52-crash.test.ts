@@ -5,7 +5,9 @@
 // acknowledges each durable record on stdout; it is SIGKILLed at a random
 // moment or right after a random file operation (so also inside rolls,
 // retention, truncation and checkpoint writes). Reopening must find every
-// acknowledged record intact, offsets contiguous, no batch failing its CRC.
+// acknowledged record intact, offsets contiguous, no batch failing its CRC;
+// half the appends are an idempotent producer's, and the next child retries
+// the last ones the killed child sent: none may be written twice.
 import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect, test } from 'vitest';
@@ -64,4 +66,15 @@ test('the check fails when a segment holding acknowledged records is lost behind
   expect(report.failures.length).toBeGreaterThan(0);
   expect(report.failures[0]).toMatch(/acknowledged record \d+ at offset \d+ lost|reopen failed/);
   expect(report.trials).toBeLessThan(20);
+});
+
+test('the check fails when retried batches are written again (retries sent without their producer fields, seed 52)', { timeout: 180_000 }, async () => {
+  process.env.SEGLOG_CRASH_RETRY_PLAIN = '1';
+  try {
+    const report = await runCrashTrials({ dir: await tempDir(), seed: 52, trials: 20, power: false });
+    expect(report.failures.length).toBeGreaterThan(0);
+    expect(report.failures[0]).toMatch(/record \d+ written twice/);
+  } finally {
+    delete process.env.SEGLOG_CRASH_RETRY_PLAIN;
+  }
 });

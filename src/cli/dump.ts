@@ -34,7 +34,7 @@ function segmentFileKind(path: string): { kind: SegmentFileKind; baseOffset: num
 /** Dumps `path`; returns false when it holds invalid data. */
 export async function dump(path: string, options: DumpOptions, out: Printer): Promise<boolean> {
   const what = segmentFileKind(path);
-  if (what === undefined) throw new RangeError(`${path}: not a .log, .index or .timeindex file`);
+  if (what === undefined || what.kind === 'txnindex') throw new RangeError(`${path}: not a .log, .index or .timeindex file`);
   const file = await File.open(path);
   try {
     await out.line(`Dumping ${path}`);

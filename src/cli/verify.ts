@@ -20,6 +20,7 @@ import {
   REPLICATION_OFFSET_CHECKPOINT,
   segmentBases,
   segmentPaths,
+  snapshotOffsets,
 } from '../layout.js';
 import { decodeCleanShutdown } from '../log/clean-shutdown.js';
 import { File, tryLockExclusive } from '../native.js';
@@ -173,7 +174,8 @@ async function strayFiles(dir: string, names: string[], bases: Set<number>): Pro
   const findings: Finding[] = [];
   for (const n of names) {
     const path = join(dir, n);
-    if (isSegmentLog(n) || n === CLEAN_SHUTDOWN_FILE || n === LOG_START_OFFSET_FILE) continue;
+    // Producer snapshots are checked (CRC) by the next open, which falls back to an older one or to the batch headers.
+    if (isSegmentLog(n) || n === CLEAN_SHUTDOWN_FILE || n === LOG_START_OFFSET_FILE || snapshotOffsets([n]).length === 1) continue;
     if (n === LEADER_EPOCH_CHECKPOINT) {
       await readLeaderEpochCheckpoint(path).catch((err: Error) => findings.push({ level: 'note', path, message: `${err.message}: the next open rebuilds it from the batch headers` }));
       continue;

@@ -14,16 +14,10 @@ import { SeglogError } from '../errors.js';
 import { checkBatch, encodeBatch, readBatchHeader, recordTimestampRange, stampLogAppendTime, type EncodeOptions, type RecordInput } from '../segment/batch.js';
 import { OFF_LEADER_EPOCH, writeI32 } from '../segment/batch-header.js';
 import { checkBytes } from '../validate.js';
-import type { CheckedBatch } from './append-queue.js';
+import { encodeControlBatch, parseControlBatch } from '../segment/control-record.js';
+import type { CheckedBatch, PreparedAppend } from './append-queue.js';
 import type { EncodeRing } from './encode-ring.js';
-import { checkAppendBatchesOptions, checkAppendOptions, NEVER, type LogConfig } from './options.js';
-
-/** What an append queues: its batches (in ring memory), their checked headers, its LogAppendTime (-1: none). */
-export interface PreparedAppend {
-  data: Buffer;
-  checks: CheckedBatch[];
-  logAppendTime: number;
-}
+import { checkAppendBatchesOptions, checkAppendOptions, checkControlOptions, NEVER, type LogConfig } from './options.js';
 
 /**
  * append(): `records` encoded as one batch into `ring` memory (with the
@@ -45,7 +39,7 @@ export function prepareRecords(records: RecordInput[], options: unknown, compres
     throw err;
   }
   // Just encoded: its header is known good, no need to recompute the CRC.
-  return { data, checks: [{ ok: true, header: readBatchHeader(data, 0) }], logAppendTime };
+  return { data, checks: [{ ok: true, header: readBatchHeader(data, 0) }], logAppendTime, producers: false, replication: false };
 }
 
 /** appendBatches(): the caller's batches checked, copied into `ring` memory (the caller may reuse its buffer) and stamped there. */
@@ -57,7 +51,13 @@ export function prepareBatches(buffer: Uint8Array, options: unknown, rules: Appe
   const logAppendTime = o.logAppendTime >= 0 || o.replication || !rules.logAppendTime ? o.logAppendTime : now;
   const data = ring.copy(buffer);
   stampBatches(data, checks, o.leaderEpoch, logAppendTime);
-  return { data, checks, logAppendTime };
+  return { data, checks, logAppendTime, producers: checks.some((c) => c.header.producerId >= 0), replication: o.replication };
+}
+
+/** appendControl(): the marker encoded as Kafka's control batch into `ring` memory. */
+export function prepareControl(options: unknown, ring: EncodeRing): PreparedAppend {
+  const data = encodeControlBatch(checkControlOptions(options), ring.allocate);
+  return { data, checks: [{ ok: true, header: readBatchHeader(data, 0) }], logAppendTime: -1, producers: true, replication: false };
 }
 
 /** Kafka's RecordBatch.NO_TIMESTAMP: such records are not checked against the bounds. */
@@ -114,10 +114,17 @@ function checkAppendedBatches(buffer: Uint8Array, rules: AppendRules | undefined
     const c = checkBatch(buffer, position, buffer.length);
     if (!c.ok) throw new SeglogError('ECORRUPT', `invalid batch at position ${position} of the appended buffer: ${c.reason}`, { position });
     if (rules !== undefined) checkProducerBatch(buffer, position, c.header, rules, now);
+    if (c.header.control) checkControlBatch(buffer, position, c.header);
     checks.push(c);
     position += c.header.size;
   }
   return checks;
+}
+
+/** ECORRUPT unless the control batch at `position` holds one transaction marker as Kafka writes it, from a producer. */
+function checkControlBatch(buffer: Uint8Array, position: number, h: CheckedBatch['header']): void {
+  const marker = h.producerId < 0 ? 'a control batch without a producerId' : parseControlBatch(Buffer.from(buffer.buffer, buffer.byteOffset + position, h.size), h);
+  if (typeof marker === 'string') throw new SeglogError('ECORRUPT', `control batch at position ${position} of the appended buffer: ${marker}`, { position });
 }
 
 function checkProducerBatch(buffer: Uint8Array, position: number, h: CheckedBatch['header'], rules: AppendRules, now: number): void {

@@ -10,17 +10,28 @@ export type CheckedBatch = Extract<ReturnType<typeof checkBatch>, { ok: true }>;
 export interface AppendResult {
   baseOffset: number;
   lastOffset: number;
-  /** Bytes written to the log. */
+  /** Bytes written to the log (0 for a duplicate). */
   bytes: number;
   /** The batches' timestamp when LogAppendTime was applied, else -1. */
   logAppendTime: number;
+  /** The append repeated batches of a producer that the log holds: nothing was written, the offsets are the original's. */
+  duplicate: boolean;
 }
 
-/** One append waiting for its turn; batches are checked and carry their headers. */
-export interface PendingAppend {
+/** An append checked and ready to queue: its batches (in ring memory) and their checked headers. */
+export interface PreparedAppend {
   data: Buffer;
   checks: CheckedBatch[];
+  /** LogAppendTime stamped on its batches; -1: none. */
   logAppendTime: number;
+  /** Whether a batch has a producerId (the producer rules apply, see producer-append.ts). */
+  producers: boolean;
+  /** A follower's append (origin 'replication'): producer state is recorded, not checked. */
+  replication: boolean;
+}
+
+/** One append waiting for its turn. */
+export interface PendingAppend extends PreparedAppend {
   resolve(result: AppendResult): void;
   reject(err: unknown): void;
 }
@@ -61,28 +72,29 @@ export class AppendQueue {
    * Queues an append once there is room for it; `stillWritable` runs after
    * a wait for room and throws if the log can no longer take it.
    */
-  append(data: Buffer, checks: CheckedBatch[], logAppendTime: number, stillWritable: () => void): Promise<AppendResult> {
-    if (this.#roomWaiters.length > 0 || (this.#pendingBytes > 0 && this.#pendingBytes + data.length > this.#maxPendingBytes)) {
-      return this.#appendWhenRoom(data, checks, logAppendTime, stillWritable);
+  append(prepared: PreparedAppend, stillWritable: () => void): Promise<AppendResult> {
+    if (this.#roomWaiters.length > 0 || (this.#pendingBytes > 0 && this.#pendingBytes + prepared.data.length > this.#maxPendingBytes)) {
+      return this.#appendWhenRoom(prepared, stillWritable);
     }
-    return this.#queued(data, checks, logAppendTime);
+    return this.#queued(prepared);
   }
 
-  async #appendWhenRoom(data: Buffer, checks: CheckedBatch[], logAppendTime: number, stillWritable: () => void): Promise<AppendResult> {
+  async #appendWhenRoom(prepared: PreparedAppend, stillWritable: () => void): Promise<AppendResult> {
     await new Promise<void>((resolve) => this.#roomWaiters.push(resolve));
     try {
       stillWritable();
     } catch (err) {
-      this.#release(data);
+      this.#release(prepared.data);
       throw err;
     }
-    return this.#queued(data, checks, logAppendTime);
+    return this.#queued(prepared);
   }
 
-  #queued(data: Buffer, checks: CheckedBatch[], logAppendTime: number): Promise<AppendResult> {
-    this.#pendingBytes += data.length;
+  #queued(prepared: PreparedAppend): Promise<AppendResult> {
+    this.#pendingBytes += prepared.data.length;
     return new Promise<AppendResult>((resolve, reject) => {
-      this.#items.push({ data, checks, logAppendTime, resolve, reject });
+      const { data, checks, logAppendTime, producers, replication } = prepared;
+      this.#items.push({ data, checks, logAppendTime, producers, replication, resolve, reject });
       void this.#pump();
     });
   }

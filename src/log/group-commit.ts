@@ -9,12 +9,14 @@
 // a hole.
 import { SeglogError } from '../errors.js';
 import { freeBytes } from '../native.js';
-import { setBaseOffset, type BatchHeader } from '../segment/batch.js';
+import type { BatchHeader } from '../segment/batch.js';
 import { Segment, type SegmentConfig } from '../segment/segment.js';
 import type { AppendResult, PendingAppend } from './append-queue.js';
 import type { Flusher } from './flusher.js';
 import type { EpochEntry, LeaderEpochs } from './leader-epochs.js';
 import { INT32_MAX, type LogConfig } from './options.js';
+import { number } from './numbering.js';
+import type { Producers } from './producers.js';
 import type { LogSegments } from './segments.js';
 
 /** Most bytes one group commit writes with one pwritev. */
@@ -60,6 +62,7 @@ export class GroupCommit {
   readonly #segments: LogSegments;
   readonly #flusher: Flusher;
   readonly #epochs: LeaderEpochs;
+  readonly #producers: Producers;
   /** Puts the log in its failed state and returns the error that stopped it. */
   readonly #fail: (err: unknown) => unknown;
   readonly #failure: () => unknown;
@@ -89,6 +92,7 @@ export class GroupCommit {
       segments: LogSegments;
       flusher: Flusher;
       epochs: LeaderEpochs;
+      producers: Producers;
       fail: (err: unknown) => unknown;
       failure: () => unknown;
       settled: (appends: readonly PendingAppend[]) => void;
@@ -101,6 +105,7 @@ export class GroupCommit {
     this.#segments = parts.segments;
     this.#flusher = parts.flusher;
     this.#epochs = parts.epochs;
+    this.#producers = parts.producers;
     this.#fail = parts.fail;
     this.#failure = parts.failure;
     this.#settled = parts.settled;
@@ -114,8 +119,7 @@ export class GroupCommit {
    */
   async commit(take: (room: number) => PendingAppend[]): Promise<void> {
     const taken = take(Math.min(this.#config.segmentBytes - this.#segments.active.size, MAX_GROUP_BYTES));
-    const group = this.#admit(taken);
-    const bytes = group.reduce((n, a) => n + a.data.length, 0);
+    let group = this.#admit(taken);
     let handedOver = false;
     try {
       if (group.length === 0) return;
@@ -124,21 +128,20 @@ export class GroupCommit {
       if (unblocked !== undefined) await unblocked;
       // Offsets go on from the last group written, published or not.
       const firstOffset = this.#written.at(-1)?.endOffset ?? this.#segments.endOffset;
-      const { headers, results, endOffset, records, epochs } = number(group, firstOffset, this.#epochs.last);
-      await this.#rollIfNeeded(bytes, endOffset - 1);
-      // A new epoch is durable before its first batch is written: after a crash the checkpoint misses no epoch of the data.
-      if (epochs.length > 0) await this.#epochs.assign(epochs).catch((err) => Promise.reject(this.#fail(err)));
-      const active = this.#segments.active;
-      const position = active.size;
-      const chunks = group.map((a) => a.data);
-      try {
-        await this.#write(active, chunks, headers, bytes);
-      } catch (err) {
-        // No partial batch may stay: cut the file back to the last good end, or stop. Nor an epoch the file lost.
-        await active.log.truncate(active.size).catch((cutErr) => this.#fail(cutErr));
-        if (epochs.length > 0) await this.#epochs.truncateFromEnd(firstOffset).catch((cutErr) => this.#fail(cutErr));
-        throw err;
+      // Producer rules see every append ahead of this group (written, synced or not) and the group's earlier ones.
+      const draft = group.some((a) => a.producers) ? this.#producers.draft() : undefined;
+      const numbered = number(group, firstOffset, this.#epochs.last, draft);
+      if (numbered.refused.length > 0) {
+        this.#settled(numbered.refused);
+        group = group.filter((a) => !numbered.refused.includes(a));
       }
+      const { headers, results, endOffset, records, epochs, writes } = numbered;
+      const chunks = writes.map((a) => a.data);
+      const bytes = chunks.reduce((n, c) => n + c.length, 0);
+      const { active, position } = await this.#writeGroup(chunks, headers, bytes, firstOffset, endOffset, epochs);
+      // The data is on file: state that does not follow it would answer retries wrongly, so a failure here stops the log.
+      const indexed = draft === undefined ? undefined : this.#producers.written(draft, active);
+      if (indexed !== undefined) await indexed.catch((err) => Promise.reject(this.#fail(err)));
       const written = { group, results, position, chunks, headers, endOffset, bytes, records };
       if (!this.#config.flush.always) {
         this.#publish(written);
@@ -152,6 +155,32 @@ export class GroupCommit {
     } finally {
       if (!handedOver) this.#settled(group);
     }
+  }
+
+  /** Rolls if needed, records the group's new epochs and writes its chunks (none: all duplicates) to the active segment: which one, and where. */
+  async #writeGroup(
+    chunks: Uint8Array[],
+    headers: BatchHeader[],
+    bytes: number,
+    firstOffset: number,
+    endOffset: number,
+    epochs: EpochEntry[],
+  ): Promise<{ active: Segment; position: number }> {
+    if (chunks.length === 0) return { active: this.#segments.active, position: this.#segments.active.size };
+    await this.#rollIfNeeded(bytes, endOffset - 1);
+    // A new epoch is durable before its first batch is written: after a crash the checkpoint misses no epoch of the data.
+    if (epochs.length > 0) await this.#epochs.assign(epochs).catch((err) => Promise.reject(this.#fail(err)));
+    const active = this.#segments.active;
+    const position = active.size;
+    try {
+      await this.#write(active, chunks, headers, bytes);
+    } catch (err) {
+      // No partial batch may stay: cut the file back to the last good end, or stop. Nor an epoch the file lost.
+      await active.log.truncate(active.size).catch((cutErr) => this.#fail(cutErr));
+      if (epochs.length > 0) await this.#epochs.truncateFromEnd(firstOffset).catch((cutErr) => this.#fail(cutErr));
+      throw err;
+    }
+    return { active, position };
   }
 
   /**
@@ -227,8 +256,10 @@ export class GroupCommit {
   /** Only bytes on file (under 'always': durable) are published, before readers can ask for them; then the appends settle. */
   #publish(w: Written): void {
     try {
-      this.#segments.appended(w.position, w.chunks, w.headers, w.endOffset);
-      this.#flusher.written(w.bytes, w.records, w.endOffset);
+      if (w.chunks.length > 0) {
+        this.#segments.appended(w.position, w.chunks, w.headers, w.endOffset);
+        this.#flusher.written(w.bytes, w.records, w.endOffset);
+      }
       w.group.forEach((a, i) => a.resolve(w.results[i]!));
     } catch (err) {
       for (const a of w.group) a.reject(err);
@@ -315,6 +346,8 @@ export class GroupCommit {
       }
       this.#segments.synced(s, size);
     }
+    // The state as of the new segment's base, saved once the sealed segment is durable (Kafka's snapshot on roll).
+    await this.#producers.rolled(s, this.#segments.endOffset);
     const next = await Segment.create(this.#dir, this.#segments.endOffset, this.#segmentConfig);
     try {
       await s.seal();
@@ -337,42 +370,4 @@ function epochAfter(a: PendingAppend, floor: number): number | undefined {
     epoch = e;
   }
   return epoch;
-}
-
-/**
- * Gives the group's batches their offsets from `offset` on (rewriting each
- * baseOffset in place), works out what each append resolves to, and which
- * epochs above `lastEpoch` start where. The headers are the appends' own
- * (made when each append was checked) and are numbered where they lie: no
- * copy per batch.
- */
-function number(
-  group: PendingAppend[],
-  offset: number,
-  lastEpoch: number,
-): { headers: BatchHeader[]; results: AppendResult[]; endOffset: number; records: number; epochs: EpochEntry[] } {
-  const headers: BatchHeader[] = [];
-  const results: AppendResult[] = [];
-  const epochs: EpochEntry[] = [];
-  let records = 0;
-  for (const a of group) {
-    const baseOffset = offset;
-    let position = 0;
-    for (const { header: h } of a.checks) {
-      setBaseOffset(a.data, position, offset);
-      h.baseOffset = offset;
-      h.lastOffset = offset + h.lastOffsetDelta;
-      if (h.partitionLeaderEpoch > lastEpoch) {
-        lastEpoch = h.partitionLeaderEpoch;
-        epochs.push({ epoch: lastEpoch, startOffset: offset });
-      }
-      headers.push(h);
-      offset += h.lastOffsetDelta + 1;
-      records += h.recordsCount;
-      position += h.size;
-    }
-    results.push({ baseOffset, lastOffset: offset - 1, bytes: a.data.length, logAppendTime: a.logAppendTime });
-  }
-  if (!Number.isSafeInteger(offset)) throw new RangeError(`offset ${offset} is beyond the safe integer range`);
-  return { headers, results, endOffset: offset, records, epochs };
 }

@@ -5,6 +5,7 @@
 import type { BatchHeader } from '../segment/batch.js';
 import { checkOneOf } from '../validate.js';
 import type { HighWatermark } from './high-watermark.js';
+import type { AbortedTransaction } from './transactions.js';
 import type { LogSegments } from './segments.js';
 
 /**
@@ -23,12 +24,6 @@ export function checkIsolation(name: string, value: unknown): IsolationLevel {
   return value === undefined ? 'all' : checkOneOf(name, value, LEVELS);
 }
 
-/** A transaction that ended with an ABORT marker: the producer's transactional batches in [firstOffset, lastOffset] (the marker) are aborted. */
-export interface AbortedTransaction {
-  producerId: number;
-  firstOffset: number;
-  lastOffset: number;
-}
 
 /**
  * The seam to the log's transactions (producer state, `.txnindex`). Nothing

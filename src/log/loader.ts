@@ -16,6 +16,7 @@ import { readCleanShutdown, removeCleanShutdown } from './clean-shutdown.js';
 import { standaloneContext, type LogContext } from './context.js';
 import { LeaderEpochs } from './leader-epochs.js';
 import type { LogConfig } from './options.js';
+import { Producers } from './producers.js';
 
 /** Offsets [from, to] (inclusive) that no segment holds. */
 export interface OffsetRange {
@@ -31,6 +32,8 @@ export interface LoadedLog {
   context: LogContext;
   /** The leader epochs, trimmed to the loaded offsets. */
   epochs: LeaderEpochs;
+  /** Producer and transaction state as of the loaded end. */
+  producers: Producers;
   /** Whether the context was made for this log alone (its scheduler stops when the log closes). */
   ownContext: boolean;
   /** Whether the clean-shutdown marker is still on disk: it must go before the first write (MarkerOnOpen). */
@@ -95,6 +98,7 @@ export async function loadLog(dir: string, config: LogConfig, context: LogContex
   let changed = false;
   let missing: OffsetRange[];
   let epochs: LeaderEpochs;
+  let producers: Producers;
   try {
     for (let i = 0; i < bases.length; i++) {
       const last = i === bases.length - 1;
@@ -158,6 +162,7 @@ export async function loadLog(dir: string, config: LogConfig, context: LogContex
     }
     // Once recovery has settled where the log starts and ends: epochs outside that are dropped.
     epochs = await LeaderEpochs.open(dir, segments, Math.max(ctx.logStartOffset, segments[0]!.baseOffset), segments.at(-1)!.nextOffset);
+    producers = await Producers.load(dir, names, segments, { expirationMs: config.producerIdExpirationMs, maxProducerIds: config.maxProducerIds });
     // A crash after open's own changes must be detected: then the marker goes now. Otherwise it stays
     // while the log only reads, and goes before its first write (MarkerOnOpen).
     if (marker && (!clean || changed)) {
@@ -170,7 +175,7 @@ export async function loadLog(dir: string, config: LogConfig, context: LogContex
   }
   const end = segments.at(-1)!.nextOffset;
   const durableEnd = clean && !changed ? end : Math.min(ctx.recoveryPoint, end);
-  return { segments, missing, context: ctx, epochs, ownContext: context === undefined, markerOnDisk: marker && clean && !changed, durableEnd };
+  return { segments, missing, context: ctx, epochs, producers, ownContext: context === undefined, markerOnDisk: marker && clean && !changed, durableEnd };
 }
 
 /** The names in `dir`, which is made (durably) if it does not exist yet. */

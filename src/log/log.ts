@@ -7,6 +7,7 @@
 //   follow.ts        batches(), records()       retention.ts  retention, truncation
 //   append-checks.ts Kafka's checks of appends  leader-epochs.ts  epochs, leader-epoch-checkpoint
 //   high-watermark.ts the HW, 'auto' or 'manual' isolation.ts  how far each isolation level reads
+//   producers.ts     producer state, transactions, snapshots, .txnindex
 import type { Writable } from 'node:stream';
 import { logCacheStats } from '../cache/group.js';
 import type { LogCache } from '../cache/log-cache.js';
@@ -14,8 +15,8 @@ import { residency, type CacheStats, type Residency } from '../cache/stats.js';
 import { SeglogError } from '../errors.js';
 import type { LogRecord, RecordInput } from '../segment/batch.js';
 import { checkInteger, checkOptions, checkString } from '../validate.js';
-import { appendRulesOf, prepareBatches, prepareRecords, type AppendRules, type PreparedAppend } from './append-checks.js';
-import { AppendQueue, type AppendResult } from './append-queue.js';
+import { appendRulesOf, prepareBatches, prepareControl, prepareRecords, type AppendRules } from './append-checks.js';
+import { AppendQueue, type AppendResult, type PreparedAppend } from './append-queue.js';
 import { MarkerOnOpen, writeCleanShutdown } from './clean-shutdown.js';
 import { EncodeRing } from './encode-ring.js';
 import type { LogContext } from './context.js';
@@ -23,7 +24,7 @@ import { Flusher } from './flusher.js';
 import { batches, Followers, records, type FollowSource, type LogBatch } from './follow.js';
 import { GroupCommit } from './group-commit.js';
 import { HighWatermark } from './high-watermark.js';
-import { NO_TRANSACTIONS, ReadIsolation, type IsolationLevel } from './isolation.js';
+import { ReadIsolation, type IsolationLevel } from './isolation.js';
 import { loadLog, segmentConfigOf, type LoadedLog, type OffsetRange } from './loader.js';
 import { LeaderEpochs, type EpochEnd } from './leader-epochs.js';
 import {
@@ -33,19 +34,25 @@ import {
   INT32_MAX,
   type AppendBatchesOptions,
   type AppendOptions,
+  type ControlOptions,
   type LogConfig,
   type LogOptions,
   type RecordsOptions,
   type RetentionPolicy,
 } from './options.js';
 import { checkReadBounds, LogReader, type ReadBounds, type ReadOptions, type ReadResult, type SendToOptions, type SendToResult } from './reader.js';
+import type { ProducerInfo } from './producer-state.js';
+import type { Producers } from './producers.js';
 import { Retention } from './retention.js';
 import { LogSegments } from './segments.js';
+import type { AbortedTransaction } from './transactions.js';
 
 export type { AppendResult } from './append-queue.js';
 export type { LogContext } from './context.js';
 export type { OffsetRange } from './loader.js';
-export type { AppendBatchesOptions, AppendOptions, FlushPolicy, LogOptions, RecordsOptions, RetentionPolicy, TimestampType } from './options.js';
+export type { ProducerInfo } from './producer-state.js';
+export type { AbortedTransaction } from './transactions.js';
+export type { AppendBatchesOptions, AppendOptions, ControlOptions, FlushPolicy, LogOptions, RecordsOptions, RetentionPolicy, TimestampType } from './options.js';
 export type { EpochEnd } from './leader-epochs.js';
 export type { HighWatermarkMode } from './high-watermark.js';
 export type { IsolationLevel } from './isolation.js';
@@ -81,8 +88,9 @@ export class Log {
   readonly #retention: Retention;
   readonly #epochs: LeaderEpochs;
   readonly #highWatermark: HighWatermark;
-  /** The bound of each isolation level; the log has no transaction state yet, so nothing is unstable or aborted. */
+  /** The bound of each isolation level, the transaction side from the producer state. */
   readonly #isolation: ReadIsolation;
+  readonly #producers: Producers;
   /** The clean-shutdown marker open found, until the first write removes it. */
   readonly #marker: MarkerOnOpen;
   readonly #cancelInterval: (() => void) | undefined;
@@ -108,9 +116,11 @@ export class Log {
     this.#flusher = new Flusher(segments, loaded.durableEnd, config.flush, fail, failure);
     const followers = (this.#followers = new Followers());
     this.#epochs = loaded.epochs;
+    this.#producers = loaded.producers;
     this.#highWatermark = new HighWatermark(segments, config.highWatermark, context.highWatermark, () => followers.wakeAll());
-    this.#isolation = new ReadIsolation(segments, this.#highWatermark, NO_TRANSACTIONS);
+    this.#isolation = new ReadIsolation(segments, this.#highWatermark, this.#producers);
     segments.listen(this.#cache);
+    segments.listen(this.#producers.txnIndexes);
     segments.listen(this.#flusher);
     // Before the followers: what an append publishes, its epoch included, is there when they wake.
     segments.listen(this.#epochs);
@@ -122,13 +132,14 @@ export class Log {
       segments,
       flusher: this.#flusher,
       epochs: this.#epochs,
+      producers: this.#producers,
       fail,
       failure,
       settled: (appends) => this.#queue.settled(appends),
       beforeWrite: () => this.#marker.beforeWrite(),
     });
     this.#reader = new LogReader(dir, segments, this.#cache, () => this.#checkOpen());
-    this.#retention = new Retention(dir, segmentConfig, config.fileDeleteDelayMs, { segments, epochs: this.#epochs, context, fail });
+    this.#retention = new Retention(dir, segmentConfig, config.fileDeleteDelayMs, { segments, epochs: this.#epochs, producers: this.#producers, context, fail });
     const intervalMs = config.flush.intervalMs;
     this.#cancelInterval = intervalMs === NEVER ? undefined : context.scheduler.every(intervalMs, () => this.#flusher.flush());
   }
@@ -287,12 +298,52 @@ export class Log {
   readonly #stillWritable = (): void => this.#checkWritable();
 
   /** Queues a checked append; throws (the callers' try turns it into a rejection) if it can never fit. */
-  #enqueue({ data, checks, logAppendTime }: PreparedAppend): Promise<AppendResult> {
+  #enqueue(prepared: PreparedAppend): Promise<AppendResult> {
+    const { data } = prepared;
     if (data.length > this.#config.segmentBytes) {
       this.#ring.release(data);
       throw new RangeError(`append of ${data.length} bytes exceeds segmentBytes ${this.#config.segmentBytes}`);
     }
-    return this.#queue.append(data, checks, logAppendTime, this.#stillWritable);
+    return this.#queue.append(prepared, this.#stillWritable);
+  }
+
+  /**
+   * Writes a transaction marker (Kafka's WriteTxnMarkers): a control batch
+   * that commits or aborts the producer's open transaction (an aborted one
+   * goes to the segment's .txnindex). A marker of a producer with no open
+   * transaction is written and changes nothing; an epoch older than the
+   * producer's is EPRODUCERFENCED.
+   */
+  appendControl(marker: ControlOptions): Promise<AppendResult> {
+    try {
+      this.#checkWritable();
+      return this.#enqueue(prepareControl(marker, this.#ring));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** The producers the log remembers (idempotence and transactions), least recently appending first. */
+  producerState(): ProducerInfo[] {
+    this.#checkOpen();
+    return this.#producers.list();
+  }
+
+  /**
+   * The first offset of the earliest transaction still open, or ended by a
+   * marker the high watermark has not passed (the last stable offset stays
+   * below it); undefined when there is none.
+   */
+  firstUnstableOffset(): number | undefined {
+    return this.#producers.firstUnstableOffset(this.#highWatermark.offset);
+  }
+
+  /** The aborted transactions with records in [fromOffset, toOffset), by first offset, from the .txnindex files (what a Fetch response lists). */
+  abortedTransactions(fromOffset: number, toOffset: number): AbortedTransaction[] {
+    this.#checkOpen();
+    checkInteger('fromOffset', fromOffset);
+    checkInteger('toOffset', toOffset);
+    return this.#producers.abortedTransactions(fromOffset, toOffset);
   }
 
   /** Starts a new active segment at the log end (a no-op when the active one is empty). */
@@ -471,7 +522,9 @@ export class Log {
       await this.#context.cache.detach(this.#cache);
       await Promise.all(this.#segments.all.map((s) => s.close()));
       if (this.#ownContext) this.#context.scheduler.stop();
-      if (clean && !this.#marker.untouched) await writeCleanShutdown(this.dir, this.#segments.all);
+      const marked = clean && !this.#marker.untouched;
+      await this.#producers.close(marked ? { active: this.#segments.active, endOffset: this.endOffset } : undefined);
+      if (marked) await writeCleanShutdown(this.dir, this.#segments.all);
     })();
     return this.#closing;
   }

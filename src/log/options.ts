@@ -62,6 +62,10 @@ export interface LogOptions {
    * replication-offset-checkpoint across restarts.
    */
   highWatermark?: HighWatermarkMode;
+  /** Forget a producer (its sequences and epoch) once its last batch is this old, unless its transaction is open (Kafka's producer.id.expiration.ms). Default 1 day. */
+  producerIdExpirationMs?: number;
+  /** Most producers a log remembers; past it the least recently appending ones are forgotten first (never one with an open transaction). Default 100000. */
+  maxProducerIds?: number;
 }
 
 export type TimestampType = 'CreateTime' | 'LogAppendTime';
@@ -97,6 +101,18 @@ export interface AppendBatchesOptions {
    * and the bytes are kept as they are but for their offsets).
    */
   origin?: 'client' | 'replication';
+}
+
+/** What Log.appendControl writes: a transaction marker (Kafka's WriteTxnMarkers) for a producer. */
+export interface ControlOptions {
+  producerId: number;
+  producerEpoch: number;
+  /** COMMIT or ABORT of the producer's open transaction. */
+  type: 'commit' | 'abort';
+  /** The epoch of the transaction coordinator that wrote it. */
+  coordinatorEpoch: number;
+  /** The marker's timestamp. Default: now. */
+  timestamp?: number;
 }
 
 /** Options of Log.records and Log.batches. */
@@ -149,6 +165,8 @@ export interface LogConfig {
   messageTimestampAfterMaxMs: number;
   messageTimestampType: TimestampType;
   highWatermark: HighWatermarkMode;
+  producerIdExpirationMs: number;
+  maxProducerIds: number;
 }
 
 const TIMESTAMP_TYPES: readonly TimestampType[] = ['CreateTime', 'LogAppendTime'];
@@ -197,6 +215,8 @@ export function checkLogOptions(options: unknown): LogConfig {
     messageTimestampAfterMaxMs: pick(o.messageTimestampAfterMaxMs, NEVER, int('messageTimestampAfterMaxMs')),
     messageTimestampType: pick(o.messageTimestampType, 'CreateTime', (v) => checkOneOf('options.messageTimestampType', v, TIMESTAMP_TYPES)),
     highWatermark: pick(o.highWatermark, 'auto', (v) => checkOneOf('options.highWatermark', v, HIGH_WATERMARK_MODES)),
+    producerIdExpirationMs: pick(o.producerIdExpirationMs, 24 * 3600 * 1000, int('producerIdExpirationMs', 1)),
+    maxProducerIds: pick(o.maxProducerIds, 100_000, int('maxProducerIds', 1)),
   };
 }
 
@@ -219,6 +239,19 @@ export function checkAppendBatchesOptions(options: unknown): { logAppendTime: nu
     throw new RangeError("options.origin 'replication' keeps the leader's batches as they are: leaderEpoch and logAppendTime do not apply");
   }
   return { logAppendTime, leaderEpoch, replication };
+}
+
+/** ControlOptions checked, the timestamp filled in. */
+export function checkControlOptions(options: unknown): Required<ControlOptions> {
+  const o = checkOptions<ControlOptions>('marker', options);
+  if (options === undefined) throw new TypeError('marker must be an object');
+  return {
+    producerId: checkInteger('marker.producerId', o.producerId, 0),
+    producerEpoch: checkInteger('marker.producerEpoch', o.producerEpoch, 0, 0x7fff),
+    type: checkOneOf('marker.type', o.type, ['commit', 'abort']),
+    coordinatorEpoch: checkInteger('marker.coordinatorEpoch', o.coordinatorEpoch, 0, INT32_MAX),
+    timestamp: o.timestamp === undefined ? Date.now() : checkInteger('marker.timestamp', o.timestamp),
+  };
 }
 
 /** When a flush policy makes data durable, as the cache needs to know it. */

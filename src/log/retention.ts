@@ -11,6 +11,7 @@ import { fsyncDir } from '../native.js';
 import { Segment, type SegmentConfig } from '../segment/segment.js';
 import type { LogContext } from './context.js';
 import type { LeaderEpochs } from './leader-epochs.js';
+import type { Producers } from './producers.js';
 import type { LogSegments } from './segments.js';
 
 export class Retention {
@@ -19,6 +20,7 @@ export class Retention {
   readonly #fileDeleteDelayMs: number;
   readonly #segments: LogSegments;
   readonly #epochs: LeaderEpochs;
+  readonly #producers: Producers;
   readonly #context: LogContext;
   /** Puts the log in its failed state and returns the error that stopped it. */
   readonly #fail: (err: unknown) => unknown;
@@ -27,13 +29,14 @@ export class Retention {
     dir: string,
     segmentConfig: SegmentConfig,
     fileDeleteDelayMs: number,
-    parts: { segments: LogSegments; epochs: LeaderEpochs; context: LogContext; fail: (err: unknown) => unknown },
+    parts: { segments: LogSegments; epochs: LeaderEpochs; producers: Producers; context: LogContext; fail: (err: unknown) => unknown },
   ) {
     this.#dir = dir;
     this.#segmentConfig = segmentConfig;
     this.#fileDeleteDelayMs = fileDeleteDelayMs;
     this.#segments = parts.segments;
     this.#epochs = parts.epochs;
+    this.#producers = parts.producers;
     this.#context = parts.context;
     this.#fail = parts.fail;
   }
@@ -77,6 +80,8 @@ export class Retention {
     // After the cut (a crash between leaves epochs past the end, which open drops), before any append: an epoch
     // left in the file at an offset that later appends of an older epoch fill would outlive a crash.
     await this.#epochs.truncateFromEnd(end).catch((err) => Promise.reject(this.#fail(err)));
+    // Producer state as of the new end, before any append is checked against it (a failure leaves it wrong: stop).
+    await this.#producers.truncated(segments.all).catch((err) => Promise.reject(this.#fail(err)));
     return end;
   }
 
@@ -89,6 +94,7 @@ export class Retention {
     if (segments.raiseStart(offset)) await this.#context.persistStartOffset(offset);
     await this.#removeSegmentsBelow(segments.startOffset);
     await this.#epochs.truncateFromStart(segments.startOffset);
+    await this.#producers.startMoved(segments.all[0]!.baseOffset);
     return segments.startOffset;
   }
 
@@ -114,6 +120,7 @@ export class Retention {
     const removed = await this.#removeSegmentsBelow(newStart);
     // After the start offset is durable: epochs below it that a crash leaves in the file, open drops.
     await this.#epochs.truncateFromStart(newStart);
+    await this.#producers.startMoved(newStart);
     return removed;
   }
 

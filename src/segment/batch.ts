@@ -3,10 +3,11 @@
 // its checks and in-place edits are in batch-header.ts; decoding is in
 // batch-decode.ts.
 import { crc32c } from '../native.js';
-import { checkInteger, checkOptions } from '../validate.js';
+import { checkBoolean, checkInteger, checkOptions } from '../validate.js';
 import {
   BATCH_HEADER_SIZE,
   BATCH_OVERHEAD,
+  CONTROL_BIT,
   INT32_MAX,
   MAGIC,
   MAX_SAFE,
@@ -24,6 +25,7 @@ import {
   OFF_PRODUCER_ID,
   OFF_RECORDS_COUNT,
   TIMESTAMP_TYPE_BIT,
+  TRANSACTIONAL_BIT,
   writeI16,
   writeI32,
   writeI64,
@@ -68,6 +70,10 @@ export interface EncodeOptions {
   producerId?: number;
   producerEpoch?: number;
   baseSequence?: number;
+  /** Attributes bit 4: the batch belongs to its producer's open transaction. Default false. */
+  transactional?: boolean;
+  /** Attributes bit 5: a control batch (a transaction marker, see control-record.ts). Default false. */
+  control?: boolean;
 }
 
 // ---------------------------------------------------------------- encode
@@ -166,6 +172,9 @@ export function encodeBatch(records: RecordInput[], options?: EncodeOptions, all
   const producerId = o.producerId === undefined ? -1 : checkInteger('options.producerId', o.producerId, -1);
   const producerEpoch = o.producerEpoch === undefined ? -1 : checkInteger('options.producerEpoch', o.producerEpoch, -1, 0x7fff);
   const baseSequence = o.baseSequence === undefined ? -1 : checkInteger('options.baseSequence', o.baseSequence, -1, INT32_MAX);
+  const flags =
+    (o.transactional === undefined || !checkBoolean('options.transactional', o.transactional) ? 0 : TRANSACTIONAL_BIT) |
+    (o.control === undefined || !checkBoolean('options.control', o.control) ? 0 : CONTROL_BIT);
 
   // Pass 1: check every record and measure it, so that pass 2 writes into
   // one buffer of the exact size. Per record, `lengths` holds bodySize,
@@ -250,7 +259,7 @@ export function encodeBatch(records: RecordInput[], options?: EncodeOptions, all
   writeI32(batch, OFF_BATCH_LENGTH, batch.length - BATCH_OVERHEAD);
   writeI32(batch, OFF_LEADER_EPOCH, leaderEpoch);
   batch[OFF_MAGIC] = MAGIC;
-  writeI16(batch, OFF_ATTRIBUTES, (compression === null ? 0 : compression.id) | (logAppendTime < 0 ? 0 : TIMESTAMP_TYPE_BIT));
+  writeI16(batch, OFF_ATTRIBUTES, (compression === null ? 0 : compression.id) | (logAppendTime < 0 ? 0 : TIMESTAMP_TYPE_BIT) | flags);
   writeI32(batch, OFF_LAST_OFFSET_DELTA, count - 1);
   writeI64(batch, OFF_BASE_TIMESTAMP, baseTimestamp);
   writeI64(batch, OFF_MAX_TIMESTAMP, logAppendTime < 0 ? maxTimestamp : logAppendTime);

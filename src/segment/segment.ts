@@ -161,7 +161,7 @@ export class Segment {
   static async create(dir: string, baseOffset: number, config: SegmentConfig): Promise<Segment> {
     const p = segmentPaths(dir, baseOffset);
     // Stale indexes of an earlier segment at this offset would describe other data.
-    await Promise.all([rm(p.index, { force: true }), rm(p.timeIndex, { force: true })]);
+    await Promise.all([rm(p.index, { force: true }), rm(p.timeIndex, { force: true }), rm(p.txnIndex, { force: true })]);
     const log = await File.open(p.log, { create: true, truncate: true });
     const segment = new Segment(dir, baseOffset, config);
     try {
@@ -521,7 +521,7 @@ export class Segment {
   /** Closes and removes the segment's files. */
   async delete(): Promise<void> {
     await this.close();
-    const p = segmentPaths(this.dir, this.baseOffset);
-    await Promise.all([rm(p.log, { force: true }), rm(p.index, { force: true }), rm(p.timeIndex, { force: true })]);
+    // The transaction index, when the log keeps one for this segment, goes with it.
+    await Promise.all(Object.values(segmentPaths(this.dir, this.baseOffset)).map((path) => rm(path, { force: true })));
   }
 }

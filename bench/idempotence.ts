@@ -1,0 +1,118 @@
+// What producer-state bookkeeping costs an append (issue #15): the same
+// pre-encoded batches appended with appendBatches as a plain producer's
+// (producerId -1) and as idempotent producers' (producerId, epoch, running
+// sequences: every batch checked against its producer's state and
+// recorded), interleaved trial by trial (the order alternating), each trial
+// a fresh log. The figure is the per-trial ratio of idempotent to plain
+// time, median with min–max; the target is <= 1.10.
+//
+//   npm run bench:idempotence -- [--dir <path>] [--trials <n>] [--batches <n>]
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { encodeBatch, Log } from '../src/seglog.js';
+import { benchDir, describeMachine, formatMachine, formatMs, markdownTable, now, summarize, usageError } from './common.js';
+
+const USAGE = `usage: npm run bench:idempotence -- [--dir <path>] [--trials <n>] [--batches <n>]
+  --dir      parent directory for the benchmark's files (default: the OS temp dir)
+  --trials   interleaved trials per case (default 9)
+  --batches  batches appended per trial (default 20000)`;
+
+interface Case {
+  name: string;
+  records: number;
+  recordBytes: number;
+  producers: number;
+  inFlight: number;
+}
+
+const CASES: Case[] = [
+  { name: '10 × 100 B per batch, 1 producer, 1 in flight', records: 10, recordBytes: 100, producers: 1, inFlight: 1 },
+  { name: '10 × 100 B per batch, 1 producer, 8 in flight', records: 10, recordBytes: 100, producers: 1, inFlight: 8 },
+  { name: '10 × 100 B per batch, 1000 producers, 8 in flight', records: 10, recordBytes: 100, producers: 1000, inFlight: 8 },
+  { name: '100 × 1 KiB per batch, 1 producer, 1 in flight', records: 100, recordBytes: 1024, producers: 1, inFlight: 1 },
+];
+
+/** The case's batches, encoded once: as producers' batches (sequences running per producer) or plain. */
+function encodeAll(c: Case, batches: number, idempotent: boolean): Buffer[] {
+  const value = Buffer.alloc(c.recordBytes, 0x61);
+  const records = Array.from({ length: c.records }, () => ({ value }));
+  const seqs = new Array<number>(c.producers).fill(0);
+  return Array.from({ length: batches }, (_, i) => {
+    if (!idempotent) return encodeBatch(records);
+    const producer = i % c.producers;
+    const baseSequence = seqs[producer]!;
+    seqs[producer] = baseSequence + c.records;
+    return encodeBatch(records, { producerId: 1000 + producer, producerEpoch: 0, baseSequence });
+  });
+}
+
+/** Appends `data` to a fresh log in `dir`, `inFlight` at a time; returns the time taken (ms) and checks every append landed. */
+async function appendAll(dir: string, data: Buffer[], inFlight: number): Promise<number> {
+  const log = await Log.open(dir, { segmentBytes: 256 * 1024 * 1024 });
+  try {
+    let next = 0;
+    const start = now();
+    const lane = async () => {
+      while (next < data.length) {
+        const r = await log.appendBatches(data[next++]!);
+        if (r.duplicate) throw new Error('a batch was taken for a duplicate');
+      }
+    };
+    await Promise.all(Array.from({ length: inFlight }, lane));
+    const ms = now() - start;
+    const records = data.length * (data[0]!.readInt32BE(57));
+    if (log.endOffset !== records) throw new Error(`log ends at ${log.endOffset}, ${records} records were appended`);
+    return ms;
+  } finally {
+    await log.close();
+    // Trials of the large batches write GBs each: keep one at a time on disk.
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  let values;
+  try {
+    ({ values } = parseArgs({ options: { dir: { type: 'string' }, trials: { type: 'string' }, batches: { type: 'string' }, help: { type: 'boolean' } } }));
+  } catch (err) {
+    usageError((err as Error).message, USAGE);
+  }
+  if (values.help) {
+    console.log(USAGE);
+    return;
+  }
+  const trials = Number(values.trials ?? 9);
+  const batches = Number(values.batches ?? 20000);
+  if (!Number.isInteger(trials) || trials < 1 || !Number.isInteger(batches) || batches < 1) usageError('--trials and --batches take positive integers', USAGE);
+  const root = await benchDir(values.dir);
+  try {
+    console.log(formatMachine(describeMachine(root.path)));
+    const rows: string[][] = [];
+    for (const [n, c] of CASES.entries()) {
+      const plain = encodeAll(c, batches, false);
+      const idempotent = encodeAll(c, batches, true);
+      const times = { plain: [] as number[], idempotent: [] as number[], ratio: [] as number[] };
+      for (let t = 0; t < trials; t++) {
+        // Alternating order: neither side always runs first (warmer or cooler caches, a GC owed by the other).
+        const order = t % 2 === 0 ? (['plain', 'idempotent'] as const) : (['idempotent', 'plain'] as const);
+        const got: Record<string, number> = {};
+        for (const side of order) got[side] = await appendAll(join(root.path, `${n}-${side}-${t}`), side === 'plain' ? plain : idempotent, c.inFlight);
+        times.plain.push(got.plain!);
+        times.idempotent.push(got.idempotent!);
+        times.ratio.push(got.idempotent! / got.plain!);
+      }
+      const p = summarize(times.plain);
+      const i = summarize(times.idempotent);
+      const r = summarize(times.ratio);
+      const fmt = (s: { median: number; min: number; max: number }, f: (n: number) => string) => `${f(s.median)} (${f(s.min)}–${f(s.max)})`;
+      rows.push([c.name, fmt(p, formatMs), fmt(i, formatMs), fmt(r, (n) => n.toFixed(3))]);
+    }
+    console.log(`\n${batches} batches per trial, ${trials} interleaved trials per case; medians (min–max)\n`);
+    console.log(markdownTable(['appendBatches', 'plain', 'idempotent', 'idempotent ÷ plain, per trial'], rows, ['l', 'r', 'r', 'r']));
+  } finally {
+    await root.remove();
+  }
+}
+
+await main();

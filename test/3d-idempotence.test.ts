@@ -1,0 +1,194 @@
+// Idempotent producers (issue #15 item 1): appendBatches checks every batch
+// with a producerId against the producer's state, Kafka's rules: duplicates
+// of the last 5 batches answered with the original offsets and not written,
+// stale epochs fenced, sequence gaps refused, int32 wrap-around; producer
+// state expiry and its bound; appends pipelined in the queue checked against
+// the ones ahead of them; a failed write leaves the state as it was.
+import { afterEach, describe, expect, test } from 'vitest';
+import { Log, type LogOptions } from '../src/log/log.js';
+import { encodeBatch } from '../src/segment/batch.js';
+import { injectFault } from './helpers/faults.js';
+import { tempDir } from './helpers/tmp.js';
+
+afterEach(() => injectFault('pwrite', null));
+
+const PID = 4242;
+
+/** A producer's batch of `count` records from sequence `seq`. */
+function batch(seq: number, count = 5, o: { pid?: number; epoch?: number; timestamp?: number; transactional?: boolean } = {}): Buffer {
+  const records = Array.from({ length: count }, (_, i) => ({ value: `s${seq + i}`, timestamp: o.timestamp }));
+  return encodeBatch(records, { producerId: o.pid ?? PID, producerEpoch: o.epoch ?? 0, baseSequence: seq, transactional: o.transactional });
+}
+
+async function open(options?: LogOptions): Promise<Log> {
+  return Log.open(await tempDir(), options);
+}
+
+async function values(log: Log): Promise<string[]> {
+  const out: string[] = [];
+  for await (const r of log.records(log.startOffset)) out.push(r.value!.toString());
+  return out;
+}
+
+describe('duplicates', () => {
+  test('a retry of any of the last 5 batches gets the original offsets and writes nothing; the 6th back is out of order', async () => {
+    const log = await open();
+    const originals = [];
+    for (let i = 0; i < 6; i++) originals.push(await log.appendBatches(batch(i * 5)));
+    const size = log.size;
+    // Window: batches 1..5 (batch 0 fell out).
+    for (let i = 1; i < 6; i++) {
+      const r = await log.appendBatches(batch(i * 5));
+      expect(r).toEqual({ baseOffset: originals[i]!.baseOffset, lastOffset: originals[i]!.lastOffset, bytes: 0, logAppendTime: -1, duplicate: true });
+    }
+    await expect(log.appendBatches(batch(0))).rejects.toMatchObject({ code: 'EOUTOFORDERSEQUENCE' });
+    expect([log.size, log.endOffset]).toEqual([size, 30]);
+    expect(originals.every((r) => !r.duplicate)).toBe(true);
+    await log.close();
+  });
+
+  test('the same sequences under another epoch are not duplicates', async () => {
+    const log = await open();
+    await log.appendBatches(batch(0));
+    // A new epoch starting at 0 is a new batch, not a retry.
+    expect((await log.appendBatches(batch(0, 5, { epoch: 1 }))).duplicate).toBe(false);
+    expect(log.endOffset).toBe(10);
+    await log.close();
+  });
+
+  test('back-to-back appends not awaited are checked against the ones queued ahead, and so is a retry still in flight', async () => {
+    const log = await open({ flush: 'always' });
+    const [a, b, retry, c] = await Promise.all([log.appendBatches(batch(0)), log.appendBatches(batch(5)), log.appendBatches(batch(0)), log.appendBatches(batch(10))]);
+    expect([a.baseOffset, b.baseOffset, c.baseOffset]).toEqual([0, 5, 10]);
+    expect(retry).toMatchObject({ baseOffset: 0, lastOffset: 4, duplicate: true });
+    expect(await values(log)).toHaveLength(15);
+    await log.close();
+  });
+
+  test('an append mixing a duplicate with a new batch is refused whole', async () => {
+    const log = await open();
+    await log.appendBatches(batch(0));
+    await expect(log.appendBatches(Buffer.concat([batch(0), batch(5)]))).rejects.toMatchObject({ code: 'EOUTOFORDERSEQUENCE' });
+    expect(log.endOffset).toBe(5);
+    await log.close();
+  });
+});
+
+describe('fencing and sequences', () => {
+  test('an older epoch is EPRODUCERFENCED; a new epoch must start at 0', async () => {
+    const log = await open();
+    await log.appendBatches(batch(0, 5, { epoch: 3 }));
+    await expect(log.appendBatches(batch(5, 5, { epoch: 2 }))).rejects.toMatchObject({ code: 'EPRODUCERFENCED' });
+    await expect(log.appendBatches(batch(5, 5, { epoch: 4 }))).rejects.toMatchObject({ code: 'EOUTOFORDERSEQUENCE' });
+    await log.appendBatches(batch(0, 5, { epoch: 4 }));
+    expect(log.producerState()).toMatchObject([{ producerId: PID, producerEpoch: 4, lastSequence: 4, lastOffset: 9 }]);
+    await log.close();
+  });
+
+  test('a gap or a repeat that is not a whole earlier batch is EOUTOFORDERSEQUENCE; nothing is written and the producer goes on', async () => {
+    const log = await open();
+    await log.appendBatches(batch(0));
+    await expect(log.appendBatches(batch(6))).rejects.toMatchObject({ code: 'EOUTOFORDERSEQUENCE' });
+    await expect(log.appendBatches(batch(3))).rejects.toMatchObject({ code: 'EOUTOFORDERSEQUENCE' });
+    expect(log.endOffset).toBe(5);
+    await log.appendBatches(batch(5));
+    expect(log.endOffset).toBe(10);
+    await log.close();
+  });
+
+  test('all or nothing: a refused batch refuses the batches before it in the same call', async () => {
+    const log = await open();
+    await expect(log.appendBatches(Buffer.concat([batch(0), batch(9)]))).rejects.toMatchObject({ code: 'EOUTOFORDERSEQUENCE' });
+    expect(log.endOffset).toBe(0);
+    // Nothing of the refused call reached the state: sequence 0 is new (an unknown producer may start anywhere).
+    expect(log.producerState()).toEqual([]);
+    expect((await log.appendBatches(batch(0))).duplicate).toBe(false);
+    await log.close();
+  });
+
+  test('sequences wrap from INT32_MAX to 0, as Kafka does', async () => {
+    const log = await open();
+    const max = 0x7fffffff;
+    await log.appendBatches(batch(max - 4)); // max-4 .. max
+    await log.appendBatches(batch(0)); // wraps
+    // A batch that itself wraps: its last sequence is (start + count - 1) mod 2^31.
+    await log.appendBatches(batch(5));
+    expect(log.producerState()[0]!.lastSequence).toBe(9);
+    // The batch before the wrap is still in the window: a retry of it is a duplicate; one sequence off is not.
+    expect(await log.appendBatches(batch(max - 4))).toMatchObject({ baseOffset: 0, duplicate: true });
+    await expect(log.appendBatches(batch(max - 3))).rejects.toMatchObject({ code: 'EOUTOFORDERSEQUENCE' });
+    const log2 = await open();
+    await log2.appendBatches(batch(max - 2)); // max-2 .. max+2 → wraps inside the batch to 1
+    expect(log2.producerState()[0]!.lastSequence).toBe(1);
+    await log2.appendBatches(batch(2));
+    expect((await log2.appendBatches(batch(max - 2))).duplicate).toBe(true);
+    await log.close();
+    await log2.close();
+  });
+
+  test("a follower's append (origin 'replication') is not checked but recorded", async () => {
+    const log = await open();
+    await log.appendBatches(batch(10, 5, { epoch: 2 }), { origin: 'replication' });
+    await log.appendBatches(batch(40, 5, { epoch: 1 }), { origin: 'replication' });
+    expect(log.endOffset).toBe(10);
+    // Recorded as the leader wrote them (Kafka takes each batch's epoch on this path).
+    expect(log.producerState()).toMatchObject([{ producerId: PID, producerEpoch: 1, lastSequence: 44, lastOffset: 9 }]);
+    await log.close();
+  });
+});
+
+describe('state', () => {
+  test('producerState lists each producer with its last batch and open transaction', async () => {
+    const log = await open();
+    await log.appendBatches(batch(0, 3, { pid: 1, timestamp: 1000 }));
+    await log.appendBatches(batch(0, 2, { pid: 2, timestamp: Date.now(), transactional: true }));
+    const now = Date.now();
+    const state = log.producerState();
+    // Producer 1's batch is older than a day: expired.
+    expect(state).toEqual([{ producerId: 2, producerEpoch: 0, lastSequence: 1, lastOffset: 4, lastTimestamp: expect.any(Number), currentTxnFirstOffset: 3 }]);
+    expect(state[0]!.lastTimestamp).toBeLessThanOrEqual(now);
+    await log.close();
+  });
+
+  test('an expired producer is forgotten: any sequence is accepted again, its old batches are not duplicates', async () => {
+    const log = await open({ producerIdExpirationMs: 60_000 });
+    const old = Date.now() - 120_000;
+    await log.appendBatches(batch(0, 5, { timestamp: old }));
+    expect(log.producerState()).toEqual([]);
+    expect((await log.appendBatches(batch(0, 5, { timestamp: old }))).duplicate).toBe(false);
+    expect((await log.appendBatches(batch(77))).duplicate).toBe(false);
+    expect(log.endOffset).toBe(15);
+    await log.close();
+  });
+
+  test('maxProducerIds: the least recently appending producers are forgotten first', async () => {
+    const log = await open({ maxProducerIds: 3 });
+    for (const pid of [1, 2, 3]) await log.appendBatches(batch(0, 1, { pid }));
+    await log.appendBatches(batch(1, 1, { pid: 1 }));
+    await log.appendBatches(batch(0, 1, { pid: 4 }));
+    expect(log.producerState().map((p) => p.producerId)).toEqual([3, 1, 4]);
+    await log.close();
+  });
+
+  test('a failed write leaves the state as it was: the retry is written, not taken for a duplicate', async () => {
+    const log = await open();
+    await log.appendBatches(batch(0));
+    injectFault('pwrite', 'EIO', { partial: true });
+    await expect(log.appendBatches(batch(5))).rejects.toMatchObject({ code: 'EIO' });
+    expect(log.producerState()[0]!.lastSequence).toBe(4);
+    const r = await log.appendBatches(batch(5));
+    expect(r).toMatchObject({ baseOffset: 5, duplicate: false });
+    expect(await values(log)).toEqual(Array.from({ length: 10 }, (_, i) => `s${i}`));
+    await log.close();
+  });
+
+  test('plain batches (no producerId) are not tracked', async () => {
+    const log = await open();
+    await log.appendBatches(encodeBatch([{ value: 'a' }]));
+    await log.appendBatches(encodeBatch([{ value: 'a' }]));
+    await log.append([{ value: 'b' }]);
+    expect(log.producerState()).toEqual([]);
+    expect(log.endOffset).toBe(3);
+    await log.close();
+  });
+});
