@@ -3,6 +3,8 @@
 // lookups, sendfile, directory lock), and a worker terminated mid-append
 // takes its files, mappings and lock with it: nothing crashes, nothing leaks,
 // and its store reopens with every acknowledged record.
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, test } from 'vitest';
 import { stats } from '../src/native.js';
@@ -105,3 +107,25 @@ async function settledFdCount(expected: number): Promise<number> {
   }
   return openFdCount();
 }
+
+test('workers terminated while they call into the addon end quietly: the process does not abort', async () => {
+  // A call that cannot throw because its worker is being terminated must not take the whole process down
+  // (node-addon-api aborts there unless told to drop the error). Run in a child: an abort would end it.
+  const addon = fileURLToPath(new URL(`../build/Release/${process.env.SEGLOG_ADDON === 'faults' ? 'seglog_faults' : 'seglog'}.node`, import.meta.url));
+  const child = `
+    const { Worker } = require('node:worker_threads');
+    const body = 'const a = require(' + JSON.stringify(process.argv[1]) + '); require("node:worker_threads").parentPort.postMessage(0); for (;;) { a.stats(); a.readCalls(); }';
+    (async () => {
+      for (let i = 0; i < 60; i++) {
+        const w = new Worker(body, { eval: true });
+        await new Promise((r) => w.once('message', r));
+        await new Promise((r) => setTimeout(r, (i % 4) / 2));
+        await w.terminate();
+      }
+      console.log('done');
+    })();`;
+  const { code, signal, stdout, stderr } = await new Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }>((resolve) => {
+    execFile(process.execPath, ['-e', child, addon], (err, out, errOut) => resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, signal: err ? ((err as { signal?: string }).signal ?? null) : null, stdout: out, stderr: errOut }));
+  });
+  expect({ code, signal, stdout: stdout.trim(), fatal: /FATAL ERROR/.test(stderr) }).toEqual({ code: 0, signal: null, stdout: 'done', fatal: false });
+});
