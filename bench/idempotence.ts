@@ -9,9 +9,11 @@
 //   npm run bench:idempotence -- [--dir <path>] [--trials <n>] [--batches <n>]
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { encodeBatch, Log } from '../src/seglog.js';
 import { benchDir, describeMachine, formatMachine, formatMs, markdownTable, now, summarize, usageError } from './common.js';
+import type { PeerWorkload } from './peers.js';
 
 const USAGE = `usage: npm run bench:idempotence -- [--dir <path>] [--trials <n>] [--batches <n>]
   --dir      parent directory for the benchmark's files (default: the OS temp dir)
@@ -34,7 +36,7 @@ const CASES: Case[] = [
 ];
 
 /** The case's batches, encoded once: as producers' batches (sequences running per producer) or plain. */
-function encodeAll(c: Case, batches: number, idempotent: boolean): Buffer[] {
+export function encodeAll(c: Case, batches: number, idempotent: boolean): Buffer[] {
   const value = Buffer.alloc(c.recordBytes, 0x61);
   const records = Array.from({ length: c.records }, () => ({ value }));
   const seqs = new Array<number>(c.producers).fill(0);
@@ -48,7 +50,7 @@ function encodeAll(c: Case, batches: number, idempotent: boolean): Buffer[] {
 }
 
 /** Appends `data` to a fresh log in `dir`, `inFlight` at a time; returns the time taken (ms) and checks every append landed. */
-async function appendAll(dir: string, data: Buffer[], inFlight: number): Promise<number> {
+export async function appendAll(dir: string, data: Buffer[], inFlight: number): Promise<number> {
   const log = await Log.open(dir, { segmentBytes: 256 * 1024 * 1024 });
   try {
     let next = 0;
@@ -69,6 +71,24 @@ async function appendAll(dir: string, data: Buffer[], inFlight: number): Promise
     // Trials of the large batches write GBs each: keep one at a time on disk.
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * For `npm run bench`'s peers group: the small-batch cases (where the
+ * bookkeeping weighs most), plain first (the row the idempotent one is
+ * set against), each trial appending `batches` pre-encoded batches.
+ */
+export function idempotenceWorkloads(batches: number): PeerWorkload[] {
+  return CASES.filter((c) => c.records * c.recordBytes <= 1000).map((c) => {
+    const subject = (idempotent: boolean) => {
+      const data = encodeAll(c, batches, idempotent);
+      return {
+        name: idempotent ? 'seglog appendBatches, idempotent producers' : 'seglog appendBatches, plain batches',
+        trial: async (dir: string) => ({ value: (batches * c.records) / ((await appendAll(join(dir, 'log'), data, c.inFlight)) / 1000) }),
+      };
+    };
+    return { name: `producer bookkeeping, ${c.name}`, unit: 'records/s', subjects: [subject(false), subject(true)] };
+  });
 }
 
 async function main(): Promise<void> {
@@ -115,4 +135,4 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) await main();

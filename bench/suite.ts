@@ -57,6 +57,7 @@ import {
   workload,
   type Workload,
 } from './log.js';
+import { idempotenceWorkloads } from './idempotence.js';
 import { appendWorkloads, runPeers, type PeerRow } from './peers.js';
 import { readPeers } from './peers-reads.js';
 import { ceilingsTable, formatValue, GROUPS, ratioChart, rowsTable, type Group, type Row } from './report.js';
@@ -94,6 +95,8 @@ interface Profile {
   cellMs: number;
   /** The peers group's reads: bytes of records each peer holds per record size, and each random-read phase's length. */
   peerReads: { dataBytes: number; randomMs: number };
+  /** Batches each producer-bookkeeping trial appends (plain, then as idempotent producers'). */
+  idempotenceBatches: number;
   /** Bytes of the log served over loopback. */
   serveBytes: number;
   isolation: Parameters<typeof isolation>[1] & { pageCache: number; warmUpMs: number; baselineMs: number; drainMs: number };
@@ -109,6 +112,7 @@ const PROFILES: Record<Profile['name'], Profile> = {
     lookupMs: 500,
     cellMs: 1000,
     peerReads: { dataBytes: 32 * MiB, randomMs: 500 },
+    idempotenceBatches: 20_000,
     serveBytes: 512 * MiB,
     // A longer warm-up than the phases: the first seconds after the balloon inflates are noisy. The two
     // modes compared; --full runs every mode bench/cache.ts runs by default.
@@ -123,6 +127,7 @@ const PROFILES: Record<Profile['name'], Profile> = {
     lookupMs: 1000,
     cellMs: 3000,
     peerReads: { dataBytes: 64 * MiB, randomMs: 1000 },
+    idempotenceBatches: 50_000,
     serveBytes: GiB,
     isolation: { quick: false, pageCache: GiB, warmUpMs: 3000, baselineMs: 20_000, drainMs: 20_000, maxReplayMs: 120_000 },
   },
@@ -494,6 +499,7 @@ async function peersGroup(ctx: Context): Promise<Row[]> {
   const peers = [
     ...(await runPeers(ctx.dir, appendWorkloads(ctx.profile.cellMs), ctx.profile.runs)),
     ...(await readPeers(ctx.dir, ctx.profile.runs, { sizes: PEER_READ_SIZES, ...ctx.profile.peerReads })),
+    ...(await runPeers(ctx.dir, idempotenceWorkloads(ctx.profile.idempotenceBatches), ctx.profile.runs)),
   ];
   const rows: Row[] = [];
   const seglogOf = (r: PeerRow) => peers.find((s) => s.workload === r.workload && s.subject.startsWith('seglog'))!;
