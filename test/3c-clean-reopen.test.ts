@@ -20,6 +20,14 @@ const PER_BATCH = 10;
 const value = (offset: number) => Buffer.alloc(100, offset % 251).fill(`v${offset}:`, 0, `v${offset}:`.length);
 const timestamp = (offset: number) => 1_000_000 + offset;
 
+/** A clean log of five segments whose third .log was then overwritten with the second's bytes (same size, other offsets). */
+async function buildWithThirdReplaced(): Promise<{ dir: string; bases: number[]; file: string }> {
+  const { dir, bases } = await build(5);
+  const file = join(dir, segmentFileName(bases[2]!, 'log'));
+  await writeFile(file, await readFile(join(dir, segmentFileName(bases[1]!, 'log'))));
+  return { dir, bases, file };
+}
+
 async function build(segments: number): Promise<{ dir: string; bases: number[] }> {
   const dir = await tempDir();
   const log = await Log.open(dir, OPTIONS);
@@ -167,9 +175,7 @@ describe('segment files changed behind a clean marker', () => {
   });
 
   test('a .log replaced by other bytes of the same size is refused by the reads that reach it, and again after a reopen', async () => {
-    const { dir, bases } = await build(5);
-    const file = join(dir, segmentFileName(bases[2]!, 'log'));
-    await writeFile(file, await readFile(join(dir, segmentFileName(bases[1]!, 'log'))));
+    const { dir, bases, file } = await buildWithThirdReplaced();
     let log = await Log.open(dir, OPTIONS);
     expect(await log.readRecord(bases[1]!)).toMatchObject({ offset: bases[1] });
     const refused = { code: 'ECORRUPT', path: file, position: 0 };
@@ -216,9 +222,7 @@ describe('removing records over never-opened segments', () => {
   });
 
   test('truncateTo into a segment changed behind the marker is refused before anything is removed', async () => {
-    const { dir, bases } = await build(5);
-    const file = join(dir, segmentFileName(bases[2]!, 'log'));
-    await writeFile(file, await readFile(join(dir, segmentFileName(bases[1]!, 'log'))));
+    const { dir, bases, file } = await buildWithThirdReplaced();
     const log = await Log.open(dir, OPTIONS);
     const end = log.endOffset;
     await expect(log.truncateTo(bases[2]! + 5)).rejects.toMatchObject({ code: 'ECORRUPT', path: file, position: 0 });
