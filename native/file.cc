@@ -299,24 +299,6 @@ Napi::Value Fdatasync(const Napi::CallbackInfo& info) {
   return RunIo(info.Env(), [in, fd](std::vector<int64_t>*) { return Datasync(in, static_cast<int>(fd)); });
 }
 
-// fsyncDir(path): makes creations, renames and unlinks in it durable.
-Napi::Value FsyncDir(const Napi::CallbackInfo& info) {
-  std::string path;
-  if (!ArgString(info, 0, &path)) return info.Env().Undefined();
-  Instance* in = Of(info.Env()).get();
-  return RunIo(info.Env(), [in, path](std::vector<int64_t>*) -> int64_t {
-    int fd;
-    do fd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    while (fd < 0 && errno == EINTR);
-    if (fd < 0) return NegErrno();
-    int fault = TakeFault(in, kFaultFsync);
-    int64_t result = fault != 0 ? -fault : (fsync(fd) < 0 ? NegErrno() : 0);
-    in->counters.fsyncCalls++;
-    close(fd);
-    return result;
-  });
-}
-
 // fallocate(fd, mode, offset, length); mode 0 or FALLOC_FL_KEEP_SIZE.
 Napi::Value Fallocate(const Napi::CallbackInfo& info) {
   int64_t fd, mode, offset, length;
@@ -383,7 +365,6 @@ void InitFile(Napi::Env env, Napi::Object exports) {
   exports.Set("preadv", Napi::Function::New(env, Preadv, "preadv"));
   exports.Set("fsync", Napi::Function::New(env, Fsync, "fsync"));
   exports.Set("fdatasync", Napi::Function::New(env, Fdatasync, "fdatasync"));
-  exports.Set("fsyncDir", Napi::Function::New(env, FsyncDir, "fsyncDir"));
   exports.Set("fallocate", Napi::Function::New(env, Fallocate, "fallocate"));
   exports.Set("ftruncate", Napi::Function::New(env, Ftruncate, "ftruncate"));
   exports.Set("fadvise", Napi::Function::New(env, Fadvise, "fadvise"));

@@ -1,6 +1,7 @@
-// What a filesystem says about a path, and the directory lock: statx's
-// O_DIRECT alignment, free space (statvfs), the sizes of many files of one
-// directory, and a non-blocking flock.
+// Directories and what a filesystem says about a path, and the directory
+// lock: a directory's fsync, statx's O_DIRECT alignment, free space
+// (statvfs), the sizes of many files of one directory, and a non-blocking
+// flock.
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/file.h>
@@ -13,6 +14,24 @@
 namespace seglog {
 
 namespace {
+
+// fsyncDir(path): makes creations, renames and unlinks in it durable.
+Napi::Value FsyncDir(const Napi::CallbackInfo& info) {
+  std::string path;
+  if (!ArgString(info, 0, &path)) return info.Env().Undefined();
+  Instance* in = Of(info.Env()).get();
+  return RunIo(info.Env(), [in, path](std::vector<int64_t>*) -> int64_t {
+    int fd;
+    do fd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0) return NegErrno();
+    int fault = TakeFault(in, kFaultFsync);
+    int64_t result = fault != 0 ? -fault : (fsync(fd) < 0 ? NegErrno() : 0);
+    in->counters.fsyncCalls++;
+    close(fd);
+    return result;
+  });
+}
 
 // statxDio(path) -> [0, memAlign, offsetAlign, devMajor, devMinor]; the
 // alignments are 0 when the kernel or filesystem does not report them.
@@ -104,6 +123,7 @@ Napi::Value TryLockExclusive(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitFilesystem(Napi::Env env, Napi::Object exports) {
+  exports.Set("fsyncDir", Napi::Function::New(env, FsyncDir, "fsyncDir"));
   exports.Set("statxDio", Napi::Function::New(env, StatxDio, "statxDio"));
   exports.Set("freeBytes", Napi::Function::New(env, FreeBytes, "freeBytes"));
   exports.Set("statSizes", Napi::Function::New(env, StatSizes, "statSizes"));
