@@ -68,8 +68,8 @@ export class ProducerDraft {
   reset(now: number): this {
     this.#now = now;
     this.#group = ++stamps;
-    for (const d of this.changed) this.#release(d);
-    if (this.changed.length > 0) this.changed.length = 0;
+    // Popped, not truncated: emptying an array by its length drops its storage, and the next group's push allocates it again.
+    while (this.changed.length > 0) this.#release(this.changed.pop()!);
     if (this.#fresh.size > 0) this.#fresh.clear();
     if (this.events.length > 0) this.events.length = 0;
     return this;
