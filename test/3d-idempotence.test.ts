@@ -137,6 +137,82 @@ describe('fencing and sequences', () => {
   });
 });
 
+describe('appends checked together in one group', () => {
+  // Appends made in one turn of the event loop are numbered as one group: each is checked against the ones ahead of it.
+
+  test('a refused append of several batches leaves the producers as the appends ahead of it in the group left them', async () => {
+    const log = await open();
+    await log.appendBatches(batch(0, 5, { pid: 1 }));
+    await log.appendBatches(batch(5, 5, { pid: 1 }));
+    const [ahead, refused, next, retry, fresh] = await Promise.allSettled([
+      log.appendBatches(batch(10, 5, { pid: 1 })),
+      // Producer 1 goes on, producer 7 (new) starts, producer 1 then skips: refused whole.
+      log.appendBatches(Buffer.concat([batch(15, 5, { pid: 1 }), batch(20, 5, { pid: 1 }), batch(0, 5, { pid: 7 }), batch(99, 5, { pid: 1 })])),
+      // So 15 is next for producer 1, and 0 is still in its window; producer 7 is unknown and may start anywhere.
+      log.appendBatches(batch(15, 5, { pid: 1 })),
+      log.appendBatches(batch(0, 5, { pid: 1 })),
+      log.appendBatches(batch(3, 5, { pid: 7 })),
+    ]);
+    expect(refused).toMatchObject({ status: 'rejected', reason: { code: 'EOUTOFORDERSEQUENCE' } });
+    expect([ahead, next, retry, fresh].map((r) => (r.status === 'fulfilled' ? r.value : r.reason))).toMatchObject([
+      { baseOffset: 10, duplicate: false },
+      { baseOffset: 15, duplicate: false },
+      { baseOffset: 0, lastOffset: 4, duplicate: true },
+      { baseOffset: 20, duplicate: false },
+    ]);
+    expect(log.producerState()).toMatchObject([
+      { producerId: 1, lastSequence: 19, lastOffset: 19 },
+      { producerId: 7, lastSequence: 7, lastOffset: 24 },
+    ]);
+    await log.close();
+  });
+
+  test('an append of several batches that are all duplicates of the group\'s earlier ones changes nothing', async () => {
+    const log = await open();
+    await log.appendBatches(batch(0, 5, { pid: 1 }));
+    const [a, b, again, c] = await Promise.all([
+      log.appendBatches(batch(5, 5, { pid: 1 })),
+      log.appendBatches(batch(0, 5, { pid: 2 })),
+      log.appendBatches(Buffer.concat([batch(5, 5, { pid: 1 }), batch(0, 5, { pid: 2 })])),
+      log.appendBatches(Buffer.concat([batch(10, 5, { pid: 1 }), batch(5, 5, { pid: 2 })])),
+    ]);
+    expect([a.baseOffset, b.baseOffset, c.baseOffset]).toEqual([5, 10, 15]);
+    expect(again).toMatchObject({ baseOffset: 5, lastOffset: 14, duplicate: true });
+    expect(log.producerState()).toMatchObject([
+      { producerId: 1, lastSequence: 14, lastOffset: 19 },
+      { producerId: 2, lastSequence: 9, lastOffset: 24 },
+    ]);
+    await log.close();
+  });
+
+  test('a failed write of a group of several producers leaves all of them as they were, and a retry answered from that group fails with it', async () => {
+    const log = await open();
+    await log.appendBatches(batch(0, 5, { pid: 1 }));
+    await log.appendBatches(batch(0, 5, { pid: 2 }));
+    const before = log.producerState();
+    injectFault('pwrite', 'EIO', { partial: true, count: -1 });
+    const group = await Promise.allSettled([
+      log.appendBatches(batch(5, 5, { pid: 1 })),
+      log.appendBatches(batch(5, 5, { pid: 2 })),
+      log.appendBatches(batch(0, 5, { pid: 3 })),
+      // A retry of a batch of the same group: its original is never written, so neither is it acknowledged.
+      log.appendBatches(batch(5, 5, { pid: 1 })),
+    ]);
+    injectFault('pwrite', null);
+    expect(group.map((r) => r.status === 'rejected' && (r.reason as { code?: string }).code)).toEqual(['EIO', 'EIO', 'EIO', 'EIO']);
+    expect(log.producerState()).toEqual(before);
+    // The retries are new batches, written in order; sequence 5 of producer 3 is accepted (unknown producers may start anywhere).
+    const retries = await Promise.all([
+      log.appendBatches(batch(5, 5, { pid: 2 })),
+      log.appendBatches(batch(5, 5, { pid: 1 })),
+      log.appendBatches(batch(5, 5, { pid: 3 })),
+    ]);
+    expect(retries.map((r) => [r.baseOffset, r.duplicate])).toEqual([[10, false], [15, false], [20, false]]);
+    expect(log.producerState().map((p) => [p.producerId, p.lastSequence])).toEqual([[2, 9], [1, 9], [3, 9]]);
+    await log.close();
+  });
+});
+
 describe('state', () => {
   test('producerState lists each producer with its last batch and open transaction', async () => {
     const log = await open();

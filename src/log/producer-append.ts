@@ -21,7 +21,13 @@
 import { SeglogError } from '../errors.js';
 import { parseControlBatch } from '../segment/control-record.js';
 import type { CheckedBatch } from './append-queue.js';
-import { BATCHES_RETAINED, incrementSequence, type BatchMeta, type ProducerEntry, type ProducerStates, type TxnEvent } from './producer-state.js';
+import { incrementSequence, ProducerEntry, type ProducerStates, type TxnEvent } from './producer-state.js';
+
+/** Spare entries a draft keeps: more than the producers of most groups, and a bound on what one huge group leaves behind. */
+const SPARE_KEPT = 1024;
+
+/** Numbers groups and appends across drafts, so that a stamp left on an entry by an earlier group (or another draft) never matches. */
+let stamps = 0;
 
 /** The offsets an original batch (or run of batches) got. */
 export interface DuplicateOf {
@@ -31,22 +37,41 @@ export interface DuplicateOf {
 
 export class ProducerDraft {
   readonly #states: ProducerStates;
-  #now: number;
-  /** Entries changed by the group's admitted appends: copies, the state's own are untouched. */
-  readonly changed = new Map<number, ProducerEntry>();
+  #now = 0;
+  /** This group's stamp: a state entry whose stamp is this one has its draft in its `draft` field. */
+  #group = 0;
+  /** The group's drafts of the producers its admitted appends changed, one per producer, in the order first changed; the state's entries are untouched. */
+  readonly changed: ProducerEntry[] = [];
+  /** Drafts of producers the state has no entry for. */
+  readonly #fresh = new Map<number, ProducerEntry>();
   /** Transactions opened and ended by the group's admitted appends, in offset order. */
   readonly events: TxnEvent[] = [];
+  /** Entries not in use, taken again for drafts and saved copies: an append allocates none. At most SPARE_KEPT. */
+  readonly #spare: ProducerEntry[] = [];
+  /**
+   * While an append of several batches is checked: its stamp (0 otherwise),
+   * and the drafts made before it that it changed, each with a copy as it
+   * was (to put back when the append is refused). An
+   * append of one batch needs none: it is refused, or found a duplicate,
+   * before it changes anything.
+   */
+  #append = 0;
+  readonly #saved: ProducerEntry[] = [];
+  readonly #savedAs: ProducerEntry[] = [];
 
   constructor(states: ProducerStates, now: number) {
     this.#states = states;
-    this.#now = now;
+    this.reset(now);
   }
 
   /** Empties the draft for the next group, checked at `now` (the log drafts one group at a time: one draft serves them all). */
   reset(now: number): this {
     this.#now = now;
-    this.changed.clear();
-    this.events.length = 0;
+    this.#group = ++stamps;
+    // Popped, not truncated: emptying an array by its length drops its storage, and the next group's push allocates it again.
+    while (this.changed.length > 0) this.#release(this.changed.pop()!);
+    if (this.#fresh.size > 0) this.#fresh.clear();
+    if (this.events.length > 0) this.events.length = 0;
     return this;
   }
 
@@ -57,62 +82,83 @@ export class ProducerDraft {
    * EPRODUCERFENCED or EOUTOFORDERSEQUENCE (nothing recorded).
    */
   admit(checks: readonly CheckedBatch[], data: Buffer, firstOffset: number, replication: boolean): DuplicateOf | undefined {
-    this.#owned.clear();
-    this.#replacedIds.length = 0;
-    this.#replaced.length = 0;
+    if (checks.length === 1) return this.#admit(checks, data, firstOffset, replication);
+    this.#append = ++stamps;
+    const changedBefore = this.changed.length;
     const eventsBefore = this.events.length;
     try {
-      const duplicate = this.#admit(checks, data, firstOffset, replication);
-      // A duplicate changed nothing, but for the rest of the call: all or nothing.
-      if (duplicate !== undefined) this.#undo(eventsBefore);
-      return duplicate;
+      // All duplicates: nothing was changed (a duplicate changes nothing, and one new batch makes the mix refused).
+      return this.#admit(checks, data, firstOffset, replication);
     } catch (err) {
-      this.#undo(eventsBefore);
+      this.#undo(changedBefore, eventsBefore);
       throw err;
+    } finally {
+      this.#append = 0;
+      for (const copy of this.#saved) this.#release(copy);
+      this.#saved.length = 0;
+      this.#savedAs.length = 0;
     }
   }
 
-  /** Entries this call made: its own copies, which its later batches change in place. */
-  readonly #owned = new Set<ProducerEntry>();
-  /** What this call's copies replaced in `changed` (undefined: nothing), by producer, to put back when it is refused. */
-  readonly #replacedIds: number[] = [];
-  readonly #replaced: Array<ProducerEntry | undefined> = [];
-
-  #undo(eventsBefore: number): void {
-    for (let i = this.#replaced.length - 1; i >= 0; i--) {
-      const prior = this.#replaced[i];
-      if (prior === undefined) this.changed.delete(this.#replacedIds[i]!);
-      else this.changed.set(this.#replacedIds[i]!, prior);
+  /** The append was refused: its new drafts go, the ones it changed are as they were. */
+  #undo(changedBefore: number, eventsBefore: number): void {
+    for (let i = changedBefore; i < this.changed.length; i++) {
+      const d = this.changed[i]!;
+      const e = this.#states.entry(d.producerId);
+      if (e === undefined) this.#fresh.delete(d.producerId);
+      else e.stamp = 0;
+      this.#release(d);
     }
+    this.changed.length = changedBefore;
+    for (let i = 0; i < this.#saved.length; i++) this.#savedAs[i]!.copyFrom(this.#saved[i]!);
     this.events.length = eventsBefore;
   }
 
-  /** The entry this call changes for `producerId`: its own copy (made now from `current` unless it has one), in `changed`. */
-  #own(producerId: number, prior: ProducerEntry | undefined, current: ProducerEntry | undefined, epoch: number): ProducerEntry {
-    if (prior !== undefined && this.#owned.has(prior)) {
-      if (prior.epoch !== epoch) {
-        prior.epoch = epoch;
-        prior.batches = [];
+  #take(producerId: number, epoch: number): ProducerEntry {
+    return this.#spare.pop() ?? new ProducerEntry(producerId, epoch);
+  }
+
+  #release(e: ProducerEntry): void {
+    if (this.#spare.length < SPARE_KEPT) this.#spare.push(e);
+  }
+
+  /** The group's draft of `producerId` (undefined: none yet); `e` is the state's entry. */
+  #draftOf(producerId: number, e: ProducerEntry | undefined): ProducerEntry | undefined {
+    if (e !== undefined) return e.stamp === this.#group ? e.draft : undefined;
+    return this.#fresh.size === 0 ? undefined : this.#fresh.get(producerId);
+  }
+
+  /**
+   * The draft this batch changes, in `epoch`: the group's (saved first when
+   * a multi-batch append changes it for the first time), or a new one made
+   * from `current` (the producer as the group found it, undefined: unknown).
+   * A new epoch forgets the batches of the old one (Kafka's
+   * maybeUpdateProducerEpoch).
+   */
+  #own(producerId: number, e: ProducerEntry | undefined, draft: ProducerEntry | undefined, current: ProducerEntry | undefined, epoch: number): ProducerEntry {
+    if (draft === undefined) {
+      draft = this.#take(producerId, epoch);
+      if (current === undefined) draft.reset(producerId, epoch);
+      else draft.copyFrom(current);
+      draft.stamp = this.#append;
+      this.changed.push(draft);
+      if (e === undefined) this.#fresh.set(producerId, draft);
+      else {
+        e.draft = draft;
+        e.stamp = this.#group;
       }
-      return prior;
+    } else if (this.#append !== 0 && draft.stamp !== this.#append) {
+      const copy = this.#take(producerId, epoch);
+      copy.copyFrom(draft);
+      this.#saved.push(copy);
+      this.#savedAs.push(draft);
+      draft.stamp = this.#append;
     }
-    const entry: ProducerEntry =
-      current === undefined
-        ? { producerId, epoch, batches: [], coordinatorEpoch: -1, currentTxnFirstOffset: -1, lastTimestamp: -1 }
-        : {
-            producerId,
-            epoch,
-            // A new epoch forgets the batches of the old one (Kafka's maybeUpdateProducerEpoch).
-            batches: current.epoch === epoch ? current.batches.slice() : [],
-            coordinatorEpoch: current.coordinatorEpoch,
-            currentTxnFirstOffset: current.currentTxnFirstOffset,
-            lastTimestamp: current.lastTimestamp,
-          };
-    this.#owned.add(entry);
-    this.#replacedIds.push(producerId);
-    this.#replaced.push(prior);
-    this.changed.set(producerId, entry);
-    return entry;
+    if (draft.epoch !== epoch) {
+      draft.epoch = epoch;
+      draft.batches.clear();
+    }
+    return draft;
   }
 
   #admit(checks: readonly CheckedBatch[], data: Buffer, firstOffset: number, replication: boolean): DuplicateOf | undefined {
@@ -126,8 +172,9 @@ export class ProducerDraft {
       position += h.size;
       const id = h.producerId;
       if (id < 0) continue;
-      const prior = this.changed.get(id);
-      const current = prior ?? this.#states.get(id, this.#now);
+      const e = this.#states.entry(id);
+      const draft = this.#draftOf(id, e);
+      const current = draft ?? (e === undefined || this.#states.expired(e, this.#now) ? undefined : e);
       if (current !== undefined && h.producerEpoch < current.epoch && !replication) {
         throw new SeglogError('EPRODUCERFENCED', `epoch ${h.producerEpoch} of producer ${id} at offset ${first} is older than its epoch ${current.epoch} in the log`);
       }
@@ -135,7 +182,7 @@ export class ProducerDraft {
         const marker = parseControlBatch(data.subarray(position - h.size, position), h);
         // Checked whole before the append was queued.
         if (typeof marker === 'string') throw new SeglogError('ECORRUPT', marker);
-        const entry = this.#own(id, prior, current, h.producerEpoch);
+        const entry = this.#own(id, e, draft, current, h.producerEpoch);
         entry.lastTimestamp = h.maxTimestamp;
         entry.coordinatorEpoch = marker.coordinatorEpoch;
         if (entry.currentTxnFirstOffset >= 0) {
@@ -146,18 +193,19 @@ export class ProducerDraft {
       }
       const lastSeq = incrementSequence(h.baseSequence, h.lastOffsetDelta);
       if (!replication) {
-        const original = current?.epoch === h.producerEpoch ? retained(current, h.baseSequence, lastSeq) : undefined;
-        if (original !== undefined) {
+        // Kafka's batchWithSequenceRange.
+        const original = current?.epoch === h.producerEpoch ? current.batches.find(h.baseSequence, lastSeq) : -1;
+        if (original >= 0) {
+          const b = current!.batches;
           duplicates++;
-          duplicate = { baseOffset: duplicate?.baseOffset ?? original.lastOffset - original.offsetDelta, lastOffset: original.lastOffset };
+          duplicate = { baseOffset: duplicate?.baseOffset ?? b.lastOffset(original) - b.offsetDelta(original), lastOffset: b.lastOffset(original) };
           continue;
         }
         checkSequence(current, id, h.producerEpoch, h.baseSequence, first);
       }
-      const entry = this.#own(id, prior, current, h.producerEpoch);
+      const entry = this.#own(id, e, draft, current, h.producerEpoch);
       entry.lastTimestamp = h.maxTimestamp;
-      entry.batches.push({ firstSeq: h.baseSequence, lastSeq, lastOffset: offset - 1, offsetDelta: offset - 1 - first, timestamp: h.maxTimestamp });
-      if (entry.batches.length > BATCHES_RETAINED) entry.batches.shift();
+      entry.batches.push(h.baseSequence, lastSeq, offset - 1, offset - 1 - first, h.maxTimestamp);
       if (h.transactional && entry.currentTxnFirstOffset < 0) {
         entry.currentTxnFirstOffset = first;
         this.events.push({ producerId: id, firstOffset: first });
@@ -169,12 +217,6 @@ export class ProducerDraft {
   }
 }
 
-/** The batch of `entry` with these first and last sequences (Kafka's batchWithSequenceRange). */
-function retained(entry: ProducerEntry, firstSeq: number, lastSeq: number): BatchMeta | undefined {
-  for (const b of entry.batches) if (b.firstSeq === firstSeq && b.lastSeq === lastSeq) return b;
-  return undefined;
-}
-
 /** Kafka's checkSequence: a new epoch starts at 0, a known one goes on from its last sequence; a producer the log does not know may start anywhere. */
 function checkSequence(current: ProducerEntry | undefined, producerId: number, epoch: number, firstSeq: number, offset: number): void {
   if (current === undefined) return;
@@ -183,7 +225,7 @@ function checkSequence(current: ProducerEntry | undefined, producerId: number, e
     throw new SeglogError('EOUTOFORDERSEQUENCE', `new epoch ${epoch} of producer ${producerId} starts at sequence ${firstSeq}, not 0 (offset ${offset})`);
   }
   // Only markers in this epoch so far: Kafka's NO_SEQUENCE (-1), so the first batch starts at 0.
-  const lastSeq = current.batches.at(-1)?.lastSeq ?? -1;
+  const lastSeq = current.lastSequence;
   if (firstSeq === incrementSequence(lastSeq, 1)) return;
   throw new SeglogError('EOUTOFORDERSEQUENCE', `sequence ${firstSeq} of producer ${producerId} (epoch ${epoch}) does not follow its last sequence ${lastSeq} (offset ${offset})`);
 }

@@ -7,29 +7,65 @@
 // changes land here only once the group is written (apply). Snapshots
 // (producer-snapshot.ts) save and restore it.
 import type { AbortedTxn } from '../index/transaction-index.js';
+import { BatchWindow } from './batch-window.js';
 import type { SnapshotEntry } from './producer-snapshot.js';
 
-/** Kafka's ProducerStateEntry.NUM_BATCHES_TO_RETAIN. */
-export const BATCHES_RETAINED = 5;
-
-export interface BatchMeta {
-  firstSeq: number;
-  lastSeq: number;
-  lastOffset: number;
-  /** lastOffset - the batch's first offset. */
-  offsetDelta: number;
-  timestamp: number;
-}
-
-export interface ProducerEntry {
+/**
+ * One producer's state (Kafka's ProducerStateEntry): in the state, or a
+ * group's draft of it (producer-append.ts), which is copied into the
+ * state's entry once the group is written. Entries are changed in place,
+ * not replaced: an append allocates none.
+ */
+export class ProducerEntry {
   producerId: number;
   epoch: number;
-  /** Oldest first, at most BATCHES_RETAINED, all of `epoch`. */
-  batches: BatchMeta[];
-  coordinatorEpoch: number;
+  /** All of `epoch`. */
+  readonly batches = new BatchWindow();
+  coordinatorEpoch = -1;
   /** -1: no open transaction. */
-  currentTxnFirstOffset: number;
-  lastTimestamp: number;
+  currentTxnFirstOffset = -1;
+  lastTimestamp = -1;
+  /** In the state: its neighbours in recency order (ProducerStates). */
+  older: ProducerEntry | undefined = undefined;
+  newer: ProducerEntry | undefined = undefined;
+  /**
+   * The draft's bookkeeping (producer-append.ts), held here so that finding
+   * a producer's draft costs no lookup of its own: in the state, its draft
+   * in the group numbered `stamp`; in a draft, the append that made or saved
+   * it last.
+   */
+  draft: ProducerEntry | undefined = undefined;
+  stamp = 0;
+
+  constructor(producerId: number, epoch: number) {
+    this.producerId = producerId;
+    this.epoch = epoch;
+  }
+
+  /** Becomes the entry of a producer the log does not know, in `epoch`. */
+  reset(producerId: number, epoch: number): void {
+    this.producerId = producerId;
+    this.epoch = epoch;
+    this.batches.clear();
+    this.coordinatorEpoch = -1;
+    this.currentTxnFirstOffset = -1;
+    this.lastTimestamp = -1;
+  }
+
+  copyFrom(other: ProducerEntry): void {
+    this.producerId = other.producerId;
+    this.epoch = other.epoch;
+    this.batches.copyFrom(other.batches);
+    this.coordinatorEpoch = other.coordinatorEpoch;
+    this.currentTxnFirstOffset = other.currentTxnFirstOffset;
+    this.lastTimestamp = other.lastTimestamp;
+  }
+
+  /** Sequence of the last batch of this epoch; -1 (Kafka's NO_SEQUENCE) when it has none (only markers). */
+  get lastSequence(): number {
+    const n = this.batches.size;
+    return n === 0 ? -1 : this.batches.lastSeq(n - 1);
+  }
 }
 
 /** What Log.producerState() tells of one producer. */
@@ -60,8 +96,15 @@ export interface ProducerLimits {
 
 export class ProducerStates {
   readonly #limits: ProducerLimits;
-  /** Least recently appended first: the first ones are evicted when there are too many. */
   readonly #entries = new Map<number, ProducerEntry>();
+  /**
+   * The entries in recency order, linked through their older/newer fields:
+   * the least recently appending ones are evicted first when there are too
+   * many. A list, not the map's order: moving an entry to the end costs no
+   * map deletion and insertion (whose deleted slots make the map rehash).
+   */
+  #oldest: ProducerEntry | undefined;
+  #newest: ProducerEntry | undefined;
   /** producerId -> first offset of its open transaction; in first-offset order (transactions open at the log end). */
   readonly #ongoing = new Map<number, number>();
   /**
@@ -75,28 +118,68 @@ export class ProducerStates {
     this.#limits = limits;
   }
 
-  /** The producer's entry unless it expired at `now` (then it is as unknown, as after Kafka's expiry). */
-  get(producerId: number, now: number): ProducerEntry | undefined {
-    const e = this.#entries.get(producerId);
-    return e === undefined || this.#expired(e, now) ? undefined : e;
+  /** The producer's entry, expired or not: see expired(). */
+  entry(producerId: number): ProducerEntry | undefined {
+    return this.#entries.get(producerId);
   }
 
-  #expired(e: ProducerEntry, now: number): boolean {
+  /** Whether `e` expired at `now`: then its producer is as unknown, as after Kafka's expiry. */
+  expired(e: ProducerEntry, now: number): boolean {
     return e.currentTxnFirstOffset < 0 && now - e.lastTimestamp >= this.#limits.expirationMs;
   }
 
+  /** Adds `e` as the most recently appending. */
+  #link(e: ProducerEntry): void {
+    e.older = this.#newest;
+    e.newer = undefined;
+    if (this.#newest === undefined) this.#oldest = e;
+    else this.#newest.newer = e;
+    this.#newest = e;
+  }
+
+  #unlink(e: ProducerEntry): void {
+    if (e.older === undefined) this.#oldest = e.newer;
+    else e.older.newer = e.newer;
+    if (e.newer === undefined) this.#newest = e.older;
+    else e.newer.older = e.older;
+    e.older = e.newer = undefined;
+  }
+
+  /** A new entry, the most recently appending. */
+  #add(producerId: number, epoch: number): ProducerEntry {
+    const e = new ProducerEntry(producerId, epoch);
+    this.#entries.set(producerId, e);
+    this.#link(e);
+    return e;
+  }
+
+  #remove(e: ProducerEntry): void {
+    this.#entries.delete(e.producerId);
+    this.#unlink(e);
+  }
+
   /**
-   * A written group's changes: the producers' new entries and, in offset
+   * A written group's changes: the producers' drafts (copied into their
+   * entries, which become the most recently appending) and, in offset
    * order, the transactions it opened and ended. Returns the transactions
    * it aborted with the last stable offset once each ended (Kafka's: the
    * first offset of the earliest other open transaction, else the marker's
    * offset + 1), for the transaction index.
    */
-  apply(changed: ReadonlyMap<number, ProducerEntry>, events: readonly TxnEvent[]): AbortedTxn[] {
-    for (const [id, e] of changed) {
-      this.#entries.delete(id);
-      this.#entries.set(id, e);
+  apply(changed: readonly ProducerEntry[], events: readonly TxnEvent[]): readonly AbortedTxn[] {
+    for (const draft of changed) {
+      let e = this.#entries.get(draft.producerId);
+      if (e === undefined) e = this.#add(draft.producerId, draft.epoch);
+      else if (e !== this.#newest) {
+        this.#unlink(e);
+        this.#link(e);
+      }
+      e.copyFrom(draft);
+      // The draft's object is reused for other producers: not kept alive from here.
+      e.draft = undefined;
     }
+    if (this.#entries.size > this.#limits.maxProducerIds) this.#evict();
+    if (events.length === 0) return NONE_ABORTED;
     const aborted: AbortedTxn[] = [];
     for (const t of events) {
       if (t.lastOffset === undefined) {
@@ -110,20 +193,29 @@ export class ProducerStates {
       const lastStableOffset = next.done === true ? t.lastOffset + 1 : next.value;
       aborted.push({ producerId: t.producerId, firstOffset: t.firstOffset, lastOffset: t.lastOffset, lastStableOffset });
     }
-    if (this.#entries.size > this.#limits.maxProducerIds) this.#evict();
     return aborted;
   }
 
-  /** Drops the least recently appending producers while there are too many (never one with an open transaction): the front of the map. */
+  /** Drops the least recently appending producers while there are too many (never one with an open transaction). */
   #evict(): void {
-    for (const [id, e] of this.#entries) {
-      if (this.#entries.size <= this.#limits.maxProducerIds) break;
-      if (e.currentTxnFirstOffset < 0) this.#entries.delete(id);
+    for (let e = this.#oldest; e !== undefined && this.#entries.size > this.#limits.maxProducerIds; ) {
+      const newer = e.newer;
+      if (e.currentTxnFirstOffset < 0) this.#remove(e);
+      e = newer;
     }
   }
 
   removeExpired(now: number): void {
-    for (const [id, e] of this.#entries) if (this.#expired(e, now)) this.#entries.delete(id);
+    for (let e = this.#oldest; e !== undefined; ) {
+      const newer = e.newer;
+      if (this.expired(e, now)) this.#remove(e);
+      e = newer;
+    }
+  }
+
+  /** The entries, least recently appending first. */
+  *#inOrder(): Generator<ProducerEntry> {
+    for (let e = this.#oldest; e !== undefined; e = e.newer) yield e;
   }
 
   /**
@@ -147,13 +239,13 @@ export class ProducerStates {
   /** The live producers, least recently appended first. */
   list(now: number): ProducerInfo[] {
     this.removeExpired(now);
-    return [...this.#entries.values()].map((e) => {
-      const last = e.batches.at(-1);
+    return [...this.#inOrder()].map((e) => {
+      const n = e.batches.size;
       return {
         producerId: e.producerId,
         producerEpoch: e.epoch,
-        lastSequence: last?.lastSeq ?? -1,
-        lastOffset: last?.lastOffset ?? -1,
+        lastSequence: e.lastSequence,
+        lastOffset: n === 0 ? -1 : e.batches.lastOffset(n - 1),
         lastTimestamp: e.lastTimestamp,
         currentTxnFirstOffset: e.currentTxnFirstOffset < 0 ? undefined : e.currentTxnFirstOffset,
       };
@@ -163,6 +255,7 @@ export class ProducerStates {
   /** Forgets everything (before a reload from a snapshot). */
   clear(): void {
     this.#entries.clear();
+    this.#oldest = this.#newest = undefined;
     this.#ongoing.clear();
     this.#ended = [];
   }
@@ -181,9 +274,10 @@ export class ProducerStates {
       coordinatorEpoch: e.coordinatorEpoch,
       currentTxnFirstOffset: e.currentTxnFirstOffset,
     });
-    for (const e of this.#entries.values()) {
-      if (e.batches.length === 0) out.push(entry(e, -1, -1, 0, e.lastTimestamp));
-      for (const b of e.batches) out.push(entry(e, b.lastSeq, b.lastOffset, b.offsetDelta, b.timestamp));
+    for (const e of this.#inOrder()) {
+      const b = e.batches;
+      if (b.size === 0) out.push(entry(e, -1, -1, 0, e.lastTimestamp));
+      for (let i = 0; i < b.size; i++) out.push(entry(e, b.lastSeq(i), b.lastOffset(i), b.offsetDelta(i), b.timestamp(i)));
     }
     return out;
   }
@@ -193,24 +287,23 @@ export class ProducerStates {
     const txns: Array<[number, number]> = [];
     for (const s of entries) {
       let e = this.#entries.get(s.producerId);
-      if (e === undefined || e.epoch !== s.epoch) {
-        e = { producerId: s.producerId, epoch: s.epoch, batches: [], coordinatorEpoch: s.coordinatorEpoch, currentTxnFirstOffset: -1, lastTimestamp: s.timestamp };
-        this.#entries.set(s.producerId, e);
-      }
-      if (s.lastOffset >= 0) {
-        e.batches.push({ firstSeq: decrementSequence(s.lastSequence, s.offsetDelta), lastSeq: s.lastSequence, lastOffset: s.lastOffset, offsetDelta: s.offsetDelta, timestamp: s.timestamp });
-        if (e.batches.length > BATCHES_RETAINED) e.batches.shift();
-      }
+      if (e === undefined) e = this.#add(s.producerId, s.epoch);
+      else if (e.epoch !== s.epoch) e.reset(s.producerId, s.epoch);
+      // The window keeps the last BATCHES_RETAINED.
+      if (s.lastOffset >= 0) e.batches.push(decrementSequence(s.lastSequence, s.offsetDelta), s.lastSequence, s.lastOffset, s.offsetDelta, s.timestamp);
       e.coordinatorEpoch = s.coordinatorEpoch;
       e.currentTxnFirstOffset = s.currentTxnFirstOffset;
       e.lastTimestamp = s.timestamp;
     }
-    for (const e of this.#entries.values()) if (e.currentTxnFirstOffset >= 0) txns.push([e.producerId, e.currentTxnFirstOffset]);
+    for (const e of this.#inOrder()) if (e.currentTxnFirstOffset >= 0) txns.push([e.producerId, e.currentTxnFirstOffset]);
     txns.sort((a, b) => a[1] - b[1]);
     for (const [id, first] of txns) this.#ongoing.set(id, first);
     this.removeExpired(now);
   }
 }
+
+/** What apply() returns for a group that ended no transaction (most): nothing to allocate. */
+const NONE_ABORTED: readonly AbortedTxn[] = [];
 
 /** Kafka's DefaultRecordBatch.incrementSequence: sequences wrap from INT32_MAX to 0. */
 export function incrementSequence(sequence: number, increment: number): number {
