@@ -148,6 +148,23 @@ export interface RecordsOptions {
   isolation?: IsolationLevel;
 }
 
+/** Options of Log.compact. */
+export interface CompactOptions {
+  /** Most memory of the pass's key map (24 bytes a key); a pass cleans as far as the map holds. Default 128 MiB. */
+  cleanerMemoryBytes?: number;
+  /** The time to judge minCompactionLagMs and delete horizons against. Default: Date.now(). */
+  now?: number;
+}
+
+/** CompactOptions checked, with defaults. */
+export function checkCompactOptions(options: unknown): { memoryBytes: number; now: number } {
+  const o = checkOptions<CompactOptions>('options', options);
+  return {
+    memoryBytes: o.cleanerMemoryBytes === undefined ? 128 * 1024 * 1024 : checkInteger('options.cleanerMemoryBytes', o.cleanerMemoryBytes, 1024),
+    now: o.now === undefined ? Date.now() : checkInteger('options.now', o.now),
+  };
+}
+
 /** What Log.applyRetention removes. */
 export interface RetentionPolicy {
   /** Delete segments whose newest record is older than this. Default: keep. */
