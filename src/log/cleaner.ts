@@ -19,9 +19,14 @@
 // group's output then ends where its sources did: see cleaned-swap.ts),
 // which stay as header-only batches, as Kafka keeps them.
 //
-// The pass runs as the log's exclusive work: appends wait for it, reads do
-// not (each swap replaces the sources in the segment set at once; a read
-// under way on a source reads on from its open files).
+// A pass reads and writes beside the log's appends (it touches only sealed
+// segments), within a bytes-per-second budget; only raising the cleaned
+// point and each group's swap run as the log's exclusive work, and only if
+// nothing removed or cut the segments the pass read meanwhile (retention,
+// truncateTo): otherwise the pass stops there, its unswapped output
+// discarded. A swap replaces the sources in the segment set at once; a read
+// under way on a source reads on from its open files. Passes of one log run
+// one at a time; closing the log stops one under way at its next batch.
 import { SeglogError } from '../errors.js';
 import { BatchReader, HEADER_READ_BYTES } from '../segment/batch-reader.js';
 import { recordSpans, type RecordSpan } from '../segment/batch-decode.js';
@@ -35,8 +40,9 @@ import { CleanedOutput, completeSwap } from './cleaned-swap.js';
 import type { CleanedPoint } from './cleaned-point.js';
 import type { BatchFilter } from './isolation.js';
 import { KeyMap } from './key-map.js';
-import { INT32_MAX, type LogConfig } from './options.js';
+import { INT32_MAX, NEVER, type LogConfig } from './options.js';
 import type { LogSegments } from './segments.js';
+import { Throttle } from './throttle.js';
 import type { TxnIndexes } from './transactions.js';
 
 /** What a pass did (Log.compact()'s result). */
@@ -65,7 +71,33 @@ export interface CleanerParts {
   producerLastOffsets: () => number[];
   /** Puts the log in its failed state and returns the error that stopped it. */
   fail: (err: unknown) => unknown;
+  /** Runs `work` as the log's exclusive work (between append groups); rejects when the log is closed or failed. */
+  exclusive: <T>(work: () => Promise<T>) => Promise<T>;
 }
+
+/** What a pass may use. */
+export interface PassLimits {
+  /** The time minCompactionLagMs and delete horizons are judged at. */
+  now: number;
+  /** Most memory of the key map. */
+  memoryBytes: number;
+  /** Bytes read and written per second (Infinity: no limit). */
+  bytesPerSecond: number;
+}
+
+/** How much of a compacted log a pass would clean now (what a store weighs, as Kafka's LogCleanerManager). */
+export interface CompactionState {
+  /** Bytes of cleanable segments not yet cleaned, and already cleaned. */
+  dirtyBytes: number;
+  cleanBytes: number;
+  /** dirtyBytes / (cleanBytes + dirtyBytes); 0 when nothing is cleanable. */
+  dirtyRatio: number;
+  /** A cleanable record not yet cleaned is older than maxCompactionLagMs. */
+  overdue: boolean;
+}
+
+/** Why a pass stopped early without an error: the log is closing, or what it read changed under it. */
+class PassCut extends Error {}
 
 /** Bytes of cleaned batches gathered before each write. */
 const WRITE_BYTES = 1 << 20;
@@ -73,6 +105,7 @@ const WRITE_BYTES = 1 << 20;
 /** The state of one pass: its clock, map, and what it learned on its way through the groups. */
 interface Pass {
   now: number;
+  throttle: Throttle;
   map: KeyMap;
   aborted: BatchFilter;
   producerLast: Set<number>;
@@ -94,32 +127,106 @@ export class Cleaner {
     this.#parts = parts;
   }
 
-  /** One pass at `now` with a key map of at most `memoryBytes`. */
-  async compact(now: number, memoryBytes: number): Promise<CompactResult> {
+  /** The pass under way (or the last one), settled. */
+  #running: Promise<unknown> = Promise.resolve();
+  #stopping = false;
+
+  /** One pass within `limits`; a pass asked for while one runs follows it. */
+  compact(limits: PassLimits): Promise<CompactResult> {
+    const run = this.#running.then(() => this.#pass(limits));
+    this.#running = run.catch(() => undefined);
+    return run;
+  }
+
+  /** The log is closing: a pass under way stops at its next batch (its unswapped output discarded); resolves once it has. */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    await this.#running;
+  }
+
+  /** What a pass at `now` would find to clean. */
+  async state(now: number): Promise<CompactionState> {
+    const cleanable = this.#cleanable(now);
+    const firstDirty = Math.max(this.#parts.point.offset, this.#parts.segments.startOffset);
+    let cleanBytes = 0;
+    let dirtyBytes = 0;
+    for (const s of cleanable) {
+      if (this.#nextBase(s) > firstDirty) dirtyBytes += s.size;
+      else cleanBytes += s.size;
+    }
+    const firstDirtySegment = cleanable.find((s) => this.#nextBase(s) > firstDirty && s.size > 0);
+    let overdue = false;
+    if (firstDirtySegment !== undefined && this.#config.maxCompactionLagMs !== NEVER) {
+      await firstDirtySegment.load();
+      const h = await BatchReader.ofFile(firstDirtySegment.log, firstDirtySegment.size, HEADER_READ_BYTES).header(0);
+      const first = h === undefined ? -1 : h.baseTimestamp >= 0 && h.baseTimestamp <= h.maxTimestamp ? h.baseTimestamp : h.maxTimestamp;
+      overdue = first >= 0 && now - first > this.#config.maxCompactionLagMs;
+    }
+    return { dirtyBytes, cleanBytes, dirtyRatio: dirtyBytes === 0 ? 0 : dirtyBytes / (cleanBytes + dirtyBytes), overdue };
+  }
+
+  async #pass(limits: PassLimits): Promise<CompactResult> {
     const result: CompactResult = { segmentsCleaned: 0, bytesBefore: 0, bytesAfter: 0, recordsRemoved: 0, tombstonesRemoved: 0 };
+    try {
+      await this.#clean(limits, result);
+    } catch (err) {
+      if (!(err instanceof PassCut) && !this.#stopping) throw err;
+    }
+    return result;
+  }
+
+  async #clean({ now, memoryBytes, bytesPerSecond }: PassLimits, result: CompactResult): Promise<void> {
     const { segments, point } = this.#parts;
     const cleanable = this.#cleanable(now);
     const firstDirty = Math.max(point.offset, segments.startOffset);
     const dirty = cleanable.findIndex((s) => this.#nextBase(s) > firstDirty);
-    if (dirty < 0) return result;
+    if (dirty < 0) return;
     for (const s of cleanable) await s.load();
+    const throttle = new Throttle(bytesPerSecond);
     const to = this.#nextBase(cleanable.at(-1)!);
     const aborted = this.#parts.skipped(cleanable[0]!.baseOffset, to);
-    const map = new KeyMap(memoryBytes, await recordsIn(cleanable.slice(dirty)));
+    const map = new KeyMap(memoryBytes, await this.#read(() => recordsIn(cleanable.slice(dirty))));
     let mapped = dirty;
-    while (mapped < cleanable.length && (await mapSegment(cleanable[mapped]!, map, aborted))) mapped++;
+    while (mapped < cleanable.length && (await this.#read(() => mapSegment(cleanable[mapped]!, map, aborted, throttle, () => this.#checkGoing())))) mapped++;
     if (mapped === dirty) {
       throw new SeglogError('EINVAL', `a key map of ${memoryBytes} bytes cannot hold the keys of segment ${cleanable[dirty]!.logPath}: raise cleanerMemoryBytes`, {
         path: this.#dir,
       });
     }
     const cleaned = cleanable.slice(0, mapped);
+    const end = this.#nextBase(cleaned.at(-1)!);
     // Before any gap reaches the disk: every walk must allow gaps below it (a crash then finds no gap it calls damage).
-    await point.set(this.#nextBase(cleaned.at(-1)!));
-    const pass: Pass = { now, map, aborted, producerLast: new Set(this.#parts.producerLastOffsets()), txnKept: new Map(), result };
-    for (const group of this.#groups(cleaned)) await this.#cleanGroup(group, pass);
-    result.segmentsCleaned = cleaned.length;
-    return result;
+    await this.#parts.exclusive(async () => {
+      this.#checkIntact(cleaned, end);
+      await point.set(end);
+    });
+    const pass: Pass = { now, throttle, map, aborted, producerLast: new Set(this.#parts.producerLastOffsets()), txnKept: new Map(), result };
+    for (const group of this.#groups(cleaned)) {
+      await this.#cleanGroup(group, pass);
+      result.segmentsCleaned += group.length;
+    }
+  }
+
+  /** Throws PassCut once the log is closing. */
+  #checkGoing(): void {
+    if (this.#stopping) throw new PassCut('the log is closing');
+  }
+
+  /** Reads of segments that retention or truncateTo may close meanwhile: a closed one cuts the pass short. */
+  async #read<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (err) {
+      if ((err as SeglogError).code === 'ECLOSED' || (err as SeglogError).code === 'EBADF') throw new PassCut('a segment the pass read was removed');
+      throw err;
+    }
+  }
+
+  /** PassCut unless `sources` are still consecutive segments of the log ending at `end`, and the cleaned point covers them. */
+  #checkIntact(sources: readonly Segment[], end: number): void {
+    const { segments } = this.#parts;
+    const intact = sources.every((s) => segments.includes(s) && !s.closed) && segments.higher(sources.at(-1)!)?.baseOffset === end;
+    if (!intact) throw new PassCut('segments the pass read were removed or cut');
   }
 
   /** The base offset of the segment after `s`. */
@@ -168,12 +275,13 @@ export class Cleaner {
     return groups;
   }
 
-  /** Writes the cleaned form of `group` and swaps it in for the group. */
+  /** Writes the cleaned form of `group` and swaps it in for the group (as exclusive work, if the group is still as read). */
   async #cleanGroup(group: readonly Segment[], pass: Pass): Promise<void> {
-    const { segments, txnIndexes } = this.#parts;
+    const { segments, txnIndexes, point } = this.#parts;
     const base = group[0]!.baseOffset;
     const end = this.#nextBase(group.at(-1)!);
     const out = await CleanedOutput.create(this.#dir, base);
+    let committed = false;
     try {
       const txns: AbortedTxn[] = [];
       let pending: Buffer[] = [];
@@ -181,43 +289,52 @@ export class Cleaner {
       let pendingEnd = base;
       for (const [i, s] of group.entries()) {
         const markers = txnIndexes.entriesOf(s);
-        await forEachBatch(s, async (raw, h, last) => {
-          const keepEmpty = (last && i === group.length - 1) || (h.producerId >= 0 && pass.producerLast.has(h.lastOffset));
-          const batch = this.#cleanBatch(raw, h, keepEmpty, pass);
-          if (batch === undefined) return;
-          if (h.control) txns.push(...markers.filter((t) => t.lastOffset === h.baseOffset));
-          pending.push(batch);
-          pendingBytes += batch.length;
-          pendingEnd = h.lastOffset + 1;
-          if (pendingBytes < WRITE_BYTES) return;
-          await out.append(pending, pendingEnd);
-          pending = [];
-          pendingBytes = 0;
-        });
-        pass.result.bytesBefore += s.size;
+        await this.#read(() =>
+          forEachBatch(s, pass.throttle, async (raw, h, last) => {
+            this.#checkGoing();
+            const keepEmpty = (last && i === group.length - 1) || (h.producerId >= 0 && pass.producerLast.has(h.lastOffset));
+            const batch = this.#cleanBatch(raw, h, keepEmpty, pass);
+            if (batch === undefined) return;
+            if (h.control) txns.push(...markers.filter((t) => t.lastOffset === h.baseOffset));
+            pending.push(batch);
+            pendingBytes += batch.length;
+            pendingEnd = h.lastOffset + 1;
+            if (pendingBytes < WRITE_BYTES) return;
+            await out.append(pending, pendingEnd);
+            await pass.throttle.moved(pendingBytes);
+            pending = [];
+            pendingBytes = 0;
+          }),
+        );
       }
       await out.append(pending, pendingEnd);
-      await out.commit(txns);
+      await this.#parts.exclusive(async () => {
+        this.#checkIntact(group, end);
+        if (point.offset < end) throw new PassCut('a truncation lowered the cleaned point');
+        await out.commit(txns);
+        committed = true;
+        // Past the point of no return: a failure leaves files half swapped, which only open completes.
+        try {
+          await completeSwap(
+            this.#dir,
+            base,
+            end,
+            group.map((s) => s.baseOffset),
+          );
+          const cleaned = await Segment.open(this.#dir, base, this.#segmentConfig, true);
+          await cleaned.seal();
+          segments.replaceSealed(group, cleaned);
+          await txnIndexes.swapped(group, cleaned);
+        } catch (err) {
+          throw this.#parts.fail(err);
+        }
+      });
     } catch (err) {
-      await out.discard().catch(() => undefined);
+      if (!committed) await out.discard().catch(() => undefined);
       throw err;
     }
+    pass.result.bytesBefore += group.reduce((n, s) => n + s.size, 0);
     pass.result.bytesAfter += out.size;
-    // Past the point of no return: a failure leaves files half swapped, which only open completes.
-    try {
-      await completeSwap(
-        this.#dir,
-        base,
-        end,
-        group.map((s) => s.baseOffset),
-      );
-      const cleaned = await Segment.open(this.#dir, base, this.#segmentConfig, true);
-      await cleaned.seal();
-      segments.replaceSealed(group, cleaned);
-      await txnIndexes.swapped(group, cleaned);
-    } catch (err) {
-      throw this.#parts.fail(err);
-    }
     // Not awaited: a slow reader of a source must not hold up the pass.
     for (const s of group) void s.close().catch(() => undefined);
   }
@@ -277,9 +394,10 @@ async function recordsIn(segments: readonly Segment[]): Promise<number> {
 }
 
 /** Puts the offset of every keyed record of `s` in `map`, leaving out markers and aborted transactions; false when the map filled first. */
-async function mapSegment(s: Segment, map: KeyMap, aborted: BatchFilter): Promise<boolean> {
+async function mapSegment(s: Segment, map: KeyMap, aborted: BatchFilter, throttle: Throttle, going: () => void): Promise<boolean> {
   let fits = true;
-  await forEachBatch(s, (raw, h) => {
+  await forEachBatch(s, throttle, (raw, h) => {
+    going();
     if (!fits || aborted(h)) return;
     for (const r of recordSpans(raw, h)) {
       if (r.key !== null && !map.put(r.key, r.offset)) {
@@ -291,14 +409,15 @@ async function mapSegment(s: Segment, map: KeyMap, aborted: BatchFilter): Promis
   return fits;
 }
 
-/** Calls `visit` with each batch of `s` in order (its own copy, CRC checked) and whether it is the last; damage is ECORRUPT. */
-async function forEachBatch(s: Segment, visit: (raw: Buffer, h: BatchHeader, last: boolean) => void | Promise<void>): Promise<void> {
+/** Calls `visit` with each batch of `s` in order (its own copy, CRC checked) and whether it is the last; damage is ECORRUPT. Reads count against `throttle`. */
+async function forEachBatch(s: Segment, throttle: Throttle, visit: (raw: Buffer, h: BatchHeader, last: boolean) => void | Promise<void>): Promise<void> {
   const reader = BatchReader.ofFile(s.log, s.size, 1 << 20);
   for (let position = 0; position < s.size; ) {
     const c = await reader.check(position);
     if (!c.ok) throw new SeglogError('ECORRUPT', `the cleaner found a damaged batch in ${s.logPath} at position ${position} (${c.reason})`, { path: s.logPath, position });
     const raw = Buffer.from(await reader.bytes(position, c.header.size));
     position += c.header.size;
+    await throttle.moved(raw.length);
     const pending = visit(raw, c.header, position >= s.size);
     if (pending !== undefined) await pending;
   }

@@ -19,7 +19,7 @@ import { checkInteger, checkOptions, checkString } from '../validate.js';
 import { appendRulesOf, prepareBatches, prepareControl, prepareRecords, type AppendRules } from './append-checks.js';
 import { AppendQueue, type AppendResult, type PreparedAppend } from './append-queue.js';
 import { MarkerOnOpen, writeCleanShutdown } from './clean-shutdown.js';
-import { Cleaner, type CompactResult } from './cleaner.js';
+import { Cleaner, type CompactionState, type CompactResult } from './cleaner.js';
 import { EncodeRing } from './encode-ring.js';
 import type { LogContext } from './context.js';
 import { Flusher } from './flusher.js';
@@ -37,6 +37,7 @@ import {
   INT32_MAX,
   type AppendBatchesOptions,
   type AppendOptions,
+  type CleanupPolicy,
   type CompactOptions,
   type ControlOptions,
   type LogConfig,
@@ -56,7 +57,7 @@ export type { LogContext } from './context.js';
 export type { OffsetRange } from './loader.js';
 export type { ProducerInfo } from './producer-state.js';
 export type { AbortedTransaction } from './transactions.js';
-export type { CompactResult } from './cleaner.js';
+export type { CompactionState, CompactResult } from './cleaner.js';
 export type { AppendBatchesOptions, AppendOptions, CompactOptions, CleanupPolicy, ControlOptions, FlushPolicy, LogOptions, RecordsOptions, RetentionPolicy, TimestampType } from './options.js';
 export type { EpochEnd } from './leader-epochs.js';
 export type { HighWatermarkMode } from './high-watermark.js';
@@ -161,6 +162,7 @@ export class Log {
       skipped: (from, to) => this.#isolation.skipped(from, to),
       producerLastOffsets: () => this.#producers.list().map((p) => p.lastOffset),
       fail,
+      exclusive: (work) => this.#exclusive(work),
     });
     const intervalMs = config.flush.intervalMs;
     this.#cancelInterval = intervalMs === NEVER ? undefined : context.scheduler.every(intervalMs, () => this.#flusher.flush());
@@ -516,23 +518,45 @@ export class Log {
     );
   }
 
+  /** Kafka's cleanup.policy of the log (LogOptions.cleanupPolicy). */
+  get cleanupPolicy(): CleanupPolicy {
+    return this.#config.cleanupPolicy;
+  }
+
   /**
    * One cleaning pass of a compacted log now (see cleaner.ts): below the
    * active segment, the last stable offset and minCompactionLagMs, every key
    * keeps only its latest record, offsets unchanged; tombstones and ended
    * transactions' markers go deleteRetentionMs after the pass that first
-   * saw them. Appends wait for it. EINVAL for a log whose cleanupPolicy
-   * has no 'compact'.
+   * saw them. Runs beside appends and reads; passes of one log run one at a
+   * time. A pass that retention, truncateTo or close() cut short resolves
+   * with what it did. EINVAL for a log whose cleanupPolicy has no 'compact'.
    */
   compact(options?: CompactOptions): Promise<CompactResult> {
-    let o = { memoryBytes: 0, now: 0 };
-    return this.#exclusive(
-      () => this.#cleaner.compact(o.now, o.memoryBytes),
-      () => {
-        o = checkCompactOptions(options);
-        if (!this.#config.compacted) throw new SeglogError('EINVAL', `compact() needs options.cleanupPolicy 'compact' or 'compact,delete' (${this.dir})`, { path: this.dir });
-      },
-    );
+    try {
+      this.#checkWritable();
+      const o = checkCompactOptions(options);
+      this.#checkCompacted();
+      return this.#cleaner.compact({ now: o.now, memoryBytes: o.memoryBytes, bytesPerSecond: o.bytesPerSecond });
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** How much a pass at `now` (default: the clock) would find to clean: what a LogStore weighs to pick the log it cleans next. */
+  compactionState(now = Date.now()): Promise<CompactionState> {
+    try {
+      this.#checkOpen();
+      checkInteger('now', now);
+      this.#checkCompacted();
+      return this.#cleaner.state(now);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  #checkCompacted(): void {
+    if (!this.#config.compacted) throw new SeglogError('EINVAL', `compaction needs options.cleanupPolicy 'compact' or 'compact,delete' (${this.dir})`, { path: this.dir });
   }
 
   /** Forces every record appended before the call to disk; flushedOffset then covers them. */
@@ -554,6 +578,7 @@ export class Log {
    */
   close(): Promise<void> {
     this.#closing ??= (async () => {
+      await this.#cleaner.stop();
       while (this.#queue.running !== undefined) await this.#queue.running;
       await this.#commit.idle();
       this.#cancelInterval?.();

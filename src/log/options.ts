@@ -152,15 +152,25 @@ export interface RecordsOptions {
 export interface CompactOptions {
   /** Most memory of the pass's key map (24 bytes a key); a pass cleans as far as the map holds. Default 128 MiB. */
   cleanerMemoryBytes?: number;
+  /** Most bytes the pass reads and writes per second. Default: no limit. */
+  cleanerBytesPerSecond?: number;
   /** The time to judge minCompactionLagMs and delete horizons against. Default: Date.now(). */
   now?: number;
 }
 
+/** The cleaner's own options (a LogStore's, or one compact() call's) checked; undefined stays undefined. */
+export function checkCleanerOptions(name: string, o: { cleanerMemoryBytes?: number; cleanerBytesPerSecond?: number }): void {
+  if (o.cleanerMemoryBytes !== undefined) checkInteger(`${name}.cleanerMemoryBytes`, o.cleanerMemoryBytes, 1024);
+  if (o.cleanerBytesPerSecond !== undefined && o.cleanerBytesPerSecond !== Infinity) checkInteger(`${name}.cleanerBytesPerSecond`, o.cleanerBytesPerSecond, 1);
+}
+
 /** CompactOptions checked, with defaults. */
-export function checkCompactOptions(options: unknown): { memoryBytes: number; now: number } {
+export function checkCompactOptions(options: unknown): { memoryBytes: number; bytesPerSecond: number; now: number } {
   const o = checkOptions<CompactOptions>('options', options);
+  checkCleanerOptions('options', o);
   return {
-    memoryBytes: o.cleanerMemoryBytes === undefined ? 128 * 1024 * 1024 : checkInteger('options.cleanerMemoryBytes', o.cleanerMemoryBytes, 1024),
+    memoryBytes: o.cleanerMemoryBytes ?? 128 * 1024 * 1024,
+    bytesPerSecond: o.cleanerBytesPerSecond ?? Infinity,
     now: o.now === undefined ? Date.now() : checkInteger('options.now', o.now),
   };
 }
