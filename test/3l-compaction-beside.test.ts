@@ -2,13 +2,16 @@
 // appends go on while a pass (slowed by cleanerBytesPerSecond) reads and
 // writes; a truncation, retention or close() during a pass cuts it short at
 // a consistent point (no swap of segments that changed), and the log reads
-// and reopens as it should.
+// and reopens as it should. A LogStore cleans its compacted logs, one pass
+// at a time, the filthiest due log first.
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { Log, type LogOptions } from '../src/log/log.js';
+import { LogStore } from '../src/store/store.js';
 import { latestByKey, readAll, T0, workload } from './helpers/compaction.js';
 import { tempDir } from './helpers/tmp.js';
+import { until } from './helpers/until.js';
 
 const OPTIONS: LogOptions = { cleanupPolicy: 'compact', segmentBytes: 4096 };
 /** Slow enough that the ~100 KB of reads and writes of these logs' passes take a second or more. */
@@ -71,4 +74,70 @@ test.each([
   await again.compact({ now: T0 });
   expect(latestByKey(await readAll(again, 'committed'))).toEqual(latest);
   await again.close();
+});
+
+describe('LogStore cleaning', () => {
+  test('runCleaner cleans the due compacted log with the highest dirty ratio, one at a time; none due is undefined', async () => {
+    const store = await LogStore.open(await tempDir(), { cleanerBackoffMs: 3_600_000, segmentBytes: 4096 });
+    const a = await store.log('a', { cleanupPolicy: 'compact', minCleanableDirtyRatio: 0.01 });
+    const b = await store.log('b', { cleanupPolicy: 'compact,delete' });
+    const plain = await store.log('plain');
+    const lazy = await store.log('lazy', { cleanupPolicy: 'compact', minCleanableDirtyRatio: 1 });
+    for (const log of [a, b, plain, lazy]) {
+      await workload(log, 3, 120, 10);
+      await log.roll();
+    }
+    // a's first part cleaned, then more written: its ratio drops below b's, which is all dirty.
+    await a.compact({ now: T0 });
+    await workload(a, 4, 20, 10);
+    await a.roll();
+    expect((await a.compactionState(T0)).dirtyRatio).toBeLessThan(1);
+    expect(await b.compactionState(T0)).toMatchObject({ dirtyRatio: 1, due: true });
+    expect(await lazy.compactionState(T0)).toMatchObject({ dirtyRatio: 1, due: false });
+    const [first, second] = await Promise.all([store.runCleaner(T0), store.runCleaner(T0)]);
+    expect(first!.name).toBe('b');
+    expect(second!.name).toBe('a');
+    expect(await store.runCleaner(T0)).toBeUndefined();
+    await expect(plain.compactionState()).rejects.toMatchObject({ code: 'EINVAL' });
+    await store.close();
+  });
+
+  test('a log past maxCompactionLagMs is cleaned whatever its dirty ratio', async () => {
+    const store = await LogStore.open(await tempDir(), { cleanerBackoffMs: 3_600_000 });
+    const log = await store.log('late', { cleanupPolicy: 'compact', minCleanableDirtyRatio: 1, maxCompactionLagMs: 1000 });
+    for (let i = 0; i < 10; i++) await log.append([{ key: `k${i % 3}`, value: `${i}`, timestamp: T0 }]);
+    await log.roll();
+    expect(await log.compactionState(T0 + 1000)).toMatchObject({ overdue: false, due: false });
+    expect(await store.runCleaner(T0 + 1000)).toBeUndefined();
+    expect(await log.compactionState(T0 + 1001)).toMatchObject({ overdue: true, due: true });
+    expect((await store.runCleaner(T0 + 1001))!.result.recordsRemoved).toBe(7);
+    await store.close();
+  });
+
+  test('the store cleans its compacted logs in the background, every cleanerBackoffMs', async () => {
+    const dataDir = await tempDir();
+    const options: LogOptions = { cleanupPolicy: 'compact', segmentBytes: 4096 };
+    // Written before the store opens, so that its cleaner finds it all dirty.
+    const written = await Log.open(join(dataDir, 'bg'), options);
+    await workload(written, 8, 200, 5);
+    await written.roll();
+    const latest = latestByKey(await readAll(written, 'committed'));
+    const size = written.size;
+    await written.close();
+    const store = await LogStore.open(dataDir, { ...options, cleanerBackoffMs: 20 });
+    const log = await store.log('bg');
+    await until(async () => log.size < size / 2 && !(await log.compactionState()).due);
+    expect(latestByKey(await readAll(log, 'committed'))).toEqual(latest);
+    expect(store.backgroundErrors).toEqual([]);
+    await store.close();
+  });
+
+  test('cleaner options are checked', async () => {
+    for (const bad of [{ cleanerMemoryBytes: 10 }, { cleanerBytesPerSecond: 0 }, { cleanerBackoffMs: 0 }]) {
+      await expect(LogStore.open(await tempDir(), bad)).rejects.toThrow(RangeError);
+    }
+    const log = await Log.open(await tempDir(), { cleanupPolicy: 'compact' });
+    await expect(log.compact({ cleanerBytesPerSecond: -1 })).rejects.toThrow(RangeError);
+    await log.close();
+  });
 });

@@ -94,6 +94,14 @@ export interface CompactionState {
   dirtyRatio: number;
   /** A cleanable record not yet cleaned is older than maxCompactionLagMs. */
   overdue: boolean;
+  /** A pass is due: there is something to clean and the dirty ratio is above minCleanableDirtyRatio, or it is overdue. */
+  due: boolean;
+}
+
+/** A segment a pass may clean, and the offset it ends at (the next segment's base when the pass began). */
+interface Cleanable {
+  segment: Segment;
+  end: number;
 }
 
 /** Why a pass stopped early without an error: the log is closing, or what it read changed under it. */
@@ -150,11 +158,11 @@ export class Cleaner {
     const firstDirty = Math.max(this.#parts.point.offset, this.#parts.segments.startOffset);
     let cleanBytes = 0;
     let dirtyBytes = 0;
-    for (const s of cleanable) {
-      if (this.#nextBase(s) > firstDirty) dirtyBytes += s.size;
-      else cleanBytes += s.size;
+    for (const { segment, end } of cleanable) {
+      if (end > firstDirty) dirtyBytes += segment.size;
+      else cleanBytes += segment.size;
     }
-    const firstDirtySegment = cleanable.find((s) => this.#nextBase(s) > firstDirty && s.size > 0);
+    const firstDirtySegment = cleanable.find((c) => c.end > firstDirty && c.segment.size > 0)?.segment;
     let overdue = false;
     if (firstDirtySegment !== undefined && this.#config.maxCompactionLagMs !== NEVER) {
       await firstDirtySegment.load();
@@ -162,7 +170,8 @@ export class Cleaner {
       const first = h === undefined ? -1 : h.baseTimestamp >= 0 && h.baseTimestamp <= h.maxTimestamp ? h.baseTimestamp : h.maxTimestamp;
       overdue = first >= 0 && now - first > this.#config.maxCompactionLagMs;
     }
-    return { dirtyBytes, cleanBytes, dirtyRatio: dirtyBytes === 0 ? 0 : dirtyBytes / (cleanBytes + dirtyBytes), overdue };
+    const dirtyRatio = dirtyBytes === 0 ? 0 : dirtyBytes / (cleanBytes + dirtyBytes);
+    return { dirtyBytes, cleanBytes, dirtyRatio, overdue, due: dirtyBytes > 0 && (overdue || dirtyRatio > this.#config.minCleanableDirtyRatio) };
   }
 
   async #pass(limits: PassLimits): Promise<CompactResult> {
@@ -179,25 +188,25 @@ export class Cleaner {
     const { segments, point } = this.#parts;
     const cleanable = this.#cleanable(now);
     const firstDirty = Math.max(point.offset, segments.startOffset);
-    const dirty = cleanable.findIndex((s) => this.#nextBase(s) > firstDirty);
+    const dirty = cleanable.findIndex((c) => c.end > firstDirty);
     if (dirty < 0) return;
-    for (const s of cleanable) await s.load();
+    const all = cleanable.map((c) => c.segment);
+    for (const c of cleanable) await this.#read(all, () => c.segment.load());
     const throttle = new Throttle(bytesPerSecond);
-    const to = this.#nextBase(cleanable.at(-1)!);
-    const aborted = this.#parts.skipped(cleanable[0]!.baseOffset, to);
-    const map = new KeyMap(memoryBytes, await this.#read(() => recordsIn(cleanable.slice(dirty))));
+    const aborted = this.#parts.skipped(cleanable[0]!.segment.baseOffset, cleanable.at(-1)!.end);
+    const map = new KeyMap(memoryBytes, await this.#read(all, () => recordsIn(all.slice(dirty))));
     let mapped = dirty;
-    while (mapped < cleanable.length && (await this.#read(() => mapSegment(cleanable[mapped]!, map, aborted, throttle, () => this.#checkGoing())))) mapped++;
+    while (mapped < cleanable.length && (await this.#read(all, () => mapSegment(all[mapped]!, map, aborted, throttle, () => this.#checkGoing())))) mapped++;
     if (mapped === dirty) {
-      throw new SeglogError('EINVAL', `a key map of ${memoryBytes} bytes cannot hold the keys of segment ${cleanable[dirty]!.logPath}: raise cleanerMemoryBytes`, {
+      throw new SeglogError('EINVAL', `a key map of ${memoryBytes} bytes cannot hold the keys of segment ${cleanable[dirty]!.segment.logPath}: raise cleanerMemoryBytes`, {
         path: this.#dir,
       });
     }
     const cleaned = cleanable.slice(0, mapped);
-    const end = this.#nextBase(cleaned.at(-1)!);
+    const end = cleaned.at(-1)!.end;
     // Before any gap reaches the disk: every walk must allow gaps below it (a crash then finds no gap it calls damage).
     await this.#parts.exclusive(async () => {
-      this.#checkIntact(cleaned, end);
+      this.#checkIntact(cleaned.map((c) => c.segment), end);
       await point.set(end);
     });
     const pass: Pass = { now, throttle, map, aborted, producerLast: new Set(this.#parts.producerLastOffsets()), txnKept: new Map(), result };
@@ -212,12 +221,12 @@ export class Cleaner {
     if (this.#stopping) throw new PassCut('the log is closing');
   }
 
-  /** Reads of segments that retention or truncateTo may close meanwhile: a closed one cuts the pass short. */
-  async #read<T>(work: () => Promise<T>): Promise<T> {
+  /** Reads of `segments`, which retention or truncateTo may take out and close meanwhile: a failure once one is gone cuts the pass short. */
+  async #read<T>(segments: readonly Segment[], work: () => Promise<T>): Promise<T> {
     try {
       return await work();
     } catch (err) {
-      if ((err as SeglogError).code === 'ECLOSED' || (err as SeglogError).code === 'EBADF') throw new PassCut('a segment the pass read was removed');
+      if (segments.some((s) => s.closed || !this.#parts.segments.includes(s))) throw new PassCut('a segment the pass read was removed');
       throw err;
     }
   }
@@ -229,44 +238,41 @@ export class Cleaner {
     if (!intact) throw new PassCut('segments the pass read were removed or cut');
   }
 
-  /** The base offset of the segment after `s`. */
-  #nextBase(s: Segment): number {
-    return this.#parts.segments.higher(s)!.baseOffset;
-  }
-
-  /** The sealed segments wholly below the first uncleanable offset, oldest first. */
-  #cleanable(now: number): Segment[] {
+  /** The sealed segments wholly below the first uncleanable offset, oldest first, each with where it ends (the next one's base) as of now. */
+  #cleanable(now: number): Cleanable[] {
     const { segments } = this.#parts;
-    const sealed = segments.all.slice(0, -1);
+    const all = segments.all;
+    const sealed = all.slice(0, -1);
     let limit = Math.min(segments.active.baseOffset, this.#parts.lastStableOffset());
     if (this.#config.minCompactionLagMs > 0) {
       const young = sealed.find((s) => s.maxTimestamp > now - this.#config.minCompactionLagMs);
       if (young !== undefined) limit = Math.min(limit, young.baseOffset);
     }
-    return sealed.filter((s) => this.#nextBase(s) <= limit);
+    return sealed.map((segment, i) => ({ segment, end: all[i + 1]!.baseOffset })).filter((c) => c.end <= limit);
   }
 
   /** Consecutive segments in groups that one segment can hold: segmentBytes, room in its indexes, offsets relative to its base. */
-  #groups(cleaned: readonly Segment[]): Segment[][] {
+  #groups(cleaned: readonly Cleanable[]): Cleanable[][] {
     const maxOffsetEntries = Math.floor(this.#config.segmentIndexBytes / 8);
     const maxTimeEntries = Math.floor(this.#config.segmentIndexBytes / 12);
-    const groups: Segment[][] = [];
-    let group: Segment[] = [];
+    const groups: Cleanable[][] = [];
+    let group: Cleanable[] = [];
     let bytes = 0;
     let offsetEntries = 0;
     let timeEntries = 0;
-    for (const s of cleaned) {
+    for (const c of cleaned) {
+      const s = c.segment;
       const fits =
         bytes + s.size <= this.#config.segmentBytes &&
         offsetEntries + s.offsetIndex.entries <= maxOffsetEntries &&
         timeEntries + s.timeIndex.entries <= maxTimeEntries &&
-        (group.length === 0 || this.#nextBase(s) - 1 - group[0]!.baseOffset <= INT32_MAX);
+        (group.length === 0 || c.end - 1 - group[0]!.segment.baseOffset <= INT32_MAX);
       if (!fits && group.length > 0) {
         groups.push(group);
         group = [];
         bytes = offsetEntries = timeEntries = 0;
       }
-      group.push(s);
+      group.push(c);
       bytes += s.size;
       offsetEntries += s.offsetIndex.entries;
       timeEntries += s.timeIndex.entries;
@@ -276,10 +282,11 @@ export class Cleaner {
   }
 
   /** Writes the cleaned form of `group` and swaps it in for the group (as exclusive work, if the group is still as read). */
-  async #cleanGroup(group: readonly Segment[], pass: Pass): Promise<void> {
+  async #cleanGroup(cleanables: readonly Cleanable[], pass: Pass): Promise<void> {
     const { segments, txnIndexes, point } = this.#parts;
+    const group = cleanables.map((c) => c.segment);
     const base = group[0]!.baseOffset;
-    const end = this.#nextBase(group.at(-1)!);
+    const end = cleanables.at(-1)!.end;
     const out = await CleanedOutput.create(this.#dir, base);
     let committed = false;
     try {
@@ -289,7 +296,7 @@ export class Cleaner {
       let pendingEnd = base;
       for (const [i, s] of group.entries()) {
         const markers = txnIndexes.entriesOf(s);
-        await this.#read(() =>
+        await this.#read(group, () =>
           forEachBatch(s, pass.throttle, async (raw, h, last) => {
             this.#checkGoing();
             const keepEmpty = (last && i === group.length - 1) || (h.producerId >= 0 && pass.producerLast.has(h.lastOffset));
