@@ -3,11 +3,14 @@
 // from a real pass's before and after, each opened: before the .log reaches
 // `.swap` the pass is undone, after it the swap is completed; either way the
 // latest record of every key and its offset are what they were before the
-// pass, and the log reads as before or as after it, record by record.
+// pass, and the log reads as before or as after it, record by record. Then
+// a seeded slice of the compaction crash trials (SIGKILLs of a child
+// running passes, test/fixtures/compaction-trials.ts).
 import { copyFile, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { expect, test } from 'vitest';
 import { Log, type LogOptions } from '../src/log/log.js';
+import { runCompactionTrials } from './fixtures/compaction-trials.js';
 import { cleanedPoint, latestByKey, readAll, T0, workload, type ReadRecord } from './helpers/compaction.js';
 import { tempDir } from './helpers/tmp.js';
 
@@ -135,4 +138,12 @@ test('a crash at each step of a swap leaves a log that reads as before the pass 
   const done = await Log.open(after, OPTIONS);
   expect(await readAll(done)).toEqual(afterAll);
   await done.close();
+});
+
+test('12 SIGKILLs during compaction passes (seed 17; the long run is in test/reliability): every key keeps its latest record and offset', { timeout: 180_000 }, async () => {
+  const report = await runCompactionTrials(17, 12, () => tempDir());
+  expect(report.failures).toEqual([]);
+  expect(report.trials).toBe(12);
+  // Kills came inside passes, not only before the first.
+  expect(report.passes).toBeGreaterThan(report.trials);
 });

@@ -1,10 +1,13 @@
 // The long crash and power-loss suites: SEGLOG_CRASH_TRIALS SIGKILLs and
 // SEGLOG_POWER_CUTS power cuts (default 1000 each) from SEGLOG_SEED (default:
 // a fresh seed per run, printed first and again on failure); see
-// test/52-crash.test.ts and test/53-power-loss.test.ts. The child picks
+// test/52-crash.test.ts and test/53-power-loss.test.ts. And
+// SEGLOG_COMPACTION_TRIALS SIGKILLs (default 200) of a child running
+// compaction passes (test/fixtures/compaction-trials.ts, test/3k). The child picks
 // the cache mode at random per run unless SEGLOG_CACHE_MODE says pagecache or own.
 import { availableParallelism } from 'node:os';
 import { expect, test } from 'vitest';
+import { runCompactionTrials } from '../fixtures/compaction-trials.js';
 import { runCrashLanes } from '../fixtures/crash-trials.js';
 import { printSeedOnFailure, suiteSeed } from '../fixtures/seed.js';
 import { envInt } from '../fixtures/trials.js';
@@ -22,6 +25,18 @@ test.each([
   console.log(
     `${kind}: ${report.trials} ${power ? 'power cuts' : 'SIGKILLs'} (seed ${seed}), ${report.acknowledged} records acknowledged, ` +
       `${report.lost} acknowledged records lost; ${JSON.stringify(report.stats)}${report.failures.length > 0 ? `; failures: ${report.failures.join(' / ')}` : ''}`,
+  );
+  expect(report.failures, `seed ${seed}`).toEqual([]);
+  expect(report.trials, `seed ${seed}`).toBe(trials);
+});
+
+test('compaction trials', async () => {
+  printSeedOnFailure('compaction', seed);
+  const trials = envInt('SEGLOG_COMPACTION_TRIALS', 200);
+  const report = await runCompactionTrials(seed, trials, () => tempDir());
+  console.log(
+    `compaction: ${report.trials} SIGKILLs (seed ${seed}, ${report.selfKilled} right after a file operation), ${report.passes} passes begun` +
+      `${report.failures.length > 0 ? `; failures: ${report.failures.join(' / ')}` : ''}`,
   );
   expect(report.failures, `seed ${seed}`).toEqual([]);
   expect(report.trials, `seed ${seed}`).toBe(trials);
