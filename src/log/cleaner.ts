@@ -416,14 +416,23 @@ async function mapSegment(s: Segment, map: KeyMap, aborted: BatchFilter, throttl
   return fits;
 }
 
+/** Bytes of batches a pass works through between two turns it gives the event loop (appends and reads wait for them). */
+const YIELD_BYTES = 64 * 1024;
+
 /** Calls `visit` with each batch of `s` in order (its own copy, CRC checked) and whether it is the last; damage is ECORRUPT. Reads count against `throttle`. */
 async function forEachBatch(s: Segment, throttle: Throttle, visit: (raw: Buffer, h: BatchHeader, last: boolean) => void | Promise<void>): Promise<void> {
   const reader = BatchReader.ofFile(s.log, s.size, 1 << 20);
+  let sinceYield = 0;
   for (let position = 0; position < s.size; ) {
+    if (sinceYield >= YIELD_BYTES) {
+      sinceYield = 0;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
     const c = await reader.check(position);
     if (!c.ok) throw new SeglogError('ECORRUPT', `the cleaner found a damaged batch in ${s.logPath} at position ${position} (${c.reason})`, { path: s.logPath, position });
     const raw = Buffer.from(await reader.bytes(position, c.header.size));
     position += c.header.size;
+    sinceYield += raw.length;
     await throttle.moved(raw.length);
     const pending = visit(raw, c.header, position >= s.size);
     if (pending !== undefined) await pending;
