@@ -10,6 +10,7 @@ import { describe, expect, test } from 'vitest';
 import { Log, type LogOptions } from '../src/log/log.js';
 import { LogStore } from '../src/store/store.js';
 import { latestByKey, readAll, T0, workload } from './helpers/compaction.js';
+import { readSlowly, socketPair } from './helpers/sockets.js';
 import { tempDir } from './helpers/tmp.js';
 import { until } from './helpers/until.js';
 
@@ -158,4 +159,26 @@ test("in own cache mode reads see the pass's output, not the tail cache's or a c
   const again = await Log.open(dir, options);
   expect(await readAll(again)).toEqual(after);
   await again.close();
+});
+
+test('a sendTo under way when a pass swaps its segments out delivers the bytes it started with, whole', async () => {
+  const log = await Log.open(await tempDir(), { cleanupPolicy: 'compact', segmentBytes: 1 << 20 });
+  // 12 MB of 40 keys: more than loopback socket buffers hold, so the transfer is still under way during the pass.
+  const value = Buffer.alloc(600, 0x61);
+  for (let b = 0; b < 2000; b++) await log.append(Array.from({ length: 10 }, (_, i) => ({ key: `k${(b * 10 + i) % 40}`, value })));
+  await log.roll();
+  const { bytes: expected } = await log.read(0, { maxBytes: 16 << 20 });
+  const pair = await socketPair();
+  // The receiver reads nothing yet: the transfer waits on a full socket while the pass replaces the files.
+  let done = false;
+  const sent = log.sendTo(pair.sender, 0, { maxBytes: 16 << 20 }).finally(() => (done = true));
+  const result = await log.compact({ now: T0 });
+  expect(result.segmentsCleaned).toBeGreaterThan(5);
+  expect(done).toBe(false);
+  readSlowly(pair);
+  await sent;
+  await until(() => pair.received().length >= expected.length);
+  expect(pair.received().equals(expected)).toBe(true);
+  await pair.close();
+  await log.close();
 });
