@@ -4,8 +4,8 @@
 // `.swap` the pass is undone, after it the swap is completed; either way the
 // latest record of every key and its offset are what they were before the
 // pass, and the log reads as before or as after it, record by record. Then
-// a seeded slice of the compaction crash trials (SIGKILLs of a child
-// running passes, test/fixtures/compaction-trials.ts).
+// seeded slices of the compaction crash trials (SIGKILLs of a child
+// running passes, some followed by a power cut; test/fixtures/compaction-trials.ts).
 import { copyFile, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { expect, test } from 'vitest';
@@ -141,9 +141,16 @@ test('a crash at each step of a swap leaves a log that reads as before the pass 
 });
 
 test('12 SIGKILLs during compaction passes (seed 17; the long run is in test/reliability): every key keeps its latest record and offset', { timeout: 180_000 }, async () => {
-  const report = await runCompactionTrials(17, 12, () => tempDir());
+  const report = await runCompactionTrials(17, 12, false, () => tempDir());
   expect(report.failures).toEqual([]);
   expect(report.trials).toBe(12);
   // Kills came inside passes, not only before the first.
   expect(report.passes).toBeGreaterThan(report.trials);
+});
+
+test('8 SIGKILLs during compaction passes followed by power cuts (seed 18): every key keeps its latest record and offset', { timeout: 180_000 }, async () => {
+  const report = await runCompactionTrials(18, 8, true, () => tempDir());
+  expect(report.failures).toEqual([]);
+  expect(report.trials).toBe(8);
+  expect(report.filesCut + report.filesDropped).toBeGreaterThan(0);
 });

@@ -2,8 +2,9 @@
 // SEGLOG_POWER_CUTS power cuts (default 1000 each) from SEGLOG_SEED (default:
 // a fresh seed per run, printed first and again on failure); see
 // test/52-crash.test.ts and test/53-power-loss.test.ts. And
-// SEGLOG_COMPACTION_TRIALS SIGKILLs (default 200) of a child running
-// compaction passes (test/fixtures/compaction-trials.ts, test/3k). The child picks
+// SEGLOG_COMPACTION_TRIALS SIGKILLs and SEGLOG_COMPACTION_POWER_CUTS
+// SIGKILLs + power cuts (default 200 each) of a child running compaction
+// passes (test/fixtures/compaction-trials.ts, test/3k). The child picks
 // the cache mode at random per run unless SEGLOG_CACHE_MODE says pagecache or own.
 import { availableParallelism } from 'node:os';
 import { expect, test } from 'vitest';
@@ -30,12 +31,16 @@ test.each([
   expect(report.trials, `seed ${seed}`).toBe(trials);
 });
 
-test('compaction trials', async () => {
-  printSeedOnFailure('compaction', seed);
-  const trials = envInt('SEGLOG_COMPACTION_TRIALS', 200);
-  const report = await runCompactionTrials(seed, trials, () => tempDir());
+test.each([
+  ['compaction crash', 'SEGLOG_COMPACTION_TRIALS', false],
+  ['compaction power-loss', 'SEGLOG_COMPACTION_POWER_CUTS', true],
+] as const)('%s trials', async (kind, variable, power) => {
+  printSeedOnFailure(kind, seed);
+  const trials = envInt(variable, 200);
+  const report = await runCompactionTrials(seed, trials, power, () => tempDir());
   console.log(
-    `compaction: ${report.trials} SIGKILLs (seed ${seed}, ${report.selfKilled} right after a file operation), ${report.passes} passes begun` +
+    `${kind}: ${report.trials} SIGKILLs${power ? ' and power cuts' : ''} (seed ${seed}, ${report.selfKilled} right after a file operation), ` +
+      `${report.passes} passes begun${power ? `, ${report.filesCut} files cut, ${report.filesDropped} directory entries dropped` : ''}` +
       `${report.failures.length > 0 ? `; failures: ${report.failures.join(' / ')}` : ''}`,
   );
   expect(report.failures, `seed ${seed}`).toEqual([]);
