@@ -8,16 +8,17 @@
 // a key map (key-map.ts) is built from there over whole segments as far as
 // it holds, and every segment from the log start to where the map ends is
 // rewritten against it, in groups that fit one segment (segmentBytes, index
-// room, offsets an index can hold). A record goes when the map holds a later
-// offset of its key; a tombstone (null value), and a transaction marker whose
-// transaction has no record left, stays until the delete horizon the first
-// pass to see it wrote into its batch (now + deleteRetentionMs, Kafka's
-// KIP-534 horizon, batch-filter.ts); records of aborted transactions go at
-// once. A batch keeps its base offset, last offset delta, producer fields and
-// codec; a batch left empty is dropped, unless it is its producer's last
-// (producer state is rebuilt from headers) or the last of its group (the
-// group's output then ends where its sources did: see cleaned-swap.ts),
-// which stay as header-only batches, as Kafka keeps them.
+// room, offsets an index can hold), each batch as clean-batch.ts says: a
+// record goes when the map holds a later offset of its key; a tombstone
+// (null value), and a transaction marker whose transaction has no record
+// left, stays until the delete horizon the first pass to see it wrote into
+// its batch (now + deleteRetentionMs, Kafka's KIP-534 horizon); records of
+// aborted transactions go at once. A batch keeps its base offset, last
+// offset delta, producer fields and codec; a batch left empty is dropped,
+// unless it is its producer's last (producer state is rebuilt from headers)
+// or the last of its group (the group's output then ends where its sources
+// did: see cleaned-swap.ts), which stay as header-only batches, as Kafka
+// keeps them.
 //
 // A pass reads and writes beside the log's appends (it touches only sealed
 // segments), within a bytes-per-second budget; only raising the cleaned
@@ -29,13 +30,12 @@
 // one at a time; closing the log stops one under way at its next batch.
 import { SeglogError } from '../errors.js';
 import { BatchReader, HEADER_READ_BYTES } from '../segment/batch-reader.js';
-import { recordSpans, type RecordSpan } from '../segment/batch-decode.js';
-import { deleteHorizonOf, filterBatch } from '../segment/batch-filter.js';
+import { recordSpans } from '../segment/batch-decode.js';
 import type { BatchHeader } from '../segment/batch-header.js';
 import { walkBatches } from '../segment/batch-walk.js';
-import { parseControlBatch } from '../segment/control-record.js';
 import { Segment, type SegmentConfig } from '../segment/segment.js';
 import type { AbortedTxn } from '../index/transaction-index.js';
+import { cleanBatch, type CompactResult, type Pass } from './clean-batch.js';
 import { CleanedOutput, completeSwap } from './cleaned-swap.js';
 import type { CleanedPoint } from './cleaned-point.js';
 import type { BatchFilter } from './isolation.js';
@@ -45,18 +45,7 @@ import type { LogSegments } from './segments.js';
 import { Throttle } from './throttle.js';
 import type { TxnIndexes } from './transactions.js';
 
-/** What a pass did (Log.compact()'s result). */
-export interface CompactResult {
-  /** Source segments rewritten (grouped into fewer where they fit). */
-  segmentsCleaned: number;
-  /** Bytes of those segments before, and of what replaced them after. */
-  bytesBefore: number;
-  bytesAfter: number;
-  /** Records removed, tombstones and transaction markers included. */
-  recordsRemoved: number;
-  /** Tombstones among them (not counting those of aborted transactions). */
-  tombstonesRemoved: number;
-}
+export type { CompactResult } from './clean-batch.js';
 
 /** What the cleaner needs of the log. */
 export interface CleanerParts {
@@ -109,18 +98,6 @@ class PassCut extends Error {}
 
 /** Bytes of cleaned batches gathered before each write. */
 const WRITE_BYTES = 1 << 20;
-
-/** The state of one pass: its clock, map, and what it learned on its way through the groups. */
-interface Pass {
-  now: number;
-  throttle: Throttle;
-  map: KeyMap;
-  aborted: BatchFilter;
-  producerLast: Set<number>;
-  /** Per producer, whether its transaction now being read kept a record. */
-  txnKept: Map<number, boolean>;
-  result: CompactResult;
-}
 
 export class Cleaner {
   readonly #dir: string;
@@ -193,10 +170,10 @@ export class Cleaner {
     const all = cleanable.map((c) => c.segment);
     for (const c of cleanable) await this.#read(all, () => c.segment.load());
     const throttle = new Throttle(bytesPerSecond);
-    const aborted = this.#parts.skipped(cleanable[0]!.segment.baseOffset, cleanable.at(-1)!.end);
+    const skipped = this.#parts.skipped(cleanable[0]!.segment.baseOffset, cleanable.at(-1)!.end);
     const map = new KeyMap(memoryBytes, await this.#read(all, () => recordsIn(all.slice(dirty))));
     let mapped = dirty;
-    while (mapped < cleanable.length && (await this.#read(all, () => mapSegment(all[mapped]!, map, aborted, throttle, () => this.#checkGoing())))) mapped++;
+    while (mapped < cleanable.length && (await this.#read(all, () => mapSegment(all[mapped]!, map, skipped, throttle, () => this.#checkGoing())))) mapped++;
     if (mapped === dirty) {
       throw new SeglogError('EINVAL', `a key map of ${memoryBytes} bytes cannot hold the keys of segment ${cleanable[dirty]!.segment.logPath}: raise cleanerMemoryBytes`, {
         path: this.#dir,
@@ -209,7 +186,16 @@ export class Cleaner {
       this.#checkIntact(cleaned.map((c) => c.segment), end);
       await point.set(end);
     });
-    const pass: Pass = { now, throttle, map, aborted, producerLast: new Set(this.#parts.producerLastOffsets()), txnKept: new Map(), result };
+    const pass: Pass = {
+      now,
+      horizon: now + this.#config.deleteRetentionMs,
+      throttle,
+      map,
+      skipped,
+      producerLast: new Set(this.#parts.producerLastOffsets()),
+      txnKept: new Map(),
+      result,
+    };
     for (const group of this.#groups(cleaned)) {
       await this.#cleanGroup(group, pass);
       result.segmentsCleaned += group.length;
@@ -300,7 +286,7 @@ export class Cleaner {
           forEachBatch(s, pass.throttle, async (raw, h, last) => {
             this.#checkGoing();
             const keepEmpty = (last && i === group.length - 1) || (h.producerId >= 0 && pass.producerLast.has(h.lastOffset));
-            const batch = this.#cleanBatch(raw, h, keepEmpty, pass);
+            const batch = cleanBatch(raw, h, keepEmpty, pass);
             if (batch === undefined) return;
             if (h.control) txns.push(...markers.filter((t) => t.lastOffset === h.baseOffset));
             pending.push(batch);
@@ -345,45 +331,6 @@ export class Cleaner {
     // Not awaited: a slow reader of a source must not hold up the pass.
     for (const s of group) void s.close().catch(() => undefined);
   }
-
-  /** The batch as cleaned (the same bytes when nothing changes), or undefined when it goes. */
-  #cleanBatch(raw: Buffer, h: BatchHeader, keepEmpty: boolean, pass: Pass): Buffer | undefined {
-    const { result, now } = pass;
-    const horizon = now + this.#config.deleteRetentionMs;
-    if (h.control) {
-      const kept = pass.txnKept.get(h.producerId) === true;
-      pass.txnKept.delete(h.producerId);
-      if (kept || typeof parseControlBatch(raw, h) === 'string') return raw;
-      const set = deleteHorizonOf(h);
-      if (set === undefined) return filterBatch(raw, h, recordSpans(raw, h), horizon);
-      if (now < set || keepEmpty) return raw;
-      result.recordsRemoved += h.recordsCount;
-      return undefined;
-    }
-    if (pass.aborted(h)) {
-      result.recordsRemoved += h.recordsCount;
-      return keepEmpty ? filterBatch(raw, h, []) : undefined;
-    }
-    const spans = recordSpans(raw, h);
-    const set = deleteHorizonOf(h);
-    const kept: RecordSpan[] = [];
-    let needsHorizon = false;
-    for (const r of spans) {
-      const latest = r.key === null ? undefined : pass.map.get(r.key);
-      const expired = r.tombstone && set !== undefined && now >= set;
-      if ((latest !== undefined && latest > r.offset) || expired) {
-        result.recordsRemoved++;
-        if (r.tombstone) result.tombstonesRemoved++;
-        continue;
-      }
-      if (r.tombstone && set === undefined) needsHorizon = true;
-      kept.push(r);
-    }
-    if (h.transactional && kept.length > 0) pass.txnKept.set(h.producerId, true);
-    if (kept.length === spans.length && !needsHorizon) return raw;
-    if (kept.length === 0 && !keepEmpty) return undefined;
-    return filterBatch(raw, h, kept, needsHorizon ? horizon : undefined);
-  }
 }
 
 /** Records in `segments` by their batch headers: what the key map is sized for. */
@@ -401,11 +348,11 @@ async function recordsIn(segments: readonly Segment[]): Promise<number> {
 }
 
 /** Puts the offset of every keyed record of `s` in `map`, leaving out markers and aborted transactions; false when the map filled first. */
-async function mapSegment(s: Segment, map: KeyMap, aborted: BatchFilter, throttle: Throttle, going: () => void): Promise<boolean> {
+async function mapSegment(s: Segment, map: KeyMap, skipped: BatchFilter, throttle: Throttle, going: () => void): Promise<boolean> {
   let fits = true;
   await forEachBatch(s, throttle, (raw, h) => {
     going();
-    if (!fits || aborted(h)) return;
+    if (!fits || skipped(h)) return;
     for (const r of recordSpans(raw, h)) {
       if (r.key !== null && !map.put(r.key, r.offset)) {
         fits = false;
