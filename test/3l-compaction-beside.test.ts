@@ -182,3 +182,22 @@ test('a sendTo under way when a pass swaps its segments out delivers the bytes i
   await pair.close();
   await log.close();
 });
+
+test('in own cache mode a pass leaves the pages it read and wrote out of the page cache; in page cache mode it does not', async () => {
+  const resident: Record<string, number> = {};
+  for (const mode of ['pagecache', 'own'] as const) {
+    const dir = await tempDir();
+    const cache = mode === 'own' ? { mode, tailBytes: 64 * 1024, readAheadBytes: 8192 } : { mode };
+    const log = await Log.open(dir, { ...OPTIONS, segmentBytes: 256 * 1024, cache });
+    const value = Buffer.alloc(500, 0x61);
+    for (let b = 0; b < 400; b++) await log.append(Array.from({ length: 10 }, (_, i) => ({ key: `k${(b * 10 + i) % 500}`, value })));
+    await log.roll();
+    await log.flush();
+    await log.compact({ now: T0 });
+    const r = await log.residency();
+    resident[mode] = r.residentBytes / r.fileBytes;
+    await log.close();
+  }
+  expect(resident.pagecache).toBeGreaterThan(0.5);
+  expect(resident.own).toBeLessThan(0.1);
+});

@@ -27,12 +27,18 @@ export interface CompactResult {
   tombstonesRemoved: number;
 }
 
+/** How a pass reads segments: within its throttle, and in own cache mode dropping the pages it read. */
+export interface Reading {
+  throttle: Throttle;
+  dropPages: boolean;
+}
+
 /** The state of one pass: its clock, map, and what it learned on its way through the groups. */
 export interface Pass {
   now: number;
   /** The delete horizon this pass writes into batches that need one. */
   horizon: number;
-  throttle: Throttle;
+  reading: Reading;
   map: KeyMap;
   /** Control batches and those of aborted transactions. */
   skipped: BatchFilter;

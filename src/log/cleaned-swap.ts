@@ -23,20 +23,23 @@ export class CleanedOutput {
   readonly #dir: string;
   readonly baseOffset: number;
   readonly #file: File;
+  /** Own cache mode: its pages go once durable. */
+  readonly #dropPages: boolean;
   #size = 0;
   /** Offset after the last batch appended. */
   #end: number;
 
-  private constructor(dir: string, baseOffset: number, file: File) {
+  private constructor(dir: string, baseOffset: number, file: File, dropPages: boolean) {
     this.#dir = dir;
     this.baseOffset = baseOffset;
     this.#file = file;
+    this.#dropPages = dropPages;
     this.#end = baseOffset;
   }
 
-  static async create(dir: string, baseOffset: number): Promise<CleanedOutput> {
+  static async create(dir: string, baseOffset: number, dropPages: boolean): Promise<CleanedOutput> {
     const file = await File.open(segmentPaths(dir, baseOffset).log + CLEANED_SUFFIX, { create: true, truncate: true });
-    return new CleanedOutput(dir, baseOffset, file);
+    return new CleanedOutput(dir, baseOffset, file, dropPages);
   }
 
   get size(): number {
@@ -57,6 +60,7 @@ export class CleanedOutput {
   async commit(txns: readonly AbortedTxn[]): Promise<void> {
     const p = segmentPaths(this.#dir, this.baseOffset);
     await this.#file.datasync();
+    if (this.#dropPages) await this.#file.advise(0, 0, 'dontneed');
     await this.#file.close();
     const index = await File.open(p.txnIndex + CLEANED_SUFFIX, { create: true, truncate: true });
     try {

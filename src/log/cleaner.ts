@@ -35,7 +35,7 @@ import type { BatchHeader } from '../segment/batch-header.js';
 import { walkBatches } from '../segment/batch-walk.js';
 import { Segment, type SegmentConfig } from '../segment/segment.js';
 import type { AbortedTxn } from '../index/transaction-index.js';
-import { cleanBatch, type CompactResult, type Pass } from './clean-batch.js';
+import { cleanBatch, type CompactResult, type Pass, type Reading } from './clean-batch.js';
 import { CleanedOutput, completeSwap } from './cleaned-swap.js';
 import type { CleanedPoint } from './cleaned-point.js';
 import type { BatchFilter } from './isolation.js';
@@ -62,6 +62,8 @@ export interface CleanerParts {
   fail: (err: unknown) => unknown;
   /** Runs `work` as the log's exclusive work (between append groups); rejects when the log is closed or failed. */
   exclusive: <T>(work: () => Promise<T>) => Promise<T>;
+  /** Own cache mode: the pass's reads and writes leave no pages in the page cache (it is for the log's readers). */
+  dropPages: boolean;
 }
 
 /** What a pass may use. */
@@ -173,7 +175,8 @@ export class Cleaner {
     const skipped = this.#parts.skipped(cleanable[0]!.segment.baseOffset, cleanable.at(-1)!.end);
     const map = new KeyMap(memoryBytes, await this.#read(all, () => recordsIn(all.slice(dirty))));
     let mapped = dirty;
-    while (mapped < cleanable.length && (await this.#read(all, () => mapSegment(all[mapped]!, map, skipped, throttle, () => this.#checkGoing())))) mapped++;
+    const reading: Reading = { throttle, dropPages: this.#parts.dropPages };
+    while (mapped < cleanable.length && (await this.#read(all, () => mapSegment(all[mapped]!, map, skipped, reading, () => this.#checkGoing())))) mapped++;
     if (mapped === dirty) {
       throw new SeglogError('EINVAL', `a key map of ${memoryBytes} bytes cannot hold the keys of segment ${cleanable[dirty]!.segment.logPath}: raise cleanerMemoryBytes`, {
         path: this.#dir,
@@ -189,7 +192,7 @@ export class Cleaner {
     const pass: Pass = {
       now,
       horizon: now + this.#config.deleteRetentionMs,
-      throttle,
+      reading,
       map,
       skipped,
       producerLast: new Set(this.#parts.producerLastOffsets()),
@@ -273,7 +276,7 @@ export class Cleaner {
     const group = cleanables.map((c) => c.segment);
     const base = group[0]!.baseOffset;
     const end = cleanables.at(-1)!.end;
-    const out = await CleanedOutput.create(this.#dir, base);
+    const out = await CleanedOutput.create(this.#dir, base, this.#parts.dropPages);
     let committed = false;
     try {
       const txns: AbortedTxn[] = [];
@@ -283,7 +286,7 @@ export class Cleaner {
       for (const [i, s] of group.entries()) {
         const markers = txnIndexes.entriesOf(s);
         await this.#read(group, () =>
-          forEachBatch(s, pass.throttle, async (raw, h, last) => {
+          forEachBatch(s, pass.reading, async (raw, h, last) => {
             this.#checkGoing();
             const keepEmpty = (last && i === group.length - 1) || (h.producerId >= 0 && pass.producerLast.has(h.lastOffset));
             const batch = cleanBatch(raw, h, keepEmpty, pass);
@@ -294,7 +297,7 @@ export class Cleaner {
             pendingEnd = h.lastOffset + 1;
             if (pendingBytes < WRITE_BYTES) return;
             await out.append(pending, pendingEnd);
-            await pass.throttle.moved(pendingBytes);
+            await pass.reading.throttle.moved(pendingBytes);
             pending = [];
             pendingBytes = 0;
           }),
@@ -316,6 +319,8 @@ export class Cleaner {
           );
           const cleaned = await Segment.open(this.#dir, base, this.#segmentConfig, true);
           await cleaned.seal();
+          // Its indexes were just rebuilt by reading it.
+          if (this.#parts.dropPages) await cleaned.log.advise(0, cleaned.size, 'dontneed');
           segments.replaceSealed(group, cleaned);
           await txnIndexes.swapped(group, cleaned);
         } catch (err) {
@@ -348,9 +353,9 @@ async function recordsIn(segments: readonly Segment[]): Promise<number> {
 }
 
 /** Puts the offset of every keyed record of `s` in `map`, leaving out markers and aborted transactions; false when the map filled first. */
-async function mapSegment(s: Segment, map: KeyMap, skipped: BatchFilter, throttle: Throttle, going: () => void): Promise<boolean> {
+async function mapSegment(s: Segment, map: KeyMap, skipped: BatchFilter, reading: Reading, going: () => void): Promise<boolean> {
   let fits = true;
-  await forEachBatch(s, throttle, (raw, h) => {
+  await forEachBatch(s, reading, (raw, h) => {
     going();
     if (!fits || skipped(h)) return;
     for (const r of recordSpans(raw, h)) {
@@ -365,15 +370,26 @@ async function mapSegment(s: Segment, map: KeyMap, skipped: BatchFilter, throttl
 
 /** Bytes of batches a pass works through between two turns it gives the event loop (appends and reads wait for them). */
 const YIELD_BYTES = 64 * 1024;
+/** With dropPages, bytes read between two drops of their pages (the reader's buffer). */
+const DROP_BYTES = 1 << 20;
 
-/** Calls `visit` with each batch of `s` in order (its own copy, CRC checked) and whether it is the last; damage is ECORRUPT. Reads count against `throttle`. */
-async function forEachBatch(s: Segment, throttle: Throttle, visit: (raw: Buffer, h: BatchHeader, last: boolean) => void | Promise<void>): Promise<void> {
+/**
+ * Calls `visit` with each batch of `s` in order (its own copy, CRC checked)
+ * and whether it is the last; damage is ECORRUPT. Reads count against the
+ * throttle and, with dropPages, leave no pages behind.
+ */
+async function forEachBatch(s: Segment, { throttle, dropPages }: Reading, visit: (raw: Buffer, h: BatchHeader, last: boolean) => void | Promise<void>): Promise<void> {
   const reader = BatchReader.ofFile(s.log, s.size, 1 << 20);
   let sinceYield = 0;
+  let dropFrom = 0;
   for (let position = 0; position < s.size; ) {
     if (sinceYield >= YIELD_BYTES) {
       sinceYield = 0;
       await new Promise((resolve) => setImmediate(resolve));
+    }
+    if (dropPages && position - dropFrom >= DROP_BYTES) {
+      await s.log.advise(dropFrom, position - dropFrom, 'dontneed');
+      dropFrom = position;
     }
     const c = await reader.check(position);
     if (!c.ok) throw new SeglogError('ECORRUPT', `the cleaner found a damaged batch in ${s.logPath} at position ${position} (${c.reason})`, { path: s.logPath, position });
@@ -384,4 +400,5 @@ async function forEachBatch(s: Segment, throttle: Throttle, visit: (raw: Buffer,
     const pending = visit(raw, c.header, position >= s.size);
     if (pending !== undefined) await pending;
   }
+  if (dropPages) await s.log.advise(dropFrom, 0, 'dontneed');
 }

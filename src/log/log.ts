@@ -163,6 +163,7 @@ export class Log {
       producerLastOffsets: () => this.#producers.list().map((p) => p.lastOffset),
       fail,
       exclusive: (work) => this.#exclusive(work),
+      dropPages: this.#cache.mode === 'own',
     });
     const intervalMs = config.flush.intervalMs;
     this.#cancelInterval = intervalMs === NEVER ? undefined : context.scheduler.every(intervalMs, () => this.#flusher.flush());
