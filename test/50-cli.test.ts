@@ -228,7 +228,7 @@ describe('seglog verify and dump on a compacted log', () => {
     expect(dumped.stdout).toContain('| offset: 56 CreateTime: 1056 keySize: 2 valueSize: -1 ');
     expect(dumped.stdout).not.toContain('isvalid: false');
 
-    // A cleaned point raised over segments no pass rewrote (a pass cut short): their repeated keys are a note.
+    // A cleaned point over segments no pass rewrote (a checkpoint from elsewhere): their repeated keys are a note.
     const raised = await tempDir();
     const plain = await Log.open(raised, { cleanupPolicy: 'compact', segmentBytes: 1024 });
     for (let i = 0; i < 20; i++) await plain.append([{ key: `k${i % 4}`, value: `v${i}` }]);

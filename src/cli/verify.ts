@@ -183,7 +183,7 @@ async function verifyLog(dir: string, out: Printer, storeStart: number | undefin
     findings.push({
       level: 'note',
       path: join(dir, CLEANER_OFFSET_CHECKPOINT),
-      message: `${repeated} records below the cleaned point ${gapsBelow} repeat a key seen before them: a compaction pass cut short (or not yet run since the point was set) leaves them; the next pass removes them`,
+      message: `${repeated} records below the cleaned point ${gapsBelow} repeat a key seen before them: seglog's passes leave each key once there (a checkpoint written by another tool?); a pass removes them once a newer record of the key comes`,
     });
   }
   return { segments: bases.length, findings };

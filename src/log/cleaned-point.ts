@@ -2,8 +2,9 @@
 // gaps (every walk of the log's segments asks, see WalkOptions.gapsBelow),
 // and from it on lies what the cleaner has not mapped yet (its next pass
 // starts its key map there). Kept in `cleaner-offset-checkpoint`, in Kafka's
-// offset checkpoint layout, and raised before a pass swaps in segments with
-// gaps, so that a crash never leaves a gap the walks would call damage.
+// offset checkpoint layout, and raised to each group's end just before the
+// pass swaps that group in, so that a crash never leaves a gap the walks
+// would call damage, nor a group it did not swap in below the point.
 import { basename, join } from 'node:path';
 import { readOffsetCheckpoint, writeOffsetCheckpoint } from '../common/durable-files.js';
 import { CLEANER_OFFSET_CHECKPOINT } from '../layout.js';

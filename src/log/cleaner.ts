@@ -21,8 +21,9 @@
 // keeps them.
 //
 // A pass reads and writes beside the log's appends (it touches only sealed
-// segments), within a bytes-per-second budget; only raising the cleaned
-// point and each group's swap run as the log's exclusive work, and only if
+// segments), within a bytes-per-second budget; only each group's swap (with
+// the cleaned point raised to the group's end) runs as the log's exclusive
+// work, and only if
 // nothing removed or cut the segments the pass read meanwhile (retention,
 // truncateTo): otherwise the pass stops there, its unswapped output
 // discarded. A swap replaces the sources in the segment set at once; a read
@@ -183,12 +184,6 @@ export class Cleaner {
       });
     }
     const cleaned = cleanable.slice(0, mapped);
-    const end = cleaned.at(-1)!.end;
-    // Before any gap reaches the disk: every walk must allow gaps below it (a crash then finds no gap it calls damage).
-    await this.#parts.exclusive(async () => {
-      this.#checkIntact(cleaned.map((c) => c.segment), end);
-      await point.set(end);
-    });
     const pass: Pass = {
       now,
       horizon: now + this.#config.deleteRetentionMs,
@@ -220,7 +215,7 @@ export class Cleaner {
     }
   }
 
-  /** PassCut unless `sources` are still consecutive segments of the log ending at `end`, and the cleaned point covers them. */
+  /** PassCut unless `sources` are still consecutive segments of the log ending at `end` (retention and truncateTo take segments out). */
   #checkIntact(sources: readonly Segment[], end: number): void {
     const { segments } = this.#parts;
     const intact = sources.every((s) => segments.includes(s) && !s.closed) && segments.higher(sources.at(-1)!)?.baseOffset === end;
@@ -306,7 +301,10 @@ export class Cleaner {
       await out.append(pending, pendingEnd);
       await this.#parts.exclusive(async () => {
         this.#checkIntact(group, end);
-        if (point.offset < end) throw new PassCut('a truncation lowered the cleaned point');
+        // Group by group, just before its gaps can reach the disk: every walk must allow them (a crash then finds
+        // no gap it calls damage), and a pass cut short leaves the point where its last swap ended, so the next
+        // pass maps again what this one did not swap in.
+        if (point.offset < end) await point.set(end);
         await out.commit(txns);
         committed = true;
         // Past the point of no return: a failure leaves files half swapped, which only open completes.
