@@ -115,7 +115,7 @@ export async function sequentialWrite(path: string, size: number, direct: boolea
 }
 
 /** Reads the stamped file at `path` in 1 MiB blocks, whole passes until `minMs` passed (one pass at least), checking every block: MB/s. */
-async function sequentialRead(path: string, bytes: number, direct: boolean, minMs: number): Promise<number> {
+export async function sequentialRead(path: string, bytes: number, direct: boolean, minMs: number): Promise<number> {
   const { block, free } = blockBuffer(direct);
   const file = await File.open(path, { direct });
   try {

@@ -57,6 +57,7 @@ import {
   workload,
   type Workload,
 } from './log.js';
+import { compactionTrial, type CompactionTrial } from './compaction.js';
 import { idempotenceWorkloads } from './idempotence.js';
 import { appendWorkloads, runPeers, type PeerRow } from './peers.js';
 import { readPeers } from './peers-reads.js';
@@ -97,6 +98,8 @@ interface Profile {
   peerReads: { dataBytes: number; randomMs: number };
   /** Batches each producer-bookkeeping trial appends (plain, then as idempotent producers'). */
   idempotenceBatches: number;
+  /** The compaction row's log: keys, each updated this many times (bench/compaction.ts). */
+  compaction: { keys: number; updates: number };
   /** Bytes of the log served over loopback. */
   serveBytes: number;
   isolation: Parameters<typeof isolation>[1] & { pageCache: number; warmUpMs: number; baselineMs: number; drainMs: number };
@@ -113,6 +116,7 @@ const PROFILES: Record<Profile['name'], Profile> = {
     cellMs: 1000,
     peerReads: { dataBytes: 32 * MiB, randomMs: 500 },
     idempotenceBatches: 20_000,
+    compaction: { keys: 20_000, updates: 10 },
     serveBytes: 512 * MiB,
     // A longer warm-up than the phases: the first seconds after the balloon inflates are noisy. The two
     // modes compared; --full runs every mode bench/cache.ts runs by default.
@@ -128,6 +132,7 @@ const PROFILES: Record<Profile['name'], Profile> = {
     cellMs: 3000,
     peerReads: { dataBytes: 64 * MiB, randomMs: 1000 },
     idempotenceBatches: 50_000,
+    compaction: { keys: 50_000, updates: 20 },
     serveBytes: GiB,
     isolation: { quick: false, pageCache: GiB, warmUpMs: 3000, baselineMs: 20_000, drainMs: 20_000, maxReplayMs: 120_000 },
   },
@@ -140,7 +145,8 @@ function estimates(p: Profile, w: Workload): Record<Group, number> {
   const backlog = isolationBacklog(i.pageCache);
   return {
     ceilings: p.runs * (perGiB(p.ceilings.bytes, 5) + (p.ceilings.latencyMs + p.ceilings.randomMs) / 1000 + 0.5) + 4,
-    log: p.runs * (perGiB(w.logBytes, 30) + (p.randomMs + 3 * p.lookupMs) / 1000 + 2),
+    // The compaction row: building its log, a second of tail appends, the pass (~10 us a record).
+    log: p.runs * (perGiB(w.logBytes, 30) + (p.randomMs + 3 * p.lookupMs) / 1000 + 3 + (p.compaction.keys * p.compaction.updates) / 50_000),
     // Every policy and producer count, and the native group loop beside each 'always' cell.
     durability: p.runs * (POLICIES.length + 1) * PRODUCERS.length * (p.cellMs / 1000 + 0.1),
     // Appends, per trial: every subject of every append workload, each cellMs plus opening.
@@ -361,6 +367,13 @@ async function logGroup(ctx: Context): Promise<Row[]> {
   const { w } = ctx;
   const runs: LogRun[] = [];
   for (let run = 0; run < ctx.profile.runs; run++) runs.push(await logRun(ctx, run));
+  const { keys, updates } = ctx.profile.compaction;
+  const compactions: CompactionTrial[] = [];
+  for (let run = 0; run < ctx.profile.runs; run++) {
+    progress(`run ${run + 1}/${ctx.profile.runs}: compaction pass, ${keys} keys × ${updates} updates`);
+    compactions.push(await compactionTrial(join(ctx.dir, `compaction-${run}`), keys, updates));
+  }
+  const cpass = (f: (c: CompactionTrial) => number) => compactions.map(f);
   const mbs = (ms: number) => w.logBytes / 1e3 / ms;
   const col = (f: (r: LogRun) => number) => runs.map(f);
   const records = (ms: (r: LogRun) => number) => `${formatNumber(median(col((r) => (w.records * 1e3) / ms(r))))} records/s`;
@@ -406,6 +419,16 @@ async function logGroup(ctx: Context): Promise<Row[]> {
       col((r) => r.reopenCleanMany.seglog),
       { baseline: col((r) => r.reopenCleanMany.baseline), baselineLabel: 'readdir + open + fstat of every segment file' },
       `${MANY_SEGMENTS} × ${formatBytes(2 * w.batchBytes)}; medians of 11 interleaved reopens per run`,
+    ),
+    row(
+      'compaction pass, log.compact(), MB cleaned per second',
+      'MB/s',
+      'rate',
+      cpass((c) => c.bytesBefore / 1e3 / c.passMs),
+      againstCeiling(ctx, 'readWarm'),
+      `${keys} keys × ${updates} updates of 100 B (${formatBytes(compactions[0]!.bytesBefore)} to ${formatBytes(compactions[0]!.bytesAfter)}), ` +
+        `written ${formatValue('MB/s', median(cpass((c) => c.bytesAfter / 1e3 / c.passMs)))} MB/s; a tail append due every ms: ` +
+        `p99 ${formatMs(median(cpass((c) => c.during.p99)))} during the pass, ${formatMs(median(cpass((c) => c.before.p99)))} before`,
     ),
     row(
       'reopen after unclean shutdown (CRC scan)',

@@ -19,6 +19,8 @@ export type SeglogErrorCode =
   | 'EPRODUCERFENCED'
   /** A producer batch whose sequence does not follow the producer's last (Kafka's OUT_OF_ORDER_SEQUENCE_NUMBER). */
   | 'EOUTOFORDERSEQUENCE'
+  /** A record a compacted log cannot take: one without a key (Kafka's INVALID_RECORD). */
+  | 'EINVALIDRECORD'
   | (string & {});
 
 export interface SeglogErrorDetails {

@@ -15,6 +15,10 @@ export const SNAPSHOT_SUFFIX = '.snapshot';
 export const DELETED_SUFFIX = '.deleted';
 /** Appended to the copy of a segment's .log that truncateTo cuts (see Retention.truncateTo) until it replaces the original; a leftover is removed on open. */
 export const COPY_SUFFIX = '.copy';
+/** Appended to a segment's files while the cleaner writes them (a leftover is removed on open). */
+export const CLEANED_SUFFIX = '.cleaned';
+/** Appended to a cleaned segment's files once written whole: on open they replace the segments they cover. */
+export const SWAP_SUFFIX = '.swap';
 
 /** Present while a log (or a store) is closed cleanly; its absence on open means recovery. */
 export const CLEAN_SHUTDOWN_FILE = '.clean-shutdown';
@@ -22,6 +26,8 @@ export const CLEAN_SHUTDOWN_FILE = '.clean-shutdown';
 export const LOG_START_OFFSET_FILE = '.log-start-offset';
 /** A log's leader epochs and the offset each began at, in Kafka's leader-epoch checkpoint layout. */
 export const LEADER_EPOCH_CHECKPOINT = 'leader-epoch-checkpoint';
+/** How far a compacted log was cleaned (Kafka's cleaner offset checkpoint layout, one line: the log's directory name and the offset). */
+export const CLEANER_OFFSET_CHECKPOINT = 'cleaner-offset-checkpoint';
 /** A store's lock file: flock'd while a LogStore has the data directory open; holds its pid. */
 export const LOCK_FILE = '.lock';
 /** A store's checkpoints, in Kafka's offset checkpoint layout (one line per log). */
@@ -91,6 +97,16 @@ export function parseSegmentFileName(name: string): { kind: SegmentFileKind; bas
 export function isSegmentLog(name: string): boolean {
   const p = parseSegmentFileName(name);
   return p !== undefined && p.kind === 'log' && !p.deleted;
+}
+
+/** A cleaner's file: a segment file name with `.cleaned` (being written) or `.swap` (written whole, to be swapped in). */
+const CLEANER_FILE = /^(\d{20})\.(log|index|timeindex|txnindex)\.(cleaned|swap)$/;
+
+/** What a cleaner's file name says (see CLEANED_SUFFIX, SWAP_SUFFIX); undefined for any other name. */
+export function parseCleanerFileName(name: string): { kind: SegmentFileKind; baseOffset: number; stage: 'cleaned' | 'swap' } | undefined {
+  const m = CLEANER_FILE.exec(name);
+  if (m === null) return undefined;
+  return { kind: m[2] as SegmentFileKind, baseOffset: Number(m[1]), stage: m[3] as 'cleaned' | 'swap' };
 }
 
 /**

@@ -80,6 +80,18 @@ describe('walkBatches', () => {
     expect(await walkBatches(memory(indexed), { from: first.length, baseOffset: 0, checkCrc: true })).toMatchObject({ batches: 1, nextOffset: 8 });
   });
 
+  it('lets a batch follow a gap only when it ends below gapsBelow (a compacted log cleaned to there)', async () => {
+    // Cleaned: the first batch starts after the segment's base, the next after a gap.
+    const cleaned = Buffer.concat([log(12, 2).bytes, log(20, 1).bytes, log(21, 1).bytes]);
+    expect(await walkBatches(memory(cleaned), { baseOffset: 10, checkCrc: true, gapsBelow: 21 })).toEqual({ position: cleaned.length, batches: 3, nextOffset: 22 });
+    expect(await scanLog(memory(cleaned), 10, undefined, 21)).toMatchObject({ batches: 3, corrupt: false });
+    // At or past the point, a gap is damage again; going back always is.
+    expect(await walkBatches(memory(cleaned), { baseOffset: 10, checkCrc: true, gapsBelow: 20 })).toMatchObject({ batches: 1, reason: 'offset 20 leaves a gap after 13' });
+    expect(await walkBatches(memory(cleaned), { baseOffset: 10, checkCrc: true })).toMatchObject({ batches: 0, reason: 'offset 12 leaves a gap after 9' });
+    const back = Buffer.concat([log(12, 2).bytes, log(11, 1).bytes]);
+    expect(await walkBatches(memory(back), { baseOffset: 10, checkCrc: true, gapsBelow: 100 })).toMatchObject({ batches: 1, reason: 'offset 11 is not after 13' });
+  });
+
   it('awaits an onBatch that returns a promise before reading on', async () => {
     const { bytes } = log(0, 1, 1, 1);
     const order: string[] = [];

@@ -73,7 +73,7 @@ describe('seglog dump', () => {
     expect(lines[0]).toBe(`Dumping ${seg(dir, 0, '.log')}`);
     expect(lines[1]).toBe('Log starting offset: 0');
     expect(lines[2]).toMatch(
-      /^baseOffset: 0 lastOffset: 1 count: 2 baseSequence: -1 lastSequence: -1 producerId: -1 producerEpoch: -1 partitionLeaderEpoch: -1 isTransactional: false isControl: false position: 0 CreateTime: 2000 size: \d+ magic: 2 compresscodec: none crc: \d+ isvalid: true$/,
+      /^baseOffset: 0 lastOffset: 1 count: 2 baseSequence: -1 lastSequence: -1 producerId: -1 producerEpoch: -1 partitionLeaderEpoch: -1 isTransactional: false isControl: false deleteHorizonMs: OptionalLong.empty position: 0 CreateTime: 2000 size: \d+ magic: 2 compresscodec: none crc: \d+ isvalid: true$/,
     );
     expect(plain.stdout).not.toContain('| offset:');
 
@@ -209,6 +209,40 @@ async function makeStore(dir: string): Promise<number[]> {
 async function loseSegment(dir: string, base: number): Promise<void> {
   for (const suffix of ['.log', '.index', '.timeindex']) await rm(seg(dir, base, suffix), { force: true });
 }
+
+describe('seglog verify and dump on a compacted log', () => {
+  test("cleaned segments' gaps are no problem below the cleaned point; keys repeated there, and a pass's leftovers, are reported; dump shows delete horizons and tombstones", async () => {
+    const dir = await tempDir();
+    const log = await Log.open(dir, { cleanupPolicy: 'compact', segmentBytes: 1024 });
+    for (let i = 0; i < 60; i++) await log.append([{ key: `k${i % 5}`, value: i % 7 === 0 ? null : `v${i}`, timestamp: 1000 + i }]);
+    await log.roll();
+    await log.compact({ now: 5000 });
+    await log.close();
+    const clean = await seglog('verify', dir);
+    expect(clean.stdout).toContain(': 0 problems');
+    expect(clean.code).toBe(0);
+
+    // The tombstone that is k1's latest record (offset 56): its batch carries the horizon the pass wrote.
+    const dumped = await seglog('dump', seg(dir, 56, '.log'), '--records');
+    expect(dumped.stdout).toMatch(/baseOffset: 56 lastOffset: 56 count: 1 .* deleteHorizonMs: OptionalLong\[86405000\] /);
+    expect(dumped.stdout).toContain('| offset: 56 CreateTime: 1056 keySize: 2 valueSize: -1 ');
+    expect(dumped.stdout).not.toContain('isvalid: false');
+
+    // A cleaned point over segments no pass rewrote (a checkpoint from elsewhere): their repeated keys are a note.
+    const raised = await tempDir();
+    const plain = await Log.open(raised, { cleanupPolicy: 'compact', segmentBytes: 1024 });
+    for (let i = 0; i < 20; i++) await plain.append([{ key: `k${i % 4}`, value: `v${i}` }]);
+    await plain.roll();
+    const end = plain.endOffset;
+    await plain.close();
+    await writeFile(join(raised, 'cleaner-offset-checkpoint'), `0\n1\n${raised.split('/').pop()} ${end}\n`);
+    await writeFile(seg(raised, 0, '.log.cleaned'), 'partial');
+    const cut = await seglog('verify', raised);
+    expect(cut.stdout).toContain('16 records below the cleaned point');
+    expect(cut.stdout).toMatch(/PROBLEM .*00000000000000000000\.log\.cleaned: left by a compaction pass that did not commit/);
+    expect(cut.code).toBe(1);
+  });
+});
 
 describe('seglog recover, lost segments', () => {
   test('a hole between segments: refused and reported by verify; --repair cuts the log there and says so', async () => {

@@ -1,13 +1,17 @@
 // `seglog dump <file>`: prints the batches (and with --records, the records)
 // of a .log, or the entries of a .index / .timeindex, in the layout of
-// Kafka's kafka-dump-log.sh (DumpLogSegments) so that the two can be compared.
-import { basename } from 'node:path';
+// Kafka's kafka-dump-log.sh (DumpLogSegments) so that the two can be compared:
+// a tombstone is a record of valueSize -1, a batch a compaction pass first
+// cleaned shows its delete horizon.
+import { basename, dirname } from 'node:path';
 import { isZeroEntry, offsetEntry, timeEntry } from '../index/entries.js';
 import { DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, parseSegmentFileName, TIME_INDEX_SUFFIX, type SegmentFileKind } from '../layout.js';
 import { File } from '../native.js';
 import { BatchReader } from '../segment/batch-reader.js';
 import { walkBatches } from '../segment/batch-walk.js';
 import { decodeBatch, type BatchHeader } from '../segment/batch.js';
+import { deleteHorizonOf } from '../segment/batch-filter.js';
+import { CleanedPoint } from '../log/cleaned-point.js';
 import { KAFKA_CODEC_NAMES, type CodecId } from '../segment/codecs.js';
 import { printable, type Printer } from './output.js';
 
@@ -42,14 +46,18 @@ export async function dump(path: string, options: DumpOptions, out: Printer): Pr
       await out.line(`(no base offset in the file name: offsets are shown relative to 0)`);
     }
     const base = what.baseOffset ?? 0;
-    if (what.kind === 'log') return await dumpLog(file, base, options, out);
+    if (what.kind === 'log') {
+      // A compacted log's cleaned batches leave gaps below its cleaned point, as the log's own walks allow.
+      const gapsBelow = (await CleanedPoint.read(dirname(path)).catch(() => undefined))?.offset ?? 0;
+      return await dumpLog(file, base, gapsBelow, options, out);
+    }
     return await dumpIndex(file, base, what.kind, out);
   } finally {
     await file.close();
   }
 }
 
-async function dumpLog(file: File, baseOffset: number, options: DumpOptions, out: Printer): Promise<boolean> {
+async function dumpLog(file: File, baseOffset: number, gapsBelow: number, options: DumpOptions, out: Printer): Promise<boolean> {
   const size = await file.size();
   const reader = BatchReader.ofFile(file, size, 1 << 20);
   await out.line(`Log starting offset: ${baseOffset}`);
@@ -61,7 +69,7 @@ async function dumpLog(file: File, baseOffset: number, options: DumpOptions, out
   let from = 0;
   let nextOffset = baseOffset;
   for (;;) {
-    const stop = await walkBatches(reader, { from, baseOffset, nextOffset, checkCrc: true, onBatch: print });
+    const stop = await walkBatches(reader, { from, baseOffset, nextOffset, checkCrc: true, gapsBelow, onBatch: print });
     if (stop.reason === undefined) return valid;
     let header = stop.misplaced;
     if (header !== undefined) {
@@ -90,10 +98,12 @@ function timeLabel(h: BatchHeader): string {
 function batchLine(h: BatchHeader, position: number, valid: boolean): string {
   const codec = h.compression === 0 ? 'none' : (KAFKA_CODEC_NAMES[h.compression as CodecId] ?? `unknown(${h.compression})`);
   const lastSequence = h.baseSequence < 0 ? -1 : h.baseSequence + h.lastOffsetDelta;
+  const horizon = deleteHorizonOf(h);
   return (
     `baseOffset: ${h.baseOffset} lastOffset: ${h.lastOffset} count: ${h.recordsCount} baseSequence: ${h.baseSequence} lastSequence: ${lastSequence} ` +
     `producerId: ${h.producerId} producerEpoch: ${h.producerEpoch} partitionLeaderEpoch: ${h.partitionLeaderEpoch} ` +
-    `isTransactional: ${h.transactional} isControl: ${h.control} position: ${position} ${timeLabel(h)}: ${h.maxTimestamp} ` +
+    `isTransactional: ${h.transactional} isControl: ${h.control} deleteHorizonMs: ${horizon === undefined ? 'OptionalLong.empty' : `OptionalLong[${horizon}]`} ` +
+    `position: ${position} ${timeLabel(h)}: ${h.maxTimestamp} ` +
     `size: ${h.size} magic: ${h.magic} compresscodec: ${codec} crc: ${h.crc} isvalid: ${valid}`
   );
 }

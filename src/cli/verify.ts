@@ -8,6 +8,7 @@ import { readLeaderEpochCheckpoint } from '../log/leader-epochs.js';
 import { isZeroEntry, offsetEntry, timeEntry } from '../index/entries.js';
 import {
   CLEAN_SHUTDOWN_FILE,
+  CLEANER_OFFSET_CHECKPOINT,
   DELETED_SUFFIX,
   isSegmentLog,
   LOCK_FILE,
@@ -15,6 +16,7 @@ import {
   LEADER_EPOCH_CHECKPOINT,
   LOG_START_OFFSET_FILE,
   LOG_SUFFIX,
+  parseCleanerFileName,
   parseSegmentFileName,
   RECOVERY_POINT_CHECKPOINT,
   REPLICATION_OFFSET_CHECKPOINT,
@@ -23,8 +25,11 @@ import {
   snapshotOffsets,
 } from '../layout.js';
 import { decodeCleanShutdown } from '../log/clean-shutdown.js';
+import { CleanedPoint } from '../log/cleaned-point.js';
 import { File, tryLockExclusive } from '../native.js';
 import { BatchReader } from '../segment/batch-reader.js';
+import { walkBatches } from '../segment/batch-walk.js';
+import { decodeBatch } from '../segment/batch.js';
 import { scanLog } from '../segment/scan-log.js';
 import type { Printer } from './output.js';
 
@@ -109,6 +114,14 @@ async function verifyLog(dir: string, out: Printer, storeStart: number | undefin
   }
   findings.push(...(await strayFiles(dir, names, new Set(bases))));
   const start = storeStart ?? (await readStartOffset(dir, names, findings));
+  // A compacted log: below its cleaned point batches may follow gaps, and each key should appear once.
+  const cleaned = await CleanedPoint.read(dir).catch((err: Error) => {
+    findings.push({ level: 'problem', path: join(dir, CLEANER_OFFSET_CHECKPOINT), message: `${err.message}: the log does not open` });
+    return undefined;
+  });
+  const gapsBelow = cleaned?.offset ?? 0;
+  const keysBelow = new Set<string>();
+  let repeated = 0;
   let previousEnd: number | undefined;
   for (let i = 0; i < bases.length; i++) {
     const base = bases[i]!;
@@ -124,11 +137,17 @@ async function verifyLog(dir: string, out: Printer, storeStart: number | undefin
     try {
       const size = await file.size();
       batches = { positions: [], baseOffsets: [], lastOffsets: [] };
-      const scan = await scanLog(BatchReader.ofFile(file, size, 1 << 20), base, (h, position) => {
-        batches.positions.push(position);
-        batches.baseOffsets.push(h.baseOffset);
-        batches.lastOffsets.push(h.lastOffset);
-      });
+      const scan = await scanLog(
+        BatchReader.ofFile(file, size, 1 << 20),
+        base,
+        (h, position) => {
+          batches.positions.push(position);
+          batches.baseOffsets.push(h.baseOffset);
+          batches.lastOffsets.push(h.lastOffset);
+        },
+        gapsBelow,
+      );
+      if (base < gapsBelow) repeated += await countRepeatedKeys(file, scan.validBytes, base, gapsBelow, keysBelow);
       nextOffset = scan.nextOffset;
       const range = scan.batches === 0 ? 'no batches' : `${scan.batches} batches, offsets ${batches.baseOffsets[0]}..${nextOffset - 1}`;
       await out.line(`${paths.log}: ${range}, ${size} bytes`);
@@ -160,7 +179,35 @@ async function verifyLog(dir: string, out: Printer, storeStart: number | undefin
     findings.push(...(await checkIndex(paths.index, 'index', base, batches, untrimmedOk)));
     findings.push(...(await checkIndex(paths.timeIndex, 'timeindex', base, batches, untrimmedOk)));
   }
+  if (repeated > 0) {
+    findings.push({
+      level: 'note',
+      path: join(dir, CLEANER_OFFSET_CHECKPOINT),
+      message: `${repeated} records below the cleaned point ${gapsBelow} repeat a key seen before them: seglog's passes leave each key once there (a checkpoint written by another tool?); a pass removes them once a newer record of the key comes`,
+    });
+  }
   return { segments: bases.length, findings };
+}
+
+/** Of the data records below `point` in the first `size` bytes of `file`, those whose key is in `seen` already (and adds the others'). */
+async function countRepeatedKeys(file: File, size: number, base: number, point: number, seen: Set<string>): Promise<number> {
+  const reader = BatchReader.ofFile(file, size, 1 << 20);
+  let repeated = 0;
+  await walkBatches(reader, {
+    baseOffset: base,
+    checkCrc: false,
+    gapsBelow: point,
+    onBatch: async (h, position) => {
+      if (h.control || h.lastOffset >= point) return;
+      for (const r of decodeBatch(await reader.bytes(position, h.size))) {
+        if (r.key === null) continue;
+        const key = r.key.toString('hex');
+        if (seen.has(key)) repeated++;
+        else seen.add(key);
+      }
+    },
+  });
+  return repeated;
 }
 
 /** The segments whose base offset is beyond the safe integer range (segmentBases() puts them last, as NaN). */
@@ -175,7 +222,13 @@ async function strayFiles(dir: string, names: string[], bases: Set<number>): Pro
   for (const n of names) {
     const path = join(dir, n);
     // Producer snapshots are checked (CRC) by the next open, which falls back to an older one or to the batch headers.
-    if (isSegmentLog(n) || n === CLEAN_SHUTDOWN_FILE || n === LOG_START_OFFSET_FILE || snapshotOffsets([n]).length === 1) continue;
+    if (isSegmentLog(n) || n === CLEAN_SHUTDOWN_FILE || n === LOG_START_OFFSET_FILE || n === CLEANER_OFFSET_CHECKPOINT || snapshotOffsets([n]).length === 1) continue;
+    const cleanerFile = parseCleanerFileName(n);
+    if (cleanerFile !== undefined) {
+      const swap = cleanerFile.stage === 'swap' && names.includes(`${n.slice(0, 20)}.log.swap`);
+      findings.push({ level: 'problem', path, message: swap ? 'left by a compaction pass past its point of no return: the next open completes its swap' : 'left by a compaction pass that did not commit: the next open removes it' });
+      continue;
+    }
     if (n === LEADER_EPOCH_CHECKPOINT) {
       await readLeaderEpochCheckpoint(path).catch((err: Error) => findings.push({ level: 'note', path, message: `${err.message}: the next open rebuilds it from the batch headers` }));
       continue;

@@ -11,7 +11,7 @@
 // encodes its own batch, consistent by construction: only its size, and its
 // timestamps when bounded, are checked.
 import { SeglogError } from '../errors.js';
-import { checkBatch, encodeBatch, readBatchHeader, recordTimestampRange, stampLogAppendTime, type EncodeOptions, type RecordInput } from '../segment/batch.js';
+import { checkBatch, encodeBatch, readBatchHeader, RecordCursor, recordTimestampRange, stampLogAppendTime, type EncodeOptions, type RecordInput } from '../segment/batch.js';
 import { OFF_LEADER_EPOCH, writeI32 } from '../segment/batch-header.js';
 import { checkBytes } from '../validate.js';
 import { encodeControlBatch, parseControlBatch } from '../segment/control-record.js';
@@ -26,6 +26,7 @@ import { checkAppendBatchesOptions, checkAppendOptions, checkControlOptions, NEV
  */
 export function prepareRecords(records: RecordInput[], options: unknown, compression: string, rules: AppendRules, ring: EncodeRing): PreparedAppend {
   const o = checkAppendOptions(options);
+  if (rules.keyed) checkRecordKeys(records);
   const now = o.timestamp ?? Date.now();
   const logAppendTime = rules.logAppendTime ? Date.now() : -1;
   // The base offset is set when its turn comes.
@@ -71,6 +72,8 @@ export interface AppendRules {
   beforeMaxMs: number;
   afterMaxMs: number;
   logAppendTime: boolean;
+  /** Every record needs a key (a compacted log). */
+  keyed: boolean;
 }
 
 export function appendRulesOf(config: LogConfig): AppendRules {
@@ -81,7 +84,29 @@ export function appendRulesOf(config: LogConfig): AppendRules {
     beforeMaxMs: config.messageTimestampBeforeMaxMs,
     afterMaxMs: config.messageTimestampAfterMaxMs,
     logAppendTime,
+    keyed: config.compacted,
   };
+}
+
+function keyless(where: string, position: number): SeglogError {
+  return new SeglogError('EINVALIDRECORD', `${where} has no key: a compacted log (cleanupPolicy 'compact') takes only keyed records`, { position });
+}
+
+/** EINVALIDRECORD unless every record of append() has a key. */
+function checkRecordKeys(records: readonly RecordInput[]): void {
+  if (!Array.isArray(records)) return; // encodeBatch refuses it with its own TypeError
+  records.forEach((r, i) => {
+    if (r === null || typeof r !== 'object') return;
+    if (r.key === undefined || r.key === null) throw keyless(`record ${i}`, 0);
+  });
+}
+
+/** EINVALIDRECORD unless every record of the data batch at `position` has a key (decompressed when it must be). */
+function checkBatchKeys(buffer: Uint8Array, position: number, h: CheckedBatch['header']): void {
+  const cursor = new RecordCursor(Buffer.from(buffer.buffer, buffer.byteOffset + position, h.size), h);
+  for (let r = cursor.next(); r !== undefined; r = cursor.next()) {
+    if (r.key === null) throw keyless(`record at offset delta ${r.offset - h.baseOffset} of the batch at position ${position}`, position);
+  }
 }
 
 function tooLarge(size: number, rules: AppendRules, position: number): SeglogError {
@@ -105,7 +130,9 @@ function checkTimestamps(min: number, max: number, now: number, rules: AppendRul
  * Checks a buffer of batches: size, magic, CRC and header fields always;
  * with `rules` (a producer's batches) also maxMessageBytes, Kafka's count
  * checks (a count above 0, lastOffsetDelta = count - 1, the records
- * present) and the timestamp bounds at `now`. Throws the first failure.
+ * present), the timestamp bounds at `now` and, in a compacted log, a key on
+ * every record (a replica's batches were checked by their leader). Throws
+ * the first failure.
  */
 function checkAppendedBatches(buffer: Uint8Array, rules: AppendRules | undefined, now: number): CheckedBatch[] {
   if (buffer.length === 0) throw new RangeError('buffer holds no batch');
@@ -115,6 +142,7 @@ function checkAppendedBatches(buffer: Uint8Array, rules: AppendRules | undefined
     if (!c.ok) throw new SeglogError('ECORRUPT', `invalid batch at position ${position} of the appended buffer: ${c.reason}`, { position });
     if (rules !== undefined) checkProducerBatch(buffer, position, c.header, rules, now);
     if (c.header.control) checkControlBatch(buffer, position, c.header);
+    else if (rules?.keyed === true) checkBatchKeys(buffer, position, c.header);
     checks.push(c);
     position += c.header.size;
   }

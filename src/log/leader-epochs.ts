@@ -176,6 +176,7 @@ async function fromHeaders(segments: readonly Segment[]): Promise<EpochEntry[]> 
     await walkBatches(BatchReader.ofFile(s.log, s.size, HEADER_READ_BYTES), {
       baseOffset: s.baseOffset,
       checkCrc: false,
+      gapsBelow: s.gapsBelow,
       onBatch: (h) => {
         if (h.partitionLeaderEpoch <= last) return;
         last = h.partitionLeaderEpoch;

@@ -4,7 +4,8 @@
 // point vouches for), recovers the rest by a CRC scan, and hands back what it
 // loaded. Recovery's rules live here: a torn tail is cut only in the last
 // segment, corruption followed by valid data is refused unless `repair`,
-// segments must not overlap.
+// segments must not overlap. A cleaner's swap a crash interrupted is
+// completed or undone first (cleaned-swap.ts).
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { mkdirDurable } from '../common/durable-files.js';
@@ -12,6 +13,8 @@ import { fromNodeError, SeglogError } from '../errors.js';
 import { CLEAN_SHUTDOWN_FILE, COPY_SUFFIX, DELETED_SUFFIX, segmentBases } from '../layout.js';
 import { fsyncDir } from '../native.js';
 import { Segment, type SegmentConfig, type SegmentSummary } from '../segment/segment.js';
+import { finishSwaps } from './cleaned-swap.js';
+import { CleanedPoint } from './cleaned-point.js';
 import { readCleanShutdown, removeCleanShutdown } from './clean-shutdown.js';
 import { standaloneContext, type LogContext } from './context.js';
 import { LeaderEpochs } from './leader-epochs.js';
@@ -46,10 +49,13 @@ export interface LoadedLog {
    * betrays (recovery would trust segments it must scan).
    */
   durableEnd: number;
+  /** How far the cleaner got: segments may hold gaps below it. */
+  cleanedPoint: CleanedPoint;
 }
 
-export function segmentConfigOf(config: LogConfig): SegmentConfig {
-  return { indexIntervalBytes: config.indexIntervalBytes, segmentIndexBytes: config.segmentIndexBytes };
+/** The segments' config: index sizes, and gaps allowed below the cleaned point. */
+export function segmentConfigOf(config: LogConfig, point: CleanedPoint): SegmentConfig {
+  return { indexIntervalBytes: config.indexIntervalBytes, segmentIndexBytes: config.segmentIndexBytes, gapsBelow: () => point.offset };
 }
 
 /**
@@ -63,8 +69,12 @@ export function segmentConfigOf(config: LogConfig): SegmentConfig {
  * shutdown before segments were summarized (repair cannot act later, on a read).
  */
 export async function loadLog(dir: string, config: LogConfig, context: LogContext | undefined): Promise<LoadedLog> {
-  const segmentConfig = segmentConfigOf(config);
-  const names = await listCreating(dir);
+  let names = await listCreating(dir);
+  // A cleaner's swap that passed its point of no return is completed, any other leftover of a pass removed.
+  const swapped = await finishSwaps(dir, names);
+  if (swapped) names = await readdir(dir);
+  const cleanedPoint = await CleanedPoint.read(dir);
+  const segmentConfig = segmentConfigOf(config, cleanedPoint);
   const bases = segmentBases(names);
   for (const b of bases) {
     if (!Number.isSafeInteger(b)) throw new SeglogError('ECORRUPT', `segment name beyond the safe offset range in ${dir}`, { path: dir });
@@ -95,7 +105,7 @@ export async function loadLog(dir: string, config: LogConfig, context: LogContex
   /** Segments opened (or summarized) on trust (a clean shutdown or the recovery point), not scanned. */
   const trusted = new Set<Segment>();
   /** Whether open changed a segment file (recovery): the marker then goes now, not at the first write. */
-  let changed = false;
+  let changed = swapped;
   let missing: OffsetRange[];
   let epochs: LeaderEpochs;
   let producers: Producers;
@@ -175,7 +185,7 @@ export async function loadLog(dir: string, config: LogConfig, context: LogContex
   }
   const end = segments.at(-1)!.nextOffset;
   const durableEnd = clean && !changed ? end : Math.min(ctx.recoveryPoint, end);
-  return { segments, missing, context: ctx, epochs, producers, ownContext: context === undefined, markerOnDisk: marker && clean && !changed, durableEnd };
+  return { segments, missing, context: ctx, epochs, producers, ownContext: context === undefined, markerOnDisk: marker && clean && !changed, durableEnd, cleanedPoint };
 }
 
 /** The names in `dir`, which is made (durably) if it does not exist yet. */

@@ -8,6 +8,7 @@
 //   append-checks.ts Kafka's checks of appends  leader-epochs.ts  epochs, leader-epoch-checkpoint
 //   high-watermark.ts the HW, 'auto' or 'manual' isolation.ts  how far each isolation level reads
 //   producers.ts     producer state, transactions, snapshots, .txnindex
+//   cleaner.ts       compaction passes (cleaned-swap.ts, key-map.ts, cleaned-point.ts)
 import type { Writable } from 'node:stream';
 import { logCacheStats } from '../cache/group.js';
 import type { LogCache } from '../cache/log-cache.js';
@@ -18,6 +19,7 @@ import { checkInteger, checkOptions, checkString } from '../validate.js';
 import { appendRulesOf, prepareBatches, prepareControl, prepareRecords, type AppendRules } from './append-checks.js';
 import { AppendQueue, type AppendResult, type PreparedAppend } from './append-queue.js';
 import { MarkerOnOpen, writeCleanShutdown } from './clean-shutdown.js';
+import { Cleaner, type CompactionState, type CompactResult } from './cleaner.js';
 import { EncodeRing } from './encode-ring.js';
 import type { LogContext } from './context.js';
 import { Flusher } from './flusher.js';
@@ -28,12 +30,15 @@ import { ReadIsolation, type IsolationLevel } from './isolation.js';
 import { loadLog, segmentConfigOf, type LoadedLog, type OffsetRange } from './loader.js';
 import { LeaderEpochs, type EpochEnd } from './leader-epochs.js';
 import {
+  checkCompactOptions,
   checkLogOptions,
   NEVER,
   syncPolicyOf,
   INT32_MAX,
   type AppendBatchesOptions,
   type AppendOptions,
+  type CleanupPolicy,
+  type CompactOptions,
   type ControlOptions,
   type LogConfig,
   type LogOptions,
@@ -52,7 +57,8 @@ export type { LogContext } from './context.js';
 export type { OffsetRange } from './loader.js';
 export type { ProducerInfo } from './producer-state.js';
 export type { AbortedTransaction } from './transactions.js';
-export type { AppendBatchesOptions, AppendOptions, ControlOptions, FlushPolicy, LogOptions, RecordsOptions, RetentionPolicy, TimestampType } from './options.js';
+export type { CompactionState, CompactResult } from './cleaner.js';
+export type { AppendBatchesOptions, AppendOptions, CompactOptions, CleanupPolicy, ControlOptions, FlushPolicy, LogOptions, RecordsOptions, RetentionPolicy, TimestampType } from './options.js';
 export type { EpochEnd } from './leader-epochs.js';
 export type { HighWatermarkMode } from './high-watermark.js';
 export type { IsolationLevel } from './isolation.js';
@@ -86,6 +92,7 @@ export class Log {
   readonly #reader: LogReader;
   readonly #followers: Followers;
   readonly #retention: Retention;
+  readonly #cleaner: Cleaner;
   readonly #epochs: LeaderEpochs;
   readonly #highWatermark: HighWatermark;
   /** The bound of each isolation level, the transaction side from the producer state. */
@@ -108,7 +115,7 @@ export class Log {
     this.#ownContext = loaded.ownContext;
     const fail = (err: unknown) => this.#fail(err);
     const failure = () => this.#failure;
-    const segmentConfig = segmentConfigOf(config);
+    const segmentConfig = segmentConfigOf(config, loaded.cleanedPoint);
     this.#marker = new MarkerOnOpen(dir, loaded.markerOnDisk, fail);
     const segments = new LogSegments(loaded.segments, context.logStartOffset);
     this.#segments = segments;
@@ -139,7 +146,25 @@ export class Log {
       beforeWrite: () => this.#marker.beforeWrite(),
     });
     this.#reader = new LogReader(dir, segments, this.#cache, () => this.#checkOpen());
-    this.#retention = new Retention(dir, segmentConfig, config.fileDeleteDelayMs, { segments, epochs: this.#epochs, producers: this.#producers, context, fail });
+    this.#retention = new Retention(dir, segmentConfig, config.fileDeleteDelayMs, {
+      segments,
+      epochs: this.#epochs,
+      producers: this.#producers,
+      context,
+      cleanedPoint: loaded.cleanedPoint,
+      fail,
+    });
+    this.#cleaner = new Cleaner(dir, config, segmentConfig, {
+      segments,
+      point: loaded.cleanedPoint,
+      txnIndexes: this.#producers.txnIndexes,
+      lastStableOffset: () => this.#isolation.lastStableOffset,
+      skipped: (from, to) => this.#isolation.skipped(from, to),
+      producerLastOffsets: () => this.#producers.list().map((p) => p.lastOffset),
+      fail,
+      exclusive: (work) => this.#exclusive(work),
+      dropPages: this.#cache.mode === 'own',
+    });
     const intervalMs = config.flush.intervalMs;
     this.#cancelInterval = intervalMs === NEVER ? undefined : context.scheduler.every(intervalMs, () => this.#flusher.flush());
   }
@@ -494,6 +519,47 @@ export class Log {
     );
   }
 
+  /** Kafka's cleanup.policy of the log (LogOptions.cleanupPolicy). */
+  get cleanupPolicy(): CleanupPolicy {
+    return this.#config.cleanupPolicy;
+  }
+
+  /**
+   * One cleaning pass of a compacted log now (see cleaner.ts): below the
+   * active segment, the last stable offset and minCompactionLagMs, every key
+   * keeps only its latest record, offsets unchanged; tombstones and ended
+   * transactions' markers go deleteRetentionMs after the pass that first
+   * saw them. Runs beside appends and reads; passes of one log run one at a
+   * time. A pass that retention, truncateTo or close() cut short resolves
+   * with what it did. EINVAL for a log whose cleanupPolicy has no 'compact'.
+   */
+  compact(options?: CompactOptions): Promise<CompactResult> {
+    try {
+      this.#checkWritable();
+      const o = checkCompactOptions(options);
+      this.#checkCompacted();
+      return this.#cleaner.compact({ now: o.now, memoryBytes: o.memoryBytes, bytesPerSecond: o.bytesPerSecond });
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** How much a pass at `now` (default: the clock) would find to clean: what a LogStore weighs to pick the log it cleans next. */
+  compactionState(now = Date.now()): Promise<CompactionState> {
+    try {
+      this.#checkOpen();
+      checkInteger('now', now);
+      this.#checkCompacted();
+      return this.#cleaner.state(now);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  #checkCompacted(): void {
+    if (!this.#config.compacted) throw new SeglogError('EINVAL', `compaction needs options.cleanupPolicy 'compact' or 'compact,delete' (${this.dir})`, { path: this.dir });
+  }
+
   /** Forces every record appended before the call to disk; flushedOffset then covers them. */
   flush(): Promise<void> {
     try {
@@ -513,6 +579,7 @@ export class Log {
    */
   close(): Promise<void> {
     this.#closing ??= (async () => {
+      await this.#cleaner.stop();
       while (this.#queue.running !== undefined) await this.#queue.running;
       await this.#commit.idle();
       this.#cancelInterval?.();

@@ -66,7 +66,24 @@ export interface LogOptions {
   producerIdExpirationMs?: number;
   /** Most producers a log remembers; past it the least recently appending ones are forgotten first (never one with an open transaction). Default 100000. */
   maxProducerIds?: number;
+  /**
+   * Kafka's cleanup.policy: 'delete' (default) removes old segments only
+   * through retention; 'compact' keeps the latest record of every key
+   * (compact() cleans, and the log refuses records without a key,
+   * EINVALIDRECORD); 'compact,delete' does both.
+   */
+  cleanupPolicy?: CleanupPolicy;
+  /** Kafka's min.cleanable.dirty.ratio: a store cleans a compacted log once this share of its cleanable bytes is not yet cleaned. Default 0.5. */
+  minCleanableDirtyRatio?: number;
+  /** Kafka's min.compaction.lag.ms: a record stays uncompacted for at least this long (by its segment's newest timestamp). Default 0. */
+  minCompactionLagMs?: number;
+  /** Kafka's max.compaction.lag.ms: a store cleans a log whose uncleaned records are older than this whatever its dirty ratio. Default: no limit. */
+  maxCompactionLagMs?: number;
+  /** Kafka's delete.retention.ms: how long a tombstone (null value) and an ended transaction's marker stay after the pass that first cleaned them. Default 1 day. */
+  deleteRetentionMs?: number;
 }
+
+export type CleanupPolicy = 'delete' | 'compact' | 'compact,delete';
 
 export type TimestampType = 'CreateTime' | 'LogAppendTime';
 
@@ -131,6 +148,33 @@ export interface RecordsOptions {
   isolation?: IsolationLevel;
 }
 
+/** Options of Log.compact. */
+export interface CompactOptions {
+  /** Most memory of the pass's key map (24 bytes a key); a pass cleans as far as the map holds. Default 128 MiB. */
+  cleanerMemoryBytes?: number;
+  /** Most bytes the pass reads and writes per second. Default: no limit. */
+  cleanerBytesPerSecond?: number;
+  /** The time to judge minCompactionLagMs and delete horizons against. Default: Date.now(). */
+  now?: number;
+}
+
+/** The cleaner's own options (a LogStore's, or one compact() call's) checked; undefined stays undefined. */
+export function checkCleanerOptions(name: string, o: { cleanerMemoryBytes?: number; cleanerBytesPerSecond?: number }): void {
+  if (o.cleanerMemoryBytes !== undefined) checkInteger(`${name}.cleanerMemoryBytes`, o.cleanerMemoryBytes, 1024);
+  if (o.cleanerBytesPerSecond !== undefined && o.cleanerBytesPerSecond !== Infinity) checkInteger(`${name}.cleanerBytesPerSecond`, o.cleanerBytesPerSecond, 1);
+}
+
+/** CompactOptions checked, with defaults. */
+export function checkCompactOptions(options: unknown): { memoryBytes: number; bytesPerSecond: number; now: number } {
+  const o = checkOptions<CompactOptions>('options', options);
+  checkCleanerOptions('options', o);
+  return {
+    memoryBytes: o.cleanerMemoryBytes ?? 128 * 1024 * 1024,
+    bytesPerSecond: o.cleanerBytesPerSecond ?? Infinity,
+    now: o.now === undefined ? Date.now() : checkInteger('options.now', o.now),
+  };
+}
+
 /** What Log.applyRetention removes. */
 export interface RetentionPolicy {
   /** Delete segments whose newest record is older than this. Default: keep. */
@@ -167,8 +211,16 @@ export interface LogConfig {
   highWatermark: HighWatermarkMode;
   producerIdExpirationMs: number;
   maxProducerIds: number;
+  cleanupPolicy: CleanupPolicy;
+  /** cleanupPolicy includes 'compact'. */
+  compacted: boolean;
+  minCleanableDirtyRatio: number;
+  minCompactionLagMs: number;
+  maxCompactionLagMs: number;
+  deleteRetentionMs: number;
 }
 
+const CLEANUP_POLICIES: readonly CleanupPolicy[] = ['delete', 'compact', 'compact,delete'];
 const TIMESTAMP_TYPES: readonly TimestampType[] = ['CreateTime', 'LogAppendTime'];
 const HIGH_WATERMARK_MODES: readonly HighWatermarkMode[] = ['auto', 'manual'];
 
@@ -195,9 +247,17 @@ function pick<T>(value: T | undefined, fallback: T, check: (v: T) => T): T {
   return value === undefined ? fallback : check(value);
 }
 
+/** A ratio in [0, 1]. */
+function checkRatio(name: string, value: unknown): number {
+  if (typeof value !== 'number' || Number.isNaN(value)) throw new TypeError(`${name} must be a number`);
+  if (value < 0 || value > 1) throw new RangeError(`${name} must be between 0 and 1, got ${value}`);
+  return value;
+}
+
 export function checkLogOptions(options: unknown): LogConfig {
   const o = checkOptions<LogOptions>('options', options);
   const int = (name: keyof LogOptions, min = 0, max?: number) => (v: number) => checkInteger(`options.${name}`, v, min, max);
+  const cleanupPolicy = pick<CleanupPolicy>(o.cleanupPolicy, 'delete', (v) => checkOneOf('options.cleanupPolicy', v, CLEANUP_POLICIES));
   return {
     segmentBytes: pick(o.segmentBytes, 1024 * 1024 * 1024, int('segmentBytes', 1024, INT32_MAX)),
     segmentMs: pick(o.segmentMs, 7 * 24 * 3600 * 1000, int('segmentMs', 1)),
@@ -217,6 +277,13 @@ export function checkLogOptions(options: unknown): LogConfig {
     highWatermark: pick(o.highWatermark, 'auto', (v) => checkOneOf('options.highWatermark', v, HIGH_WATERMARK_MODES)),
     producerIdExpirationMs: pick(o.producerIdExpirationMs, 24 * 3600 * 1000, int('producerIdExpirationMs', 1)),
     maxProducerIds: pick(o.maxProducerIds, 100_000, int('maxProducerIds', 1)),
+    cleanupPolicy,
+    compacted: cleanupPolicy !== 'delete',
+    minCleanableDirtyRatio: pick(o.minCleanableDirtyRatio, 0.5, (v) => checkRatio('options.minCleanableDirtyRatio', v)),
+    minCompactionLagMs: pick(o.minCompactionLagMs, 0, int('minCompactionLagMs')),
+    // Infinity is how callers say "no limit" (Kafka's Long.MAX_VALUE).
+    maxCompactionLagMs: o.maxCompactionLagMs === Infinity ? NEVER : pick(o.maxCompactionLagMs, NEVER, int('maxCompactionLagMs', 1)),
+    deleteRetentionMs: pick(o.deleteRetentionMs, 24 * 3600 * 1000, int('deleteRetentionMs')),
   };
 }
 

@@ -88,6 +88,7 @@ export class Producers {
       await walkBatches(reader, {
         baseOffset: s.baseOffset,
         checkCrc: false,
+        gapsBelow: s.gapsBelow,
         onBatch: (h, position) => {
           if (h.lastOffset < from || h.producerId < 0) return undefined;
           // Only a marker's record is read; data batches are known by their headers (and cost no await).

@@ -9,6 +9,7 @@ import { replaceWithCopy } from '../common/durable-files.js';
 import { COPY_SUFFIX, DELETED_SUFFIX, segmentPaths } from '../layout.js';
 import { fsyncDir } from '../native.js';
 import { Segment, type SegmentConfig } from '../segment/segment.js';
+import type { CleanedPoint } from './cleaned-point.js';
 import type { LogContext } from './context.js';
 import type { LeaderEpochs } from './leader-epochs.js';
 import type { Producers } from './producers.js';
@@ -22,6 +23,7 @@ export class Retention {
   readonly #epochs: LeaderEpochs;
   readonly #producers: Producers;
   readonly #context: LogContext;
+  readonly #cleanedPoint: CleanedPoint;
   /** Puts the log in its failed state and returns the error that stopped it. */
   readonly #fail: (err: unknown) => unknown;
 
@@ -29,7 +31,7 @@ export class Retention {
     dir: string,
     segmentConfig: SegmentConfig,
     fileDeleteDelayMs: number,
-    parts: { segments: LogSegments; epochs: LeaderEpochs; producers: Producers; context: LogContext; fail: (err: unknown) => unknown },
+    parts: { segments: LogSegments; epochs: LeaderEpochs; producers: Producers; context: LogContext; cleanedPoint: CleanedPoint; fail: (err: unknown) => unknown },
   ) {
     this.#dir = dir;
     this.#segmentConfig = segmentConfig;
@@ -38,6 +40,7 @@ export class Retention {
     this.#epochs = parts.epochs;
     this.#producers = parts.producers;
     this.#context = parts.context;
+    this.#cleanedPoint = parts.cleanedPoint;
     this.#fail = parts.fail;
   }
 
@@ -77,6 +80,8 @@ export class Retention {
       throw this.#fail(err);
     }
     segments.replaceActive(segment, end);
+    // What the cut left of a cleaned segment keeps its gaps; what is appended after it must not have any.
+    if (this.#cleanedPoint.offset > end) await this.#cleanedPoint.set(end).catch((err) => Promise.reject(this.#fail(err)));
     // After the cut (a crash between leaves epochs past the end, which open drops), before any append: an epoch
     // left in the file at an offset that later appends of an older epoch fill would outlive a crash.
     await this.#epochs.truncateFromEnd(end).catch((err) => Promise.reject(this.#fail(err)));

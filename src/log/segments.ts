@@ -16,7 +16,7 @@ export interface SegmentEvents {
   synced?(segment: Segment, end: number): void;
   /** `segment` stopped being the active one (a roll). */
   sealed?(segment: Segment): void;
-  /** `segments` left the log (retention, deleteRecordsBefore, truncation past them). */
+  /** `segments` left the log (retention, deleteRecordsBefore, truncation past them, or the cleaner's swap: a cleaned segment took their place). */
   removed?(segments: readonly Segment[]): void;
   /** truncateTo is cutting `segment`: it is closed now and comes back cut, as a new Segment. */
   replacing?(segment: Segment): void;
@@ -139,6 +139,20 @@ export class LogSegments {
     const doomed = this.#list.splice(this.#floorIndex(offset) + 1).reverse();
     if (doomed.length > 0) this.#emit('removed', doomed);
     return doomed;
+  }
+
+  /**
+   * The cleaner's swap: `cleaned` takes the place of `sources` (consecutive
+   * sealed segments, its base offset the first one's). Readers that hold a
+   * source read on from its open files.
+   */
+  replaceSealed(sources: readonly Segment[], cleaned: Segment): void {
+    const at = this.#list.indexOf(sources[0]!);
+    if (at < 0 || at + sources.length >= this.#list.length || sources.some((s, i) => this.#list[at + i] !== s)) {
+      throw new Error('replaceSealed: the sources are not consecutive sealed segments of the log');
+    }
+    this.#list.splice(at, sources.length, cleaned);
+    this.#emit('removed', sources);
   }
 
   /** The active segment is about to be cut: it is closed and replaced by `replaceActive`. */

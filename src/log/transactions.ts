@@ -85,6 +85,18 @@ export class TxnIndexes implements SegmentEvents {
     }
   }
 
+  /** The aborted transactions whose markers lie in `segment`, in marker order. */
+  entriesOf(segment: Segment): readonly AbortedTxn[] {
+    return this.#indexes.get(segment.baseOffset)?.entries ?? [];
+  }
+
+  /** The cleaner swapped `segment` in for `sources` (their files gone or replaced): the sources' entries go, the new one's file is read. */
+  async swapped(sources: readonly Segment[], segment: Segment): Promise<void> {
+    this.removed(sources);
+    const index = await TransactionIndex.read(segmentPaths(this.#dir, segment.baseOffset).txnIndex);
+    if (index !== undefined && index.entries.length > 0) this.#indexes.set(segment.baseOffset, index);
+  }
+
   /**
    * The aborted transactions with records in [fromOffset, toOffset): markers
    * at or after fromOffset, first offsets below toOffset; by first offset.

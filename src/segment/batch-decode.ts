@@ -2,7 +2,8 @@
 // callers with bytes of unknown origin, decodeChecked for the log's reads,
 // whose CRCs were just checked), one at a time (RecordCursor, for records()),
 // or the one at an offset (recordAt) or timestamp (offsetAtTimestamp), which
-// step over the others by their length prefixes. One record parser for all.
+// step over the others by their length prefixes, or as spans of their bytes
+// for the cleaner to keep or drop (recordSpans). One record parser for all.
 import { SeglogError } from '../errors.js';
 import { checkBytes } from '../validate.js';
 import { BATCH_HEADER_SIZE, MIN_RECORD_SIZE, OFF_ATTRIBUTES, checkBatch, corrupt, type BatchHeader } from './batch-header.js';
@@ -126,6 +127,47 @@ export function offsetAtTimestamp(batch: Buffer, header: BatchHeader, timestamp:
       reader.pos = end;
     }
     return undefined;
+  });
+}
+
+/** One record of a batch as the cleaner sees it: what decides whether it stays, and its bytes to copy if it does. */
+export interface RecordSpan {
+  offset: number;
+  timestampDelta: number;
+  key: Buffer | null;
+  /** A null value: a tombstone. */
+  tombstone: boolean;
+  /** The record's attributes byte. */
+  attributes: number;
+  /** The record's bytes after its timestamp delta (offset delta, key, value, headers), a view of the records block. */
+  rest: Buffer;
+}
+
+/**
+ * The records of `batch` (as decodeChecked takes it) as spans of its
+ * (decompressed) records block, each record's length and fields checked as
+ * decoding checks them; values and headers are stepped over, not decoded.
+ */
+export function recordSpans(batch: Buffer, header: BatchHeader): RecordSpan[] {
+  return parse(batch, header, (data, h) => {
+    const reader = new VarintReader(data, 0, data.length);
+    const views = new Views(data);
+    const spans: RecordSpan[] = [];
+    while (reader.pos < data.length) {
+      const start = reader.pos;
+      const end = recordEnd(reader);
+      const attributes = data[reader.pos++]!;
+      const timestampDelta = reader.varlong();
+      const restStart = reader.pos;
+      const offsetDelta = reader.varint();
+      if (offsetDelta < 0 || offsetDelta > h.lastOffsetDelta) throw corrupt(`record offset delta ${offsetDelta} out of range`, start);
+      const key = readField(reader, views, end, 'key');
+      const tombstone = readField(reader, views, end, 'value') === null;
+      spans.push({ offset: h.baseOffset + offsetDelta, timestampDelta, key, tombstone, attributes, rest: views.of(restStart, end - restStart) });
+      reader.pos = end;
+    }
+    if (spans.length !== h.recordsCount) throw corrupt(`batch holds ${spans.length} records, its header says ${h.recordsCount}`, reader.pos);
+    return spans;
   });
 }
 

@@ -25,6 +25,13 @@ export interface WalkOptions {
    * size that fits): what an open of a trusted segment can afford.
    */
   checkCrc: boolean;
+  /**
+   * Batches ending below this offset may follow a gap (default 0: none may):
+   * a compacted log's cleaned batches keep their offsets while the records
+   * between them go. A damaged baseOffset still shows as a batch that ends
+   * at or past it, or that goes back.
+   */
+  gapsBelow?: number;
   /** Called for each batch walked over, in order; a returned promise is awaited. */
   onBatch?: (header: BatchHeader, position: number) => void | Promise<void>;
 }
@@ -49,6 +56,7 @@ export interface WalkEnd {
 /** Walks the batches of `reader` from `options.from` while each passes its checks and follows the one before. */
 export async function walkBatches(reader: BatchReader, options: WalkOptions): Promise<WalkEnd> {
   const { baseOffset, checkCrc, onBatch } = options;
+  const gapsBelow = options.gapsBelow ?? 0;
   let position = options.from ?? 0;
   let nextOffset = options.nextOffset ?? baseOffset;
   let batches = 0;
@@ -58,7 +66,8 @@ export async function walkBatches(reader: BatchReader, options: WalkOptions): Pr
     const h = c.header;
     // Offsets in a segment run on without gaps: seglog gives every batch the log end as it writes it. A batch
     // that passes its CRC yet leaves a gap has a damaged baseOffset (outside the CRC), e.g. one flipped bit.
-    const exact = batches > 0 || position === 0;
+    // Only the cleaner leaves gaps, below the offset it cleaned to.
+    const exact = (batches > 0 || position === 0) && h.lastOffset >= gapsBelow;
     const reason =
       h.baseOffset < nextOffset
         ? `offset ${h.baseOffset} is not after ${nextOffset - 1}`

@@ -24,11 +24,16 @@ export interface ScanResult {
 
 /**
  * Checks every batch of a .log from position 0 (size, magic, CRC, offsets
- * increasing from `baseOffset`), calling `onBatch` for each valid one, up to
- * the first invalid bytes.
+ * increasing from `baseOffset`, gaps allowed below `gapsBelow`), calling
+ * `onBatch` for each valid one, up to the first invalid bytes.
  */
-export async function scanLog(reader: BatchReader, baseOffset: number, onBatch?: (header: BatchHeader, position: number) => void): Promise<ScanResult> {
-  const end = await walkBatches(reader, { baseOffset, checkCrc: true, ...(onBatch === undefined ? {} : { onBatch }) });
+export async function scanLog(
+  reader: BatchReader,
+  baseOffset: number,
+  onBatch?: (header: BatchHeader, position: number) => void,
+  gapsBelow = 0,
+): Promise<ScanResult> {
+  const end = await walkBatches(reader, { baseOffset, checkCrc: true, gapsBelow, ...(onBatch === undefined ? {} : { onBatch }) });
   const result = { validBytes: end.position, batches: end.batches, nextOffset: end.nextOffset };
   if (end.reason === undefined) return { ...result, corrupt: false };
   // A torn write leaves no whole batch behind: a valid one with offsets out of place is damage (or a misnamed file).

@@ -22,6 +22,7 @@ export interface OpenedSegment {
   readonly size: number;
   readonly nextOffset: number;
   readonly wellFormed: boolean;
+  readonly gapsBelow: number;
   readonly log: File;
 }
 
@@ -36,6 +37,6 @@ export function agrees(segment: OpenedSegment, summary: SegmentSummary): boolean
  * summary says, so that only its indexes were wrong.
  */
 export async function logAgrees(segment: OpenedSegment, summary: SegmentSummary): Promise<boolean> {
-  const scan = await scanLog(BatchReader.ofFile(segment.log, segment.size, 1 << 20), segment.baseOffset);
+  const scan = await scanLog(BatchReader.ofFile(segment.log, segment.size, 1 << 20), segment.baseOffset, undefined, segment.gapsBelow);
   return scan.reason === undefined && segment.size === summary.size && scan.nextOffset === summary.nextOffset;
 }

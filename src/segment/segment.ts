@@ -19,6 +19,8 @@ import { VerifiedRanges } from './verified-ranges.js';
 export interface SegmentConfig {
   indexIntervalBytes: number;
   segmentIndexBytes: number;
+  /** Batches ending below the offset this returns may follow a gap (see WalkOptions.gapsBelow): asked at each walk. Default: none may. */
+  gapsBelow?: () => number;
 }
 
 /** What recover() found: where the valid data ends and why scanning stopped. */
@@ -256,6 +258,11 @@ export class Segment {
    * that passed its sanity check but is wrong: a segment trusted without a
    * scan needs recovery after all.
    */
+  /** Batches ending below this offset may follow a gap (a compacted log's cleaned part): what every walk of this segment allows. */
+  get gapsBelow(): number {
+    return this.#config.gapsBelow?.() ?? 0;
+  }
+
   get wellFormed(): boolean {
     return this.#wellFormed;
   }
@@ -287,6 +294,7 @@ export class Segment {
       baseOffset: this.baseOffset,
       nextOffset: this.#nextOffset,
       checkCrc: false,
+      gapsBelow: this.gapsBelow,
       onBatch: (header, position) => {
         if (position === lastIndexed.position) indexedHeld ||= header.baseOffset <= lastIndexed.offset && lastIndexed.offset <= header.lastOffset;
         if (header.maxTimestamp > this.#maxTimestamp) {
@@ -417,7 +425,7 @@ export class Segment {
     this.offsetIndex.truncateTo(this.baseOffset);
     this.timeIndex.truncateTo(this.baseOffset);
     this.#resetTail();
-    const scan = await scanLog(BatchReader.ofFile(this.log, fileSize, 1 << 20), this.baseOffset, (h, position) => this.#indexBatch(h, position));
+    const scan = await scanLog(BatchReader.ofFile(this.log, fileSize, 1 << 20), this.baseOffset, (h, position) => this.#indexBatch(h, position), this.gapsBelow);
     const position = scan.validBytes;
     const result: RecoveryResult = { validBytes: position, batches: scan.batches, truncatedBytes: 0 };
     if (scan.corrupt && !options.repair) return { ...result, corruptAt: position, corruptReason: scan.reason! };
@@ -441,6 +449,7 @@ export class Segment {
     await walkBatches(BatchReader.ofFile(this.log, size, 1 << 20), {
       baseOffset: this.baseOffset,
       checkCrc: false,
+      gapsBelow: this.gapsBelow,
       onBatch: (h, position) => this.#indexBatch(h, position),
     });
     // #loadTail will walk from the last entry again; start its counters clean.

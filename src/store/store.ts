@@ -1,12 +1,14 @@
 // LogStore: many logs in one data directory, one subdirectory each, under an
 // exclusive lock, with Kafka-style checkpoint files (recovery points, start
 // offsets, high watermarks) and one scheduler for interval flushes,
-// checkpoints, retention and delayed deletes.
+// checkpoints, retention, cleaning of compacted logs and delayed deletes.
 import { readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SeglogError } from '../errors.js';
 import { CLEAN_SHUTDOWN_FILE, LOCK_FILE, LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT, REPLICATION_OFFSET_CHECKPOINT } from '../layout.js';
 import { Log, type LogOptions } from '../log/log.js';
+import { checkCleanerOptions } from '../log/options.js';
+import { StoreCleaner, type CleanerRun } from './store-cleaner.js';
 import { File, fsyncDir, tryLockExclusive } from '../native.js';
 import { CacheGroup } from '../cache/group.js';
 import { checkCacheOptions } from '../cache/options.js';
@@ -35,6 +37,12 @@ export interface LogStoreOptions extends LogOptions, RetentionOptions {
   checkpointIntervalMs?: number;
   /** How often retention runs. Default 5 min. */
   retentionCheckIntervalMs?: number;
+  /** How often the cleaner looks for a compacted log to clean (Kafka's log.cleaner.backoff.ms). Default 15 s. */
+  cleanerBackoffMs?: number;
+  /** Most memory of a cleaning pass's key map (24 bytes a key; Kafka's log.cleaner.dedupe.buffer.size). Default 128 MiB. */
+  cleanerMemoryBytes?: number;
+  /** Most bytes a cleaning pass reads and writes per second (Kafka's log.cleaner.io.max.bytes.per.second). Default: no limit. */
+  cleanerBytesPerSecond?: number;
   /**
    * Called with the error of each failed background job (checkpoint write,
    * retention, delayed unlink), after it is added to `backgroundErrors`. The
@@ -77,6 +85,8 @@ export class LogStore {
   readonly #cache: CacheGroup;
   #checkpointing: Promise<void> = Promise.resolve();
   #closing: Promise<void> | undefined;
+  /** One compaction pass at a time for the whole store. */
+  readonly #cleaner: StoreCleaner;
   /** Errors of background work, newest last; a broker would log them. */
   readonly backgroundErrors: unknown[] = [];
 
@@ -112,6 +122,13 @@ export class LogStore {
     this.#scheduler.every(o.retentionCheckIntervalMs ?? 300_000, async () => {
       await this.applyRetention();
     });
+    this.#cleaner = new StoreCleaner(() => [...this.#logs].map(([name, { log }]) => [name, log] as [string, Log]), {
+      memoryBytes: o.cleanerMemoryBytes ?? 128 * 1024 * 1024,
+      bytesPerSecond: o.cleanerBytesPerSecond ?? Infinity,
+    });
+    this.#scheduler.every(o.cleanerBackoffMs ?? 15_000, async () => {
+      await this.runCleaner();
+    });
   }
 
   /**
@@ -124,6 +141,8 @@ export class LogStore {
     const o = checkOptions<LogStoreOptions>('defaults', defaults);
     if (o.checkpointIntervalMs !== undefined) checkInteger('defaults.checkpointIntervalMs', o.checkpointIntervalMs, 1);
     if (o.retentionCheckIntervalMs !== undefined) checkInteger('defaults.retentionCheckIntervalMs', o.retentionCheckIntervalMs, 1);
+    if (o.cleanerBackoffMs !== undefined) checkInteger('defaults.cleanerBackoffMs', o.cleanerBackoffMs, 1);
+    checkCleanerOptions('defaults', o);
     checkRetention('defaults', o);
     if (o.onBackgroundError !== undefined && typeof o.onBackgroundError !== 'function') throw new TypeError('defaults.onBackgroundError must be a function');
     const cache = checkCacheOptions('defaults.cache', o.cache);
@@ -204,7 +223,18 @@ export class LogStore {
   }
 
   async #openLog(name: string, overrides: StoreLogOptions): Promise<Log> {
-    const { checkpointIntervalMs: _c, retentionCheckIntervalMs: _r, onBackgroundError: _e, retentionMs, retentionBytes, cache: _cache, ...logDefaults } = this.#defaults;
+    const {
+      checkpointIntervalMs: _c,
+      retentionCheckIntervalMs: _r,
+      cleanerBackoffMs: _b,
+      cleanerMemoryBytes: _m,
+      cleanerBytesPerSecond: _s,
+      onBackgroundError: _e,
+      retentionMs,
+      retentionBytes,
+      cache: _cache,
+      ...logDefaults
+    } = this.#defaults;
     const { retentionMs: ms, retentionBytes: bytes, ...logOverrides } = overrides;
     const log = await Log.open(
       join(this.dataDir, name),
@@ -293,6 +323,23 @@ export class LogStore {
       removed.set(name, await log.applyRetention({ ...retention, now }));
     }
     return removed;
+  }
+
+  /**
+   * One cleaning pass now (what the store runs every cleanerBackoffMs): of
+   * the compacted log with the highest dirty ratio among those due (above
+   * their minCleanableDirtyRatio, or past maxCompactionLagMs), within
+   * cleanerMemoryBytes and cleanerBytesPerSecond; after any pass under way,
+   * one at a time for the store. Undefined when no log is due.
+   */
+  runCleaner(now = Date.now()): Promise<CleanerRun | undefined> {
+    try {
+      this.#checkOpen();
+      checkInteger('now', now);
+      return this.#cleaner.run(now);
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /**
