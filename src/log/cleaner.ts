@@ -194,8 +194,10 @@ export class Cleaner {
       txnKept: new Map(),
       result,
     };
-    for (const group of this.#groups(cleaned)) {
-      await this.#cleanGroup(group, pass);
+    const groups = this.#groups(cleaned);
+    for (const [g, group] of groups.entries()) {
+      // The map's offsets came from this group's segments and those after it: a swap needs them all as read.
+      await this.#cleanGroup(group, groups.slice(g).flat(), pass);
       result.segmentsCleaned += group.length;
     }
   }
@@ -265,8 +267,13 @@ export class Cleaner {
     return groups;
   }
 
-  /** Writes the cleaned form of `group` and swaps it in for the group (as exclusive work, if the group is still as read). */
-  async #cleanGroup(cleanables: readonly Cleanable[], pass: Pass): Promise<void> {
+  /**
+   * Writes the cleaned form of `group` and swaps it in for the group (as
+   * exclusive work), if `unswapped` (the group and the mapped segments after
+   * it) are still as read: a truncateTo that removed a key's later record
+   * from them would otherwise have the group drop the record that survives.
+   */
+  async #cleanGroup(cleanables: readonly Cleanable[], unswapped: readonly Cleanable[], pass: Pass): Promise<void> {
     const { segments, txnIndexes, point } = this.#parts;
     const group = cleanables.map((c) => c.segment);
     const base = group[0]!.baseOffset;
@@ -300,7 +307,10 @@ export class Cleaner {
       }
       await out.append(pending, pendingEnd);
       await this.#parts.exclusive(async () => {
-        this.#checkIntact(group, end);
+        this.#checkIntact(
+          unswapped.map((c) => c.segment),
+          unswapped.at(-1)!.end,
+        );
         // Group by group, just before its gaps can reach the disk: every walk must allow them (a crash then finds
         // no gap it calls damage), and a pass cut short leaves the point where its last swap ended, so the next
         // pass maps again what this one did not swap in.
