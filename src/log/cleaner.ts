@@ -40,8 +40,9 @@ import { cleanBatch, type CompactResult, type Pass, type Reading } from './clean
 import { CleanedOutput, completeSwap } from './cleaned-swap.js';
 import type { CleanedPoint } from './cleaned-point.js';
 import type { BatchFilter } from './isolation.js';
+import { groupsOf, type Cleanable } from './clean-groups.js';
 import { KeyMap } from './key-map.js';
-import { INT32_MAX, NEVER, type LogConfig } from './options.js';
+import { NEVER, type LogConfig } from './options.js';
 import type { LogSegments } from './segments.js';
 import { Throttle } from './throttle.js';
 import type { TxnIndexes } from './transactions.js';
@@ -90,11 +91,6 @@ export interface CompactionState {
   due: boolean;
 }
 
-/** A segment a pass may clean, and the offset it ends at (the next segment's base when the pass began). */
-interface Cleanable {
-  segment: Segment;
-  end: number;
-}
 
 /** Why a pass stopped early without an error: the log is closing, or what it read changed under it. */
 class PassCut extends Error {}
@@ -194,7 +190,7 @@ export class Cleaner {
       txnKept: new Map(),
       result,
     };
-    const groups = this.#groups(cleaned);
+    const groups = groupsOf(cleaned, this.#config.segmentBytes, this.#config.segmentIndexBytes);
     for (const [g, group] of groups.entries()) {
       // The map's offsets came from this group's segments and those after it: a swap needs them all as read.
       await this.#cleanGroup(group, groups.slice(g).flat(), pass);
@@ -235,36 +231,6 @@ export class Cleaner {
       if (young !== undefined) limit = Math.min(limit, young.baseOffset);
     }
     return sealed.map((segment, i) => ({ segment, end: all[i + 1]!.baseOffset })).filter((c) => c.end <= limit);
-  }
-
-  /** Consecutive segments in groups that one segment can hold: segmentBytes, room in its indexes, offsets relative to its base. */
-  #groups(cleaned: readonly Cleanable[]): Cleanable[][] {
-    const maxOffsetEntries = Math.floor(this.#config.segmentIndexBytes / 8);
-    const maxTimeEntries = Math.floor(this.#config.segmentIndexBytes / 12);
-    const groups: Cleanable[][] = [];
-    let group: Cleanable[] = [];
-    let bytes = 0;
-    let offsetEntries = 0;
-    let timeEntries = 0;
-    for (const c of cleaned) {
-      const s = c.segment;
-      const fits =
-        bytes + s.size <= this.#config.segmentBytes &&
-        offsetEntries + s.offsetIndex.entries <= maxOffsetEntries &&
-        timeEntries + s.timeIndex.entries <= maxTimeEntries &&
-        (group.length === 0 || c.end - 1 - group[0]!.segment.baseOffset <= INT32_MAX);
-      if (!fits && group.length > 0) {
-        groups.push(group);
-        group = [];
-        bytes = offsetEntries = timeEntries = 0;
-      }
-      group.push(c);
-      bytes += s.size;
-      offsetEntries += s.offsetIndex.entries;
-      timeEntries += s.timeIndex.entries;
-    }
-    if (group.length > 0) groups.push(group);
-    return groups;
   }
 
   /**
