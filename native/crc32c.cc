@@ -53,6 +53,7 @@ uint32_t Software(uint32_t crc, const uint8_t* p, size_t n) {
 // advancing one over the next stripe's length (as if that many zero bytes
 // followed) and xoring in the next.
 constexpr size_t kStripe = 1024;
+constexpr size_t kPrefetchAhead = 2 * 3 * kStripe;
 
 __attribute__((target("sse4.2"))) uint64_t Stream(uint64_t c, const uint8_t* p, size_t n) {
   for (; n >= 8; p += 8, n -= 8) {
@@ -91,6 +92,9 @@ const Advance advance;
 __attribute__((target("sse4.2"))) uint32_t Hardware(uint32_t crc, const uint8_t* p, size_t n) {
   uint64_t c = crc;
   for (; n >= 3 * kStripe; p += 3 * kStripe, n -= 3 * kStripe) {
+    // Asks for the lines kPrefetchAhead bytes on now: the hardware prefetcher stops at page boundaries,
+    // and a batch in the page cache is pages scattered in memory, so cold input ran at about half the speed.
+    for (size_t k = kPrefetchAhead; k < kPrefetchAhead + 3 * kStripe && k < n; k += 64) __builtin_prefetch(p + k);
     uint64_t a = c, b = 0, d = 0;
     for (size_t i = 0; i < kStripe; i += 8) {
       uint64_t wa, wb, wd;
