@@ -201,13 +201,12 @@ export async function findByTimestamp(s: ReadableSegment, timestamp: number): Pr
   if (s.maxTimestamp < timestamp) return undefined;
   const entry = s.timeIndex.lookup(timestamp);
   const reader = s.reader(HEADER_READ_BYTES);
-  const start = await locate(s, entry.offset, reader);
-  if (start === undefined) return undefined;
-  let position = start.position;
-  for (;;) {
+  let at = await locate(s, entry.offset, reader);
+  // From the located batch on, whose header locate() already read.
+  while (at !== undefined && at.header.maxTimestamp < timestamp) {
+    const position = at.position + at.header.size;
     const header = await reader.header(position);
-    if (header === undefined) return undefined;
-    if (header.maxTimestamp >= timestamp) return { position, header };
-    position += header.size;
+    at = header === undefined ? undefined : { position, header };
   }
+  return at;
 }
