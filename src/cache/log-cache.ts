@@ -69,9 +69,9 @@ export class PageCacheLog implements LogCache {
     this.counters = counters;
   }
 
-  source(segment: Segment, _offset: number): SegmentSource {
+  source(segment: Segment, _offset: number, point: boolean): SegmentSource {
     this.#begin();
-    return new FileSource(segment, this.counters, () => this.#end());
+    return new FileSource(segment, point, this.counters, () => this.#end());
   }
 
   sending(transfer: Promise<unknown>): void {
@@ -105,11 +105,14 @@ export class PageCacheLog implements LogCache {
 class FileSource implements SegmentSource {
   readonly #segment: Segment;
   readonly #reader: BatchReader;
+  /** A point read: the batch holding the offset is found through the index entry at or past it (one header read). */
+  readonly #point: boolean;
   readonly #counters: CacheCounters;
   readonly #release: () => void;
 
-  constructor(segment: Segment, counters: CacheCounters, release: () => void) {
+  constructor(segment: Segment, point: boolean, counters: CacheCounters, release: () => void) {
     this.#segment = segment;
+    this.#point = point;
     // Headers only: the batches themselves are read whole by the caller.
     this.#reader = segment.reader(HEADER_READ_BYTES);
     this.#counters = counters;
@@ -117,7 +120,7 @@ class FileSource implements SegmentSource {
   }
 
   locate(offset: number): Promise<BatchLocation | undefined> {
-    return this.#segment.locate(offset, this.#reader);
+    return this.#point ? this.#segment.locatePoint(offset, this.#reader) : this.#segment.locate(offset, this.#reader);
   }
 
   rangeFrom(at: BatchLocation, maxBytes: number, maxOffset: number): Promise<{ end: number; nextOffset: number }> {
