@@ -108,3 +108,39 @@ test('a damaged batch in the page cache is refused by every read (ECORRUPT), map
   await expect(reopened.read(20)).rejects.toMatchObject({ code: 'ECORRUPT' });
   await reopened.close();
 });
+
+test('reads served from the page cache and awaited back to back still let the event loop turn', async () => {
+  const log = await filled(40, 10);
+  await new Promise(setImmediate); // the appends' loop clock restarts
+  // Each look at the clock is 1 ms of a clock of the test's own: the loop is due a turn after 5 ms of reads.
+  let clock = 0;
+  const now = vi.spyOn(performance, 'now').mockImplementation(() => clock++);
+  try {
+    const runs: Record<string, () => AsyncGenerator<unknown> | Promise<unknown>> = {
+      'records()': () => log.records(0, { maxBytes: 4096 }),
+      'batches()': () => log.batches(0, { maxBytes: 4096 }),
+    };
+    for (const [name, run] of Object.entries(runs)) {
+      let seen = 0;
+      let turnedAt = -1;
+      setImmediate(() => (turnedAt = seen));
+      for await (const _ of run() as AsyncGenerator<unknown>) seen++;
+      expect({ name, turned: turnedAt > 0 && turnedAt < seen }).toEqual({ name, turned: true });
+    }
+    const points: Record<string, (i: number) => Promise<unknown>> = {
+      readRecord: async (i) => expect((await log.readRecord(i))!.value!.equals(value(i))).toBe(true),
+      offsetForTimestamp: async (i) => expect(await log.offsetForTimestamp(5000 + i)).toBe(i),
+      read: async (i) => expect((await log.read(i, { maxBytes: 1 })).bytes.length).toBeGreaterThan(0),
+    };
+    for (const [name, read] of Object.entries(points)) {
+      let done = 0;
+      let turnedAt = -1;
+      setImmediate(() => (turnedAt = done));
+      for (; done < 100; done++) await read((done * 37) % 400);
+      expect({ name, turned: turnedAt > 0 && turnedAt < 100 }).toEqual({ name, turned: true });
+    }
+  } finally {
+    now.mockRestore();
+    await log.close();
+  }
+});

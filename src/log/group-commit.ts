@@ -7,6 +7,7 @@
 // log, and no group written before it settled is acknowledged. A segment is
 // durable before the next one is created, so the segments on disk never leave
 // a hole.
+import { loopTurnDue } from '../common/loop-turns.js';
 import { SeglogError } from '../errors.js';
 import { freeBytes } from '../native.js';
 import type { BatchHeader } from '../segment/batch.js';
@@ -35,13 +36,6 @@ const MAX_GROUP_BYTES = 16 * 1024 * 1024;
 const INLINE_WRITE_BYTES = 2 * 1024 * 1024;
 const INLINE_SLOW_MS = 4;
 const INLINE_BACKOFF_MS = { first: 50, most: 2000 };
-/**
- * An awaited append written inline settles without leaving the microtask
- * queue, so appends awaited back to back would never let the event loop
- * turn (timers, sockets): after this long without a turn, an inline write
- * waits for one first.
- */
-const LOOP_TURN_MS = 5;
 
 /** A group on file, to be published and settled (under 'always': once an fdatasync begun after its write returned). */
 interface Written {
@@ -77,8 +71,6 @@ export class GroupCommit {
   #backoff = 0;
   /** An inline write was slow: the next group goes to the threadpool, timed, to see whether the disk is. */
   #probing = false;
-  /** When the first inline write since the event loop last turned ran (performance.now()); undefined once it turned. */
-  #busySince: number | undefined;
   /** Under 'always': groups written and not yet settled, oldest first; the first ones may be in the fdatasync under way. */
   readonly #written: Written[] = [];
   /** The fdatasync pass under way, if any (see #syncWritten). */
@@ -274,13 +266,9 @@ export class GroupCommit {
     if (bytes > INLINE_WRITE_BYTES || active.log.direct) return active.append(chunks, headers);
     if (this.#probing) return this.#probeWrite(active, chunks, headers, start);
     if (start < this.#inlineAfter) return active.append(chunks, headers);
-    if (this.#busySince === undefined) {
-      this.#busySince = start;
-      setImmediate(() => (this.#busySince = undefined));
-    } else if (start - this.#busySince > LOOP_TURN_MS) {
-      // Nothing is written yet: the group waits for the turn as it is, numbered, in its segment.
-      return new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.#write(active, chunks, headers, bytes));
-    }
+    // Nothing is written yet: the group waits for the turn as it is, numbered, in its segment.
+    const turn = loopTurnDue(start);
+    if (turn !== undefined) return turn.then(() => this.#write(active, chunks, headers, bytes));
     active.appendNow(chunks, headers);
     const end = performance.now();
     if (end - start <= INLINE_SLOW_MS) this.#backoff = 0;

@@ -6,6 +6,7 @@
 // cache mode's business (src/cache/).
 import type { Writable } from 'node:stream';
 import type { LogCache, SegmentSource } from '../cache/log-cache.js';
+import { loopTurnDue } from '../common/loop-turns.js';
 import { SeglogError } from '../errors.js';
 import { offsetAtTimestamp, recordAt, type LogRecord } from '../segment/batch.js';
 import type { BatchLocation, Segment } from '../segment/segment.js';
@@ -100,6 +101,7 @@ export class LogReader {
 
   /** Bytes of whole batches from the batch holding `offset`, across segment boundaries, up to `maxBytes` (at least one batch). */
   async read(bounds: ReadBounds): Promise<ReadResult> {
+    await loopTurnDue();
     const parts: Buffer[] = [];
     const { bytes, nextOffset } = await this.#range(bounds, async (segment, start, end, source) => {
       // Copies from the cache: what read() returns is the caller's to change.
@@ -190,6 +192,7 @@ export class LogReader {
    * are copies the caller owns.
    */
   async readRecord(offset: number): Promise<LogRecord | undefined> {
+    await loopTurnDue();
     const segment = offset < this.#segments.endOffset && offset >= this.#segments.startOffset ? this.#segments.floor(offset) : undefined;
     if (segment === undefined) return undefined;
     try {
@@ -237,6 +240,7 @@ export class LogReader {
 
   /** First offset whose record timestamp is >= `timestamp`, or undefined if none is. */
   async offsetForTimestamp(timestamp: number): Promise<number | undefined> {
+    await loopTurnDue();
     for (const segment of this.#segments.all) {
       // Known without opening the segment: it holds nothing that late.
       if (segment.maxTimestamp < timestamp) continue;
