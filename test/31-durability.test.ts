@@ -216,6 +216,127 @@ describe('flush policies', () => {
     expect(problems).toEqual([]);
   });
 
+  describe('a full segment of 16 MiB or more', () => {
+    const MiB = 1024 * 1024;
+    const OPTIONS = { segmentBytes: 16 * MiB, maxMessageBytes: 2 * MiB };
+    // A little under 1 MiB of batch per append: 16 fill a segment, 2 more reach its eighth of slack.
+    const big = [{ value: Buffer.alloc(MiB - 4096, 7) }];
+    const firstLog = (dir: string) => join(dir, '00000000000000000000.log');
+
+    /** Runs `work` with each .log creation, write and fdatasync recorded in `events`; the first fdatasync waits for `held`. */
+    async function recorded(held: Promise<void>, work: (events: string[]) => Promise<void>): Promise<string[]> {
+      const events: string[] = [];
+      const { writev, writevNow, datasync } = File.prototype;
+      const open = File.open;
+      let syncs = 0;
+      File.open = async function (path: string, options?: Parameters<typeof File.open>[1]) {
+        if (path.endsWith('.log') && options?.create === true) events.push(`create ${path}`);
+        return open.call(File, path, options);
+      };
+      File.prototype.writev = async function (this: File, chunks: Uint8Array[], position: number) {
+        const n = await writev.call(this, chunks, position);
+        events.push(`write ${this.path}`);
+        return n;
+      };
+      File.prototype.writevNow = function (this: File, chunks: Uint8Array[], position: number) {
+        const n = writevNow.call(this, chunks, position);
+        events.push(`write ${this.path}`);
+        return n;
+      };
+      File.prototype.datasync = async function (this: File) {
+        const first = syncs++ === 0;
+        events.push(`sync start ${this.path}`);
+        if (first) await held;
+        await datasync.call(this);
+        events.push(`sync end ${this.path}`);
+      };
+      try {
+        await work(events);
+      } finally {
+        File.open = open;
+        File.prototype.writev = writev;
+        File.prototype.writevNow = writevNow;
+        File.prototype.datasync = datasync;
+      }
+      return events;
+    }
+
+    /** Each write to a .log before the creation of a later one, covered by an fdatasync of it that began after the write and ended before the creation. */
+    function holes(events: string[]): string[] {
+      const problems: string[] = [];
+      events.forEach((e, created) => {
+        if (!e.startsWith('create ')) return;
+        events.slice(0, created).forEach((w, written) => {
+          if (!w.startsWith('write ')) return;
+          const path = w.slice('write '.length);
+          const covered = events.slice(written, created).some((s, i) => s === `sync start ${path}` && events.slice(written + i, created).includes(`sync end ${path}`));
+          if (!covered) problems.push(`${w} (event ${written}) not synced before ${e} (event ${created})`);
+        });
+      });
+      return problems;
+    }
+
+    test("its fdatasync begins when it fills, off the append path; appends go on into it meanwhile, and it rolls once that is done, leaving no hole", async () => {
+      const dir = await tempDir();
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      const events = await recorded(held, async (events) => {
+        const log = await Log.open(dir, OPTIONS);
+        while (!events.includes(`sync start ${firstLog(dir)}`)) await log.append(big);
+        // The full segment takes more while its fdatasync runs, up to an eighth of segmentBytes more.
+        await log.append(big);
+        expect(log.segmentCount).toBe(1);
+        expect((await stat(firstLog(dir))).size).toBeGreaterThan(16 * MiB);
+        release();
+        await until(() => events.includes(`sync end ${firstLog(dir)}`));
+        // Done: the next append rolls, after an fdatasync of what came since.
+        await log.append(big);
+        expect(log.segmentCount).toBe(2);
+        expect((await stat(firstLog(dir))).size).toBeLessThanOrEqual(18 * MiB);
+        await log.close();
+      });
+      expect(events.filter((e) => e === `sync start ${firstLog(dir)}`).length).toBeGreaterThanOrEqual(2);
+      expect(holes(events)).toEqual([]);
+    });
+
+    test('an fdatasync slower than the slack holds the append that would pass it until the roll has synced the segment', async () => {
+      const dir = await tempDir();
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      const events = await recorded(held, async (events) => {
+        const log = await Log.open(dir, OPTIONS);
+        while (log.segmentCount === 1) await log.append(big);
+        // The first fdatasync is still held: the roll waited for one of its own.
+        expect(events.filter((e) => e === `sync end ${firstLog(dir)}`)).toHaveLength(1);
+        expect((await stat(firstLog(dir))).size).toBeGreaterThan(16 * MiB);
+        expect((await stat(firstLog(dir))).size).toBeLessThanOrEqual(18 * MiB);
+        release();
+        await log.close();
+      });
+      expect(holes(events)).toEqual([]);
+    });
+
+    test('a failed fdatasync begun ahead of the roll stops the log', async () => {
+      const log = await Log.open(await tempDir(), OPTIONS);
+      injectFault('fdatasync', 'EIO');
+      // The append that fills the segment begins the fdatasync; the ones after it may meet the failure.
+      for (let i = 0; i < 18 && log.failure === undefined; i++) await log.append(big).catch(() => undefined);
+      await until(() => log.failure !== undefined);
+      expect(log.segmentCount).toBe(1);
+      expect(log.failure).toMatchObject({ code: 'EIO', syscall: 'fdatasync' });
+      await expect(log.append(big)).rejects.toMatchObject({ code: 'EIO' });
+      await log.close();
+    });
+
+    test("under 'always' it rolls at segmentBytes, as every segment below 16 MiB does", async () => {
+      const dir = await tempDir();
+      const log = await Log.open(dir, { ...OPTIONS, flush: 'always' });
+      while (log.segmentCount === 1) await log.append(big);
+      expect((await stat(firstLog(dir))).size).toBeLessThanOrEqual(16 * MiB);
+      await log.close();
+    });
+  });
+
   test("'always' gathers producers that await each append: the ones one fdatasync acknowledged share the next", async () => {
     const log = await Log.open(await tempDir(), { flush: 'always' });
     const producers = 16;

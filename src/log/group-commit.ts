@@ -36,6 +36,12 @@ const MAX_GROUP_BYTES = 16 * 1024 * 1024;
 const INLINE_WRITE_BYTES = 2 * 1024 * 1024;
 const INLINE_SLOW_MS = 4;
 const INLINE_BACKOFF_MS = { first: 50, most: 2000 };
+/**
+ * Most bytes a full segment takes beyond segmentBytes (an eighth of it at most) while the fdatasync ahead
+ * of its roll runs; none below ROLL_SLACK_FROM, whose fdatasync is short enough to wait for.
+ */
+const ROLL_SLACK_BYTES = 128 * 1024 * 1024;
+const ROLL_SLACK_FROM = 16 * 1024 * 1024;
 
 /** A group on file, to be published and settled (under 'always': once an fdatasync begun after its write returned). */
 interface Written {
@@ -73,6 +79,8 @@ export class GroupCommit {
   #probing = false;
   /** Under 'always': groups written and not yet settled, oldest first; the first ones may be in the fdatasync under way. */
   readonly #written: Written[] = [];
+  /** The fdatasync of the full active segment begun ahead of its roll (see #rollIfNeeded). */
+  #rollSync: { segment: Segment; done: boolean } | undefined;
   /** The fdatasync pass under way, if any (see #syncWritten). */
   #syncing: Promise<void> | undefined;
 
@@ -110,7 +118,7 @@ export class GroupCommit {
    * fdatasync runs while the next group is written (see #syncWritten).
    */
   async commit(take: (room: number) => PendingAppend[]): Promise<void> {
-    const taken = take(Math.min(this.#config.segmentBytes - this.#segments.active.size, MAX_GROUP_BYTES));
+    const taken = take(Math.min(this.#sizeLimit(this.#segments.active) - this.#segments.active.size, MAX_GROUP_BYTES));
     let group = this.#admit(taken);
     let handedOver = false;
     try {
@@ -292,11 +300,37 @@ export class GroupCommit {
   async #rollIfNeeded(bytes: number, lastOffset: number, now = Date.now()): Promise<void> {
     const s = this.#segments.active;
     if (s.isEmpty) return;
-    const full = s.size + bytes > this.#config.segmentBytes;
     const old = s.firstAppendAt !== undefined && now - s.firstAppendAt >= this.#config.segmentMs;
     // Relative offsets in the indexes are i32.
     const overflow = lastOffset - s.baseOffset > INT32_MAX;
-    if (full || old || overflow || s.indexesFull) await this.roll();
+    if (old || overflow || s.indexesFull) return this.roll();
+    if (s.size + bytes <= this.#config.segmentBytes) return;
+    // Its roll waits for an fdatasync of all of it (under 'always' done already). That fdatasync is begun now, off
+    // the append path, and appends go on into the segment (see #sizeLimit); the roll then finds little left to
+    // sync. The next segment is still created only once this one is durable.
+    if (this.#config.flush.always || s.size + bytes > this.#slackLimit()) return this.roll();
+    if (this.#rollSync?.segment !== s) {
+      const sync = { segment: s, done: false };
+      this.#rollSync = sync;
+      s.log.datasync().then(
+        () => (sync.done = true),
+        // A segment closed meanwhile (close, truncateTo, retention) needs no sync; any other failure stops the log.
+        (err: SeglogError) => (err.code === 'ECLOSED' ? undefined : this.#fail(err)),
+      );
+    }
+    if (this.#rollSync.done) return this.roll();
+  }
+
+  /** The size the active segment `s` may reach: segmentBytes, or more while the fdatasync ahead of its roll runs. */
+  #sizeLimit(s: Segment): number {
+    return this.#rollSync?.segment === s && !this.#rollSync.done ? this.#slackLimit() : this.#config.segmentBytes;
+  }
+
+  /** segmentBytes and up to an eighth more (ROLL_SLACK_BYTES at most; positions in the indexes are i32). */
+  #slackLimit(): number {
+    const segmentBytes = this.#config.segmentBytes;
+    if (segmentBytes < ROLL_SLACK_FROM) return segmentBytes;
+    return segmentBytes + Math.min(Math.floor(segmentBytes / 8), ROLL_SLACK_BYTES, INT32_MAX - segmentBytes);
   }
 
   /** Said once per log: the minFreeBytes floor cannot apply where the filesystem reports no size. */

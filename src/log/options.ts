@@ -24,7 +24,12 @@ export const NEVER = Number.MAX_SAFE_INTEGER;
 export type FlushPolicy = 'none' | 'always' | { intervalMs?: number; bytes?: number; messages?: number };
 
 export interface LogOptions {
-  /** Roll to a new segment before a segment's .log would exceed this. Default 1 GiB. */
+  /**
+   * Roll to a new segment before a segment's .log would exceed this. Default 1 GiB. Unless flush is
+   * 'always', the roll first waits for an fdatasync of the full segment; that fdatasync starts when the
+   * segment fills, and appends go on into it meanwhile, for up to an eighth of segmentBytes (128 MiB at
+   * most) more; not below 16 MiB, where that fdatasync is short.
+   */
   segmentBytes?: number;
   /** Roll once the active segment's first append is this old. Default 7 days. */
   segmentMs?: number;
