@@ -379,6 +379,7 @@ export class GroupCommit {
       throw err;
     }
     this.#segments.rolled(next);
+    this.#rollSync = undefined;
   }
 }
 
