@@ -15,6 +15,63 @@ afterEach(() => {
 
 const rec = (i: number) => [{ value: `record-${i}`, timestamp: 1000 + i }];
 
+/**
+ * Runs `work` with each .log creation, write and fdatasync recorded, in order, in the events it is
+ * given and that are returned; fdatasync number n (from 0) first waits for `beforeSync(n)`.
+ */
+async function recorded(work: (events: string[]) => Promise<void>, beforeSync: (n: number) => Promise<unknown>): Promise<string[]> {
+  const events: string[] = [];
+  const { writev, writevNow, datasync } = File.prototype;
+  const open = File.open;
+  let syncs = 0;
+  File.open = async function (path: string, options?: Parameters<typeof File.open>[1]) {
+    if (path.endsWith('.log') && options?.create === true) events.push(`create ${path}`);
+    return open.call(File, path, options);
+  };
+  // Small groups are written inline (writevNow), larger ones on the threadpool (writev).
+  File.prototype.writev = async function (this: File, chunks: Uint8Array[], position: number) {
+    const n = await writev.call(this, chunks, position);
+    events.push(`write ${this.path}`);
+    return n;
+  };
+  File.prototype.writevNow = function (this: File, chunks: Uint8Array[], position: number) {
+    const n = writevNow.call(this, chunks, position);
+    events.push(`write ${this.path}`);
+    return n;
+  };
+  File.prototype.datasync = async function (this: File) {
+    const n = syncs++;
+    events.push(`sync start ${this.path}`);
+    await beforeSync(n);
+    await datasync.call(this);
+    events.push(`sync end ${this.path}`);
+  };
+  try {
+    await work(events);
+  } finally {
+    File.open = open;
+    File.prototype.writev = writev;
+    File.prototype.writevNow = writevNow;
+    File.prototype.datasync = datasync;
+  }
+  return events;
+}
+
+/** Each write to a .log that no fdatasync of it, begun after the write and ended before a later .log was created, covered: a hole a power cut could leave. */
+function unsyncedBeforeCreate(events: string[]): string[] {
+  const problems: string[] = [];
+  events.forEach((e, created) => {
+    if (!e.startsWith('create ')) return;
+    events.slice(0, created).forEach((w, written) => {
+      if (!w.startsWith('write ')) return;
+      const path = w.slice('write '.length);
+      const covered = events.slice(written, created).some((s, i) => s === `sync start ${path}` && events.slice(written + i, created).includes(`sync end ${path}`));
+      if (!covered) problems.push(`${w} (event ${written}) not synced before ${e} (event ${created})`);
+    });
+  });
+  return problems;
+}
+
 describe('flush policies', () => {
   test("'always': no append resolves before an fdatasync that began after its write has returned", async () => {
     // The order of events, seen through the File methods the log writes and syncs with.
@@ -162,58 +219,23 @@ describe('flush policies', () => {
   });
 
   test("'always' rolls leave no hole: a segment's last fdatasync returned before the next segment's file is created", async () => {
-    const events: string[] = [];
-    const { writev, writevNow, datasync } = File.prototype;
-    const open = File.open;
-    File.open = async function (path: string, options?: Parameters<typeof File.open>[1]) {
-      if (path.endsWith('.log') && options?.create === true) events.push(`create ${path}`);
-      return open.call(File, path, options);
-    };
-    // Small groups are written inline (writevNow), larger ones on the threadpool (writev).
-    File.prototype.writev = async function (this: File, chunks: Uint8Array[], position: number) {
-      const n = await writev.call(this, chunks, position);
-      events.push(`write ${this.path}`);
-      return n;
-    };
-    File.prototype.writevNow = function (this: File, chunks: Uint8Array[], position: number) {
-      const n = writevNow.call(this, chunks, position);
-      events.push(`write ${this.path}`);
-      return n;
-    };
-    File.prototype.datasync = async function (this: File) {
-      events.push(`sync start ${this.path}`);
-      await new Promise((resolve) => setTimeout(resolve, 5));
-      await datasync.call(this);
-      events.push(`sync end ${this.path}`);
-    };
     const dir = await tempDir();
-    try {
-      const log = await Log.open(dir, { flush: 'always', segmentBytes: 2048 });
-      // Many producers, so groups are written while fdatasyncs run, across many rolls.
-      await Promise.all(Array.from({ length: 8 }, async (_, p) => {
-        for (let i = 0; i < 20; i++) await log.append([{ value: Buffer.alloc(200, p) }]);
-      }));
-      expect(log.segmentCount).toBeGreaterThan(10);
-      await log.close();
-    } finally {
-      File.open = open;
-      File.prototype.writev = writev;
-      File.prototype.writevNow = writevNow;
-      File.prototype.datasync = datasync;
-    }
+    const events = await recorded(
+      async () => {
+        const log = await Log.open(dir, { flush: 'always', segmentBytes: 2048 });
+        // Many producers, so groups are written while fdatasyncs run, across many rolls.
+        await Promise.all(
+          Array.from({ length: 8 }, async (_, p) => {
+            for (let i = 0; i < 20; i++) await log.append([{ value: Buffer.alloc(200, p) }]);
+          }),
+        );
+        expect(log.segmentCount).toBeGreaterThan(10);
+        await log.close();
+      },
+      () => new Promise((resolve) => setTimeout(resolve, 5)),
+    );
     expect(events.filter((e) => e.startsWith('write ')).length).toBeGreaterThanOrEqual(20);
-    // For each new segment file: every write to the files before it was covered by an fdatasync of that file that began after the write and ended before the creation.
-    const problems: string[] = [];
-    events.forEach((e, created) => {
-      if (!e.startsWith('create ')) return;
-      events.slice(0, created).forEach((w, written) => {
-        if (!w.startsWith('write ')) return;
-        const path = w.slice('write '.length);
-        const covered = events.slice(written, created).some((s, i) => s === `sync start ${path}` && events.slice(written + i, created).includes(`sync end ${path}`));
-        if (!covered) problems.push(`${w} (event ${written}) not synced before ${e} (event ${created})`);
-      });
-    });
-    expect(problems).toEqual([]);
+    expect(unsyncedBeforeCreate(events)).toEqual([]);
   });
 
   describe('a full segment of 16 MiB or more', () => {
@@ -222,65 +244,14 @@ describe('flush policies', () => {
     // A little under 1 MiB of batch per append: 16 fill a segment, 2 more reach its eighth of slack.
     const big = [{ value: Buffer.alloc(MiB - 4096, 7) }];
     const firstLog = (dir: string) => join(dir, '00000000000000000000.log');
-
-    /** Runs `work` with each .log creation, write and fdatasync recorded in `events`; the first fdatasync waits for `held`. */
-    async function recorded(held: Promise<void>, work: (events: string[]) => Promise<void>): Promise<string[]> {
-      const events: string[] = [];
-      const { writev, writevNow, datasync } = File.prototype;
-      const open = File.open;
-      let syncs = 0;
-      File.open = async function (path: string, options?: Parameters<typeof File.open>[1]) {
-        if (path.endsWith('.log') && options?.create === true) events.push(`create ${path}`);
-        return open.call(File, path, options);
-      };
-      File.prototype.writev = async function (this: File, chunks: Uint8Array[], position: number) {
-        const n = await writev.call(this, chunks, position);
-        events.push(`write ${this.path}`);
-        return n;
-      };
-      File.prototype.writevNow = function (this: File, chunks: Uint8Array[], position: number) {
-        const n = writevNow.call(this, chunks, position);
-        events.push(`write ${this.path}`);
-        return n;
-      };
-      File.prototype.datasync = async function (this: File) {
-        const first = syncs++ === 0;
-        events.push(`sync start ${this.path}`);
-        if (first) await held;
-        await datasync.call(this);
-        events.push(`sync end ${this.path}`);
-      };
-      try {
-        await work(events);
-      } finally {
-        File.open = open;
-        File.prototype.writev = writev;
-        File.prototype.writevNow = writevNow;
-        File.prototype.datasync = datasync;
-      }
-      return events;
-    }
-
-    /** Each write to a .log before the creation of a later one, covered by an fdatasync of it that began after the write and ended before the creation. */
-    function holes(events: string[]): string[] {
-      const problems: string[] = [];
-      events.forEach((e, created) => {
-        if (!e.startsWith('create ')) return;
-        events.slice(0, created).forEach((w, written) => {
-          if (!w.startsWith('write ')) return;
-          const path = w.slice('write '.length);
-          const covered = events.slice(written, created).some((s, i) => s === `sync start ${path}` && events.slice(written + i, created).includes(`sync end ${path}`));
-          if (!covered) problems.push(`${w} (event ${written}) not synced before ${e} (event ${created})`);
-        });
-      });
-      return problems;
-    }
+    /** The first fdatasync waits for `held`. */
+    const holdFirst = (held: Promise<void>) => (n: number) => (n === 0 ? held : Promise.resolve());
 
     test("its fdatasync begins when it fills, off the append path; appends go on into it meanwhile, and it rolls once that is done, leaving no hole", async () => {
       const dir = await tempDir();
       let release!: () => void;
       const held = new Promise<void>((resolve) => (release = resolve));
-      const events = await recorded(held, async (events) => {
+      const events = await recorded(async (events) => {
         const log = await Log.open(dir, OPTIONS);
         while (!events.includes(`sync start ${firstLog(dir)}`)) await log.append(big);
         // The full segment takes more while its fdatasync runs, up to an eighth of segmentBytes more.
@@ -294,16 +265,16 @@ describe('flush policies', () => {
         expect(log.segmentCount).toBe(2);
         expect((await stat(firstLog(dir))).size).toBeLessThanOrEqual(18 * MiB);
         await log.close();
-      });
+      }, holdFirst(held));
       expect(events.filter((e) => e === `sync start ${firstLog(dir)}`).length).toBeGreaterThanOrEqual(2);
-      expect(holes(events)).toEqual([]);
+      expect(unsyncedBeforeCreate(events)).toEqual([]);
     });
 
     test('an fdatasync slower than the slack holds the append that would pass it until the roll has synced the segment', async () => {
       const dir = await tempDir();
       let release!: () => void;
       const held = new Promise<void>((resolve) => (release = resolve));
-      const events = await recorded(held, async (events) => {
+      const events = await recorded(async (events) => {
         const log = await Log.open(dir, OPTIONS);
         while (log.segmentCount === 1) await log.append(big);
         // The first fdatasync is still held: the roll waited for one of its own.
@@ -312,8 +283,8 @@ describe('flush policies', () => {
         expect((await stat(firstLog(dir))).size).toBeLessThanOrEqual(18 * MiB);
         release();
         await log.close();
-      });
-      expect(holes(events)).toEqual([]);
+      }, holdFirst(held));
+      expect(unsyncedBeforeCreate(events)).toEqual([]);
     });
 
     test('a failed fdatasync begun ahead of the roll stops the log', async () => {
