@@ -6,7 +6,9 @@
 // the ones ahead of them; a failed write leaves the state as it was.
 import { afterEach, describe, expect, test } from 'vitest';
 import { Log, type LogOptions } from '../src/log/log.js';
-import { encodeBatch } from '../src/segment/batch.js';
+import { ProducerDraft } from '../src/log/producer-append.js';
+import { ProducerStates } from '../src/log/producer-state.js';
+import { checkBatch, encodeBatch } from '../src/segment/batch.js';
 import { injectFault } from './helpers/faults.js';
 import { tempDir } from './helpers/tmp.js';
 
@@ -211,6 +213,19 @@ describe('appends checked together in one group', () => {
     expect(log.producerState().map((p) => [p.producerId, p.lastSequence])).toEqual([[2, 9], [1, 9], [3, 9]]);
     await log.close();
   });
+
+  test('after a failed write of a group that drafted a producer, the next group checks its appends against each other, not that draft', async () => {
+    const log = await open();
+    await log.appendBatches(batch(0));
+    injectFault('pwrite', 'EIO', { partial: true, count: -1 });
+    const failed = await Promise.allSettled([log.appendBatches(batch(5)), log.appendBatches(batch(10))]);
+    injectFault('pwrite', null);
+    expect(failed.map((r) => r.status)).toEqual(['rejected', 'rejected']);
+    const [a, b] = await Promise.all([log.appendBatches(batch(5)), log.appendBatches(batch(10))]);
+    expect([a, b].map((r) => [r.baseOffset, r.duplicate])).toEqual([[5, false], [10, false]]);
+    expect(log.producerState()).toMatchObject([{ producerId: PID, lastSequence: 14, lastOffset: 14 }]);
+    await log.close();
+  });
 });
 
 describe('state', () => {
@@ -244,6 +259,45 @@ describe('state', () => {
     await log.appendBatches(batch(0, 1, { pid: 4 }));
     expect(log.producerState().map((p) => p.producerId)).toEqual([3, 1, 4]);
     await log.close();
+  });
+
+  test('maxProducerIds keeps the most recently appending producers over many appends, in recency order', async () => {
+    const log = await open({ maxProducerIds: 5 });
+    const seqs = new Map<number, number>();
+    // The expected state: least recently appending first.
+    let order: number[] = [];
+    for (let i = 0; i < 300; i++) {
+      const pid = 1 + ((i * 7 + (i >> 3)) % 9);
+      const seq = seqs.get(pid) ?? 0;
+      expect((await log.appendBatches(batch(seq, 1, { pid }))).duplicate).toBe(false);
+      seqs.set(pid, seq + 1);
+      order = [...order.filter((p) => p !== pid), pid].slice(-5);
+      if (i % 25 === 24) expect(log.producerState().map((p) => p.producerId)).toEqual(order);
+    }
+    await log.close();
+  });
+
+  test("a producer dropped as expired while its group is written is recorded again, with the group's batch", () => {
+    const states = new ProducerStates({ expirationMs: 60_000, maxProducerIds: 10 });
+    const now = Date.now();
+    const draft = new ProducerDraft(states, now);
+    const append = (seq: number, offset: number, timestamp: number) => {
+      const data = batch(seq, 5, { timestamp });
+      const c = checkBatch(data, 0, data.length);
+      if (!c.ok) throw new Error(c.reason);
+      return draft.admit([c], data, offset, false);
+    };
+    append(0, 0, now - 50_000);
+    states.apply(draft);
+    draft.reset(now);
+    expect(append(5, 5, now)).toBeUndefined();
+    // What producerState() does 20 s later, while the group is being written: the producer's last batch is 70 s old.
+    states.removeExpired(now + 20_000);
+    states.apply(draft);
+    expect(states.list(now)).toMatchObject([{ producerId: PID, lastSequence: 9, lastOffset: 9 }]);
+    // Known again: a retry of the batch is a duplicate.
+    draft.reset(now);
+    expect(append(5, 10, now)).toEqual({ baseOffset: 5, lastOffset: 9 });
   });
 
   test('a failed write leaves the state as it was: the retry is written, not taken for a duplicate', async () => {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { CLEAN_SHUTDOWN_FILE, segmentFileName, snapshotOffsets, snapshotFileName } from '../src/layout.js';
 import { Log, type LogOptions } from '../src/log/log.js';
-import { ProducerEntry, ProducerStates } from '../src/log/producer-state.js';
+import { ProducerEntry, ProducerStates, type TxnEvent } from '../src/log/producer-state.js';
 import { encodeBatch } from '../src/segment/batch.js';
 import { txnIndexBytes } from './helpers/kafka-bytes.js';
 import { tempDir } from './helpers/tmp.js';
@@ -227,15 +227,16 @@ describe('the first unstable offset and the high watermark', () => {
   test('a transaction stays unstable until the high watermark passes its marker (Kafka\'s unreplicated transactions)', () => {
     const states = new ProducerStates({ expirationMs: 60_000, maxProducerIds: 10 });
     const entry = (producerId: number) => Object.assign(new ProducerEntry(producerId, 0), { coordinatorEpoch: 0, lastTimestamp: Date.now() });
-    states.apply([entry(1), entry(2)], [{ producerId: 1, firstOffset: 5 }, { producerId: 2, firstOffset: 8 }]);
+    const apply = (changed: ProducerEntry[], events: TxnEvent[]) => states.apply({ changed, events, pushPending: () => undefined });
+    apply([entry(1), entry(2)], [{ producerId: 1, firstOffset: 5 }, { producerId: 2, firstOffset: 8 }]);
     expect(states.firstUnstableOffset(0)).toBe(5);
     // 1 commits at 20: until the high watermark passes 20 its data is not stable.
-    states.apply([], [{ producerId: 1, firstOffset: 5, lastOffset: 20, aborted: false }]);
+    apply([], [{ producerId: 1, firstOffset: 5, lastOffset: 20, aborted: false }]);
     expect(states.firstUnstableOffset(20)).toBe(5);
     expect(states.firstUnstableOffset(21)).toBe(8);
     // Once passed, forgotten: a lower high watermark (never asked but after a truncation, which rebuilds) does not bring it back.
     expect(states.firstUnstableOffset(15)).toBe(8);
-    states.apply([], [{ producerId: 2, firstOffset: 8, lastOffset: 30, aborted: true }]);
+    apply([], [{ producerId: 2, firstOffset: 8, lastOffset: 30, aborted: true }]);
     expect(states.firstUnstableOffset(30)).toBe(8);
     expect(states.firstUnstableOffset(31)).toBeUndefined();
   });

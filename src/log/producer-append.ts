@@ -3,7 +3,12 @@
 // producer state as the appends before it in the queue leave it: the state
 // of the written groups plus this group's earlier appends (a draft). The
 // draft reaches the state (ProducerStates.apply) only once its group is
-// written, so a failed write leaves the state as it was.
+// written, so a failed write leaves the state as it was. A producer's first
+// change in a group is most often one batch of its epoch: that batch is
+// kept pending, checked against the state's entry and pushed onto it when
+// applied; a draft of the producer's entry (copied from the state's, and
+// back into it: most of the cost with many producers taking turns) is made
+// only when the group changes the producer again.
 //
 // Per batch with a producerId >= 0, for a producer's append (origin
 // 'client'): a batch of the same epoch and first and last sequence as one of
@@ -21,7 +26,8 @@
 import { SeglogError } from '../errors.js';
 import { parseControlBatch } from '../segment/control-record.js';
 import type { CheckedBatch } from './append-queue.js';
-import { incrementSequence, ProducerEntry, type ProducerStates, type TxnEvent } from './producer-state.js';
+import { BATCH_FIELDS, batchTimestamp, writeBatch } from './batch-window.js';
+import { incrementSequence, ProducerEntry, type ProducerChanges, type ProducerStates, type TxnEvent } from './producer-state.js';
 
 /** Spare entries a draft keeps: more than the producers of most groups, and a bound on what one huge group leaves behind. */
 const SPARE_KEPT = 1024;
@@ -35,13 +41,24 @@ export interface DuplicateOf {
   lastOffset: number;
 }
 
-export class ProducerDraft {
+export class ProducerDraft implements ProducerChanges {
   readonly #states: ProducerStates;
   #now = 0;
   /** This group's stamp: a state entry whose stamp is this one has its draft in its `draft` field. */
   #group = 0;
-  /** The group's drafts of the producers its admitted appends changed, one per producer, in the order first changed; the state's entries are untouched. */
+  /**
+   * The producers the group's admitted appends changed, one per producer, in
+   * the order first changed: the group's draft of each, or the state's entry
+   * of one whose one change is a pending batch (the state's entries are
+   * untouched but for the draft's marks: stamp, draft, pendingAt).
+   */
   readonly changed: ProducerEntry[] = [];
+  /** The pending batches in batch-window.ts's layout, and where each one's entry is in `changed` (both kept from group to group). */
+  readonly #pending: number[] = [];
+  readonly #pendingChangedAt: number[] = [];
+  #pendingCount = 0;
+  /** The entries taken for the group (drafts, saved copies), given back to #spare when the next group starts. */
+  readonly #taken: ProducerEntry[] = [];
   /** Drafts of producers the state has no entry for. */
   readonly #fresh = new Map<number, ProducerEntry>();
   /** Transactions opened and ended by the group's admitted appends, in offset order. */
@@ -69,7 +86,9 @@ export class ProducerDraft {
     this.#now = now;
     this.#group = ++stamps;
     // Popped, not truncated: emptying an array by its length drops its storage, and the next group's push allocates it again.
-    while (this.changed.length > 0) this.#release(this.changed.pop()!);
+    while (this.#taken.length > 0) this.#release(this.#taken.pop()!);
+    while (this.changed.length > 0) this.changed.pop();
+    this.#pendingCount = 0;
     if (this.#fresh.size > 0) this.#fresh.clear();
     if (this.events.length > 0) this.events.length = 0;
     return this;
@@ -94,20 +113,19 @@ export class ProducerDraft {
       throw err;
     } finally {
       this.#append = 0;
-      for (const copy of this.#saved) this.#release(copy);
+      // The copies go back to the spare entries with the group's drafts.
       this.#saved.length = 0;
       this.#savedAs.length = 0;
     }
   }
 
-  /** The append was refused: its new drafts go, the ones it changed are as they were. */
+  /** The append was refused: its new drafts go (an append of several batches adds no pending batch), the ones it changed are as they were. */
   #undo(changedBefore: number, eventsBefore: number): void {
     for (let i = changedBefore; i < this.changed.length; i++) {
       const d = this.changed[i]!;
       const e = this.#states.entry(d.producerId);
       if (e === undefined) this.#fresh.delete(d.producerId);
       else e.stamp = 0;
-      this.#release(d);
     }
     this.changed.length = changedBefore;
     for (let i = 0; i < this.#saved.length; i++) this.#savedAs[i]!.copyFrom(this.#saved[i]!);
@@ -115,17 +133,56 @@ export class ProducerDraft {
   }
 
   #take(producerId: number, epoch: number): ProducerEntry {
-    return this.#spare.pop() ?? new ProducerEntry(producerId, epoch);
+    const e = this.#spare.pop() ?? new ProducerEntry(producerId, epoch);
+    this.#taken.push(e);
+    return e;
   }
 
   #release(e: ProducerEntry): void {
     if (this.#spare.length < SPARE_KEPT) this.#spare.push(e);
   }
 
-  /** The group's draft of `producerId` (undefined: none yet); `e` is the state's entry. */
+  /**
+   * The group's draft of `producerId` (undefined: none yet; made now from
+   * its pending batch if it has one); `e` is the state's entry.
+   */
   #draftOf(producerId: number, e: ProducerEntry | undefined): ProducerEntry | undefined {
-    if (e !== undefined) return e.stamp === this.#group ? e.draft : undefined;
+    if (e !== undefined) return e.stamp !== this.#group ? undefined : (e.draft ?? this.#fromPending(e));
     return this.#fresh.size === 0 ? undefined : this.#fresh.get(producerId);
+  }
+
+  /** Keeps the batch as the one change of the state's entry `e` in the group (see changed). */
+  #addPending(e: ProducerEntry, firstSeq: number, lastSeq: number, lastOffset: number, offsetDelta: number, timestamp: number): void {
+    const k = this.#pendingCount++;
+    // Filled in order: the arrays grow without holes.
+    writeBatch(this.#pending, k * BATCH_FIELDS, firstSeq, lastSeq, lastOffset, offsetDelta, timestamp);
+    this.#pendingChangedAt[k] = this.changed.length;
+    this.changed.push(e);
+    e.stamp = this.#group;
+    e.draft = undefined;
+    e.pendingAt = k;
+  }
+
+  pushPending(e: ProducerEntry): void {
+    this.#pushPendingOnto(e, e.pendingAt);
+  }
+
+  #pushPendingOnto(entry: ProducerEntry, k: number): void {
+    entry.batches.pushFrom(this.#pending, k * BATCH_FIELDS);
+    entry.lastTimestamp = batchTimestamp(this.#pending, k * BATCH_FIELDS);
+  }
+
+  /** The state's entry `e` with its pending batch becomes a draft, in its place in `changed`: the group changes the producer again. */
+  #fromPending(e: ProducerEntry): ProducerEntry {
+    const draft = this.#take(e.producerId, e.epoch);
+    draft.copyFrom(e);
+    this.#pushPendingOnto(draft, e.pendingAt);
+    // Not made by the append being checked: one of several batches saves it before changing it.
+    draft.stamp = 0;
+    this.changed[this.#pendingChangedAt[e.pendingAt]!] = draft;
+    e.draft = draft;
+    e.pendingAt = -1;
+    return draft;
   }
 
   /**
@@ -202,6 +259,11 @@ export class ProducerDraft {
           continue;
         }
         checkSequence(current, id, h.producerEpoch, h.baseSequence, first);
+      }
+      if (checks.length === 1 && draft === undefined && current !== undefined && current.epoch === h.producerEpoch && !h.transactional) {
+        // The producer's first change in the group, and nothing but a batch (see changed).
+        this.#addPending(current, h.baseSequence, lastSeq, offset - 1, offset - 1 - first, h.maxTimestamp);
+        continue;
       }
       const entry = this.#own(id, e, draft, current, h.producerEpoch);
       entry.lastTimestamp = h.maxTimestamp;

@@ -36,6 +36,8 @@ export class ProducerEntry {
    */
   draft: ProducerEntry | undefined = undefined;
   stamp = 0;
+  /** In the state, while `stamp` is its group's and `draft` undefined: its pending batch in the group (ProducerChanges); -1: none. */
+  pendingAt = -1;
 
   constructor(producerId: number, epoch: number) {
     this.producerId = producerId;
@@ -87,6 +89,20 @@ export interface TxnEvent {
   firstOffset: number;
   lastOffset?: number;
   aborted?: boolean;
+}
+
+/** A group's changes (a ProducerDraft, producer-append.ts). */
+export interface ProducerChanges {
+  /**
+   * One per producer the group changed, in the order first changed: a
+   * draft of its entry, or, when its one change is a batch of its epoch, the
+   * state's entry itself with that batch pending (pendingAt >= 0).
+   */
+  readonly changed: readonly ProducerEntry[];
+  /** Transactions opened and ended, in offset order. */
+  readonly events: readonly TxnEvent[];
+  /** Pushes the pending batch of the state's entry `e` onto its window, as its newest. */
+  pushPending(e: ProducerEntry): void;
 }
 
 export interface ProducerLimits {
@@ -166,8 +182,13 @@ export class ProducerStates {
    * first offset of the earliest other open transaction, else the marker's
    * offset + 1), for the transaction index.
    */
-  apply(changed: readonly ProducerEntry[], events: readonly TxnEvent[]): readonly AbortedTxn[] {
+  apply(changes: ProducerChanges): readonly AbortedTxn[] {
+    const { changed, events } = changes;
     for (const draft of changed) {
+      if (draft.pendingAt >= 0) {
+        this.#applyPending(draft, changes);
+        continue;
+      }
       let e = this.#entries.get(draft.producerId);
       if (e === undefined) e = this.#add(draft.producerId, draft.epoch);
       else if (e !== this.#newest) {
@@ -194,6 +215,22 @@ export class ProducerStates {
       aborted.push({ producerId: t.producerId, firstOffset: t.firstOffset, lastOffset: t.lastOffset, lastStableOffset });
     }
     return aborted;
+  }
+
+  /** The state's entry `e` gets its pending batch (no copies of it, as a draft would take) and becomes the most recently appending. */
+  #applyPending(e: ProducerEntry, changes: ProducerChanges): void {
+    const now = this.#entries.get(e.producerId);
+    if (now !== e) {
+      // producerState() dropped it (expired) while its group was written: it is the producer's entry again.
+      if (now !== undefined) this.#remove(now);
+      this.#entries.set(e.producerId, e);
+      this.#link(e);
+    } else if (e !== this.#newest) {
+      this.#unlink(e);
+      this.#link(e);
+    }
+    changes.pushPending(e);
+    e.pendingAt = -1;
   }
 
   /** Drops the least recently appending producers while there are too many (never one with an open transaction). */

@@ -96,7 +96,7 @@ export class Producers {
           return reader.bytes(position, h.size).then((data) => void draft.admit([{ ok: true, header: h }], data, h.baseOffset, true));
         },
       });
-      const aborted = this.#states.apply(draft.changed, draft.events);
+      const aborted = this.#states.apply(draft);
       if (aborted.length > 0) await this.txnIndexes.append(s, aborted);
     }
   }
@@ -116,7 +116,7 @@ export class Producers {
    * most groups settle without one).
    */
   written(draft: ProducerDraft, active: Segment): Promise<void> | undefined {
-    const aborted = this.#states.apply(draft.changed, draft.events);
+    const aborted = this.#states.apply(draft);
     return aborted.length > 0 ? this.txnIndexes.append(active, aborted) : undefined;
   }
 
