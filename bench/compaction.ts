@@ -13,6 +13,8 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { keyMapBytes, SLOT_BYTES } from '../src/log/key-map.js';
+import { CLEANER_MEMORY_BYTES } from '../src/log/options.js';
 import { encodeBatch, Log } from '../src/seglog.js';
 import { sequentialRead, sequentialWrite } from './ceilings.js';
 import { benchDir, describeMachine, formatBytes, formatMachine, formatMs, loadAverage, markdownTable, now, percentile, summarize, usageError } from './common.js';
@@ -26,9 +28,6 @@ const USAGE = `usage: npm run bench:compaction -- [--dir <path>] [--trials <n>] 
 const VALUE_BYTES = 100;
 const BATCH_RECORDS = 10;
 const SEGMENT_BYTES = 8 * 1024 * 1024;
-/** The key map's bytes per slot (key-map.ts) and how full it may get. */
-const SLOT_BYTES = 24;
-const LOAD_FACTOR = 0.9;
 
 export interface CompactionTrial {
   passMs: number;
@@ -106,7 +105,7 @@ export async function compactionTrial(dir: string, keys: number, updates: number
       bytesBefore: result.bytesBefore,
       bytesAfter: result.bytesAfter,
       recordsRemoved: result.recordsRemoved,
-      mapBytes: Math.min(128 * 1024 * 1024, (Math.ceil(mapped / LOAD_FACTOR) + 1) * SLOT_BYTES),
+      mapBytes: keyMapBytes(CLEANER_MEMORY_BYTES, mapped),
       rssGrowth: rssPeak - rss,
       before,
       during: latencySummary(latencies),

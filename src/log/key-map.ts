@@ -7,7 +7,8 @@
 import { hash } from 'node:crypto';
 
 const DIGEST_BYTES = 16;
-const SLOT_BYTES = DIGEST_BYTES + 8;
+/** Bytes per slot: a digest and an offset. */
+export const SLOT_BYTES = DIGEST_BYTES + 8;
 /** Filled beyond this share, probes get long: the map counts as full (Kafka's dupBufferLoadFactor). */
 const LOAD_FACTOR = 0.9;
 
@@ -16,15 +17,23 @@ function md5(key: Uint8Array): Buffer {
   return hash('md5', key, 'buffer') as unknown as Buffer;
 }
 
+function slotsFor(memoryBytes: number, expectedKeys: number): number {
+  return Math.max(1, Math.min(Math.floor(memoryBytes / SLOT_BYTES), Math.ceil(expectedKeys / LOAD_FACTOR) + 1));
+}
+
+/** The bytes of the table a KeyMap allocates for these arguments. */
+export function keyMapBytes(memoryBytes: number, expectedKeys: number): number {
+  return slotsFor(memoryBytes, expectedKeys) * SLOT_BYTES;
+}
+
 export class KeyMap {
   readonly #table: Buffer;
   readonly #slots: number;
   #entries = 0;
 
-  /** A map in at most `memoryBytes`, sized for `expectedKeys` when that needs less. */
+  /** A map in at most `memoryBytes`, sized for `expectedKeys` when that needs less (keyMapBytes). */
   constructor(memoryBytes: number, expectedKeys: number) {
-    const most = Math.floor(memoryBytes / SLOT_BYTES);
-    this.#slots = Math.max(1, Math.min(most, Math.ceil(expectedKeys / LOAD_FACTOR) + 1));
+    this.#slots = slotsFor(memoryBytes, expectedKeys);
     // Zeroed: an offset field of 0 marks a free slot (offsets are stored + 1, as doubles: exact to 2^53).
     this.#table = Buffer.alloc(this.#slots * SLOT_BYTES);
   }

@@ -169,12 +169,15 @@ export function checkCleanerOptions(name: string, o: { cleanerMemoryBytes?: numb
   if (o.cleanerBytesPerSecond !== undefined && o.cleanerBytesPerSecond !== Infinity) checkInteger(`${name}.cleanerBytesPerSecond`, o.cleanerBytesPerSecond, 1);
 }
 
+/** The cleaner's key-map memory when cleanerMemoryBytes is not given. */
+export const CLEANER_MEMORY_BYTES = 128 * 1024 * 1024;
+
 /** CompactOptions checked, with defaults. */
 export function checkCompactOptions(options: unknown): { memoryBytes: number; bytesPerSecond: number; now: number } {
   const o = checkOptions<CompactOptions>('options', options);
   checkCleanerOptions('options', o);
   return {
-    memoryBytes: o.cleanerMemoryBytes ?? 128 * 1024 * 1024,
+    memoryBytes: o.cleanerMemoryBytes ?? CLEANER_MEMORY_BYTES,
     bytesPerSecond: o.cleanerBytesPerSecond ?? Infinity,
     now: o.now === undefined ? Date.now() : checkInteger('options.now', o.now),
   };

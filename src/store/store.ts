@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { SeglogError } from '../errors.js';
 import { CLEAN_SHUTDOWN_FILE, LOCK_FILE, LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT, REPLICATION_OFFSET_CHECKPOINT } from '../layout.js';
 import { Log, type LogOptions } from '../log/log.js';
-import { checkCleanerOptions } from '../log/options.js';
+import { checkCleanerOptions, CLEANER_MEMORY_BYTES } from '../log/options.js';
 import { StoreCleaner, type CleanerRun } from './store-cleaner.js';
 import { File, fsyncDir, tryLockExclusive } from '../native.js';
 import { CacheGroup } from '../cache/group.js';
@@ -123,7 +123,7 @@ export class LogStore {
       await this.applyRetention();
     });
     this.#cleaner = new StoreCleaner(() => [...this.#logs].map(([name, { log }]) => [name, log] as [string, Log]), {
-      memoryBytes: o.cleanerMemoryBytes ?? 128 * 1024 * 1024,
+      memoryBytes: o.cleanerMemoryBytes ?? CLEANER_MEMORY_BYTES,
       bytesPerSecond: o.cleanerBytesPerSecond ?? Infinity,
     });
     this.#scheduler.every(o.cleanerBackoffMs ?? 15_000, async () => {
