@@ -190,6 +190,40 @@ export function loadAverage(): string {
   return `${os.loadavg().map((l) => l.toFixed(2)).join(' ')} (1, 5, 15 min)`;
 }
 
+/** Ticks of all CPUs from /proc/stat's `cpu` line: the host's steal, and the total (idle and steal included). */
+export interface CpuTicks {
+  steal: number;
+  total: number;
+}
+
+/** The `cpu` line of /proc/stat's text; undefined when there is none (not Linux, or a kernel without steal). */
+export function parseCpuTicks(stat: string): CpuTicks | undefined {
+  const line = stat.split('\n').find((l) => l.startsWith('cpu '));
+  // user nice system idle iowait irq softirq steal [guest guest_nice]: guest time is in user and nice already.
+  const fields = line?.trim().split(/\s+/).slice(1, 9).map(Number);
+  if (fields === undefined || fields.length < 8 || fields.some((n) => !Number.isFinite(n))) return undefined;
+  return { steal: fields[7]!, total: fields.reduce((a, b) => a + b, 0) };
+}
+
+/** This machine's CPU ticks now; undefined where /proc/stat cannot tell. */
+export function cpuTicks(): CpuTicks | undefined {
+  try {
+    return parseCpuTicks(readFileSync('/proc/stat', 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The share of CPU time the hypervisor gave to others since `from` (a
+ * cpuTicks() reading): a VM's vCPUs stopped mid-measurement stretch wall
+ * times by amounts no repetition takes out.
+ */
+export function stealSince(from: CpuTicks | undefined, to = cpuTicks()): string {
+  if (from === undefined || to === undefined || to.total <= from.total) return 'unknown (no /proc/stat reading)';
+  return `${formatPercent((to.steal - from.steal) / (to.total - from.total))} of all CPU time (/proc/stat steal)`;
+}
+
 // ---------------------------------------------------------------- files
 
 /** Benchmark directories not removed yet: an interrupt removes them before the process exits. */

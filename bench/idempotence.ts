@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { encodeBatch, Log } from '../src/seglog.js';
-import { benchDir, describeMachine, formatMachine, formatMs, markdownTable, now, summarize, usageError } from './common.js';
+import { benchDir, cpuTicks, describeMachine, formatMachine, formatMs, markdownTable, now, stealSince, summarize, usageError } from './common.js';
 import type { PeerWorkload } from './peers.js';
 
 const USAGE = `usage: npm run bench:idempotence -- [--dir <path>] [--trials <n>] [--batches <n>]
@@ -121,6 +121,7 @@ async function main(): Promise<void> {
   const root = await benchDir(values.dir);
   try {
     console.log(formatMachine(describeMachine(root.path)));
+    const ticks = cpuTicks();
     const rows: string[][] = [];
     for (const [n, c] of CASES.entries()) {
       const plain = encodeAll(c, batches, false);
@@ -147,6 +148,7 @@ async function main(): Promise<void> {
     console.log(
       markdownTable(['appendBatches', 'plain', 'idempotent', 'idempotent ÷ plain, per trial', 'the same in CPU time'], rows, ['l', 'r', 'r', 'r', 'r']),
     );
+    console.log(`\nvCPU steal during the trials: ${stealSince(ticks)}`);
   } finally {
     await root.remove();
   }

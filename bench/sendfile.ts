@@ -21,7 +21,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { crc32c, File, sendfile, stats } from '../src/io.js';
 import { encodeBatch, Log } from '../src/seglog.js';
-import { benchDir, describeMachine, formatMachine, formatPercent, formatSummary, loadAverage, markdownTable, now, progress, settle, summarize } from './common.js';
+import { benchDir, cpuTicks, describeMachine, formatMachine, formatPercent, formatSummary, loadAverage, markdownTable, now, progress, settle, stealSince, summarize } from './common.js';
 
 const MiB = 1024 * 1024;
 const RECORD_BYTES = 1024;
@@ -368,6 +368,7 @@ export function iperf3(bytes: number): Sample | string {
 async function main(): Promise<void> {
   const o = options();
   const load = loadAverage();
+  const ticks = cpuTicks();
   const dir = await benchDir(o.dir);
   try {
     progress(`writing a ${o.mib} MiB log (${o.batchBytes / 1024} KiB batches) in ${dir.path}`);
@@ -432,6 +433,7 @@ async function main(): Promise<void> {
         'Page cache': `all segment pages resident (mincore) at the start of every measurement; re-read before ${rewarmed} of ${measurements}`,
         Runs: `${o.runs}, after one untimed warm-up pass (whose bytes the receiver checks by CRC-32C); median (min–max)`,
         'Load average': `${load} at the start`,
+        'vCPU steal': `${stealSince(ticks)} during the measurements`,
         Receiver: `a separate process reading into one ${RECEIVE_BUFFER / MiB} MiB buffer; its rate is first byte to EOF`,
       }),
     );

@@ -20,6 +20,7 @@ import { isolation, type IsolationRun } from './cache.js';
 import { CEILINGS, fioCeilings, measureCeilings, type CeilingName, type CeilingRun, type CeilingSizes } from './ceilings.js';
 import {
   benchDir,
+  cpuTicks,
   describeMachine,
   evict,
   formatBytes,
@@ -32,6 +33,7 @@ import {
   progress,
   redirectProgress,
   settle,
+  stealSince,
   summarize,
   usageError,
   warmPageCache,
@@ -745,6 +747,7 @@ async function main(): Promise<void> {
   const started = now();
   const startedAt = new Date();
   const loadAtStart = loadAverage();
+  const ticksAtStart = cpuTicks();
   const memoryAtStart = memAvailable();
   const w = workload(p.logBytes);
   const bar = new ProgressBar(estimates(p, w), o.groups);
@@ -789,6 +792,7 @@ async function main(): Promise<void> {
         'CRC-32C': crc32cHardware ? 'hardware (SSE4.2)' : 'software table',
         Target: root.path,
         'Load average': `${loadAtStart} at the start, ${loadAverage()} at the end`,
+        'vCPU steal': `${stealSince(ticksAtStart)} during the run`,
         'Memory available': `${formatBytes(memoryAtStart)} at the start (MemAvailable)`,
         Profile: `${p.name}${o.groups.length < GROUPS.length ? ` (groups: ${o.groups.join(', ')})` : ''}: ${p.runs} runs; started ${startedAt.toISOString()}, wall time ${formatMs(now() - started)}`,
       },

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
 import type { CeilingRun } from '../bench/ceilings.js';
+import { parseCpuTicks, stealSince } from '../bench/common.js';
 import { ceilingsTable, ratioChart, rowsTable, type Row } from '../bench/report.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -27,6 +28,21 @@ describe('seglog bench', () => {
     const bad = await seglog('bench', '--only', 'nope');
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain("no group 'nope'");
+  });
+});
+
+describe('vCPU steal', () => {
+  test("is the 8th number of /proc/stat's cpu line, set against all eight", () => {
+    const stat = 'cpu  100 5 50 800 10 0 5 30 7 0\ncpu0 50 2 25 400 5 0 2 15 3 0\nintr 1 2 3\n';
+    expect(parseCpuTicks(stat)).toEqual({ steal: 30, total: 1000 });
+    expect(stealSince({ steal: 30, total: 1000 }, { steal: 130, total: 1400 })).toBe('25% of all CPU time (/proc/stat steal)');
+  });
+
+  test('is unknown without a cpu line or a later reading', () => {
+    expect(parseCpuTicks('intr 1 2 3\n')).toBeUndefined();
+    expect(parseCpuTicks('cpu  1 2 3\n')).toBeUndefined();
+    expect(stealSince(undefined, { steal: 1, total: 2 })).toBe('unknown (no /proc/stat reading)');
+    expect(stealSince({ steal: 1, total: 2 }, { steal: 1, total: 2 })).toBe('unknown (no /proc/stat reading)');
   });
 });
 
