@@ -244,13 +244,16 @@ describe('flush policies', () => {
     // A little under 1 MiB of batch per append: 16 fill a segment, 2 more reach its eighth of slack.
     const big = [{ value: Buffer.alloc(MiB - 4096, 7) }];
     const firstLog = (dir: string) => join(dir, '00000000000000000000.log');
-    /** The first fdatasync waits for `held`. */
-    const holdFirst = (held: Promise<void>) => (n: number) => (n === 0 ? held : Promise.resolve());
+    /** A hook for recorded() that holds the first fdatasync until release() is called. */
+    const holdFirstSync = () => {
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      return { hook: (n: number) => (n === 0 ? held : Promise.resolve()), release };
+    };
 
     test("its fdatasync begins when it fills, off the append path; appends go on into it meanwhile, and it rolls once that is done, leaving no hole", async () => {
       const dir = await tempDir();
-      let release!: () => void;
-      const held = new Promise<void>((resolve) => (release = resolve));
+      const { hook, release } = holdFirstSync();
       const events = await recorded(async (events) => {
         const log = await Log.open(dir, OPTIONS);
         while (!events.includes(`sync start ${firstLog(dir)}`)) await log.append(big);
@@ -265,15 +268,14 @@ describe('flush policies', () => {
         expect(log.segmentCount).toBe(2);
         expect((await stat(firstLog(dir))).size).toBeLessThanOrEqual(18 * MiB);
         await log.close();
-      }, holdFirst(held));
+      }, hook);
       expect(events.filter((e) => e === `sync start ${firstLog(dir)}`).length).toBeGreaterThanOrEqual(2);
       expect(unsyncedBeforeCreate(events)).toEqual([]);
     });
 
     test('an fdatasync slower than the slack holds the append that would pass it until the roll has synced the segment', async () => {
       const dir = await tempDir();
-      let release!: () => void;
-      const held = new Promise<void>((resolve) => (release = resolve));
+      const { hook, release } = holdFirstSync();
       const events = await recorded(async (events) => {
         const log = await Log.open(dir, OPTIONS);
         while (log.segmentCount === 1) await log.append(big);
@@ -283,7 +285,7 @@ describe('flush policies', () => {
         expect((await stat(firstLog(dir))).size).toBeLessThanOrEqual(18 * MiB);
         release();
         await log.close();
-      }, holdFirst(held));
+      }, hook);
       expect(unsyncedBeforeCreate(events)).toEqual([]);
     });
 
