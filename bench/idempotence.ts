@@ -2,9 +2,10 @@
 // pre-encoded batches appended with appendBatches as a plain producer's
 // (producerId -1) and as idempotent producers' (producerId, epoch, running
 // sequences: every batch checked against its producer's state and
-// recorded), interleaved trial by trial (the order alternating), each trial
-// a fresh log. The figure is the per-trial ratio of idempotent to plain
-// time, median with min–max; the target is <= 1.10. Each trial is timed on
+// recorded), each into a fresh log, the two taking turns every 500 batches
+// within a trial (the side going first alternating from trial to trial).
+// The figure is the per-trial ratio of idempotent to plain time, median
+// with min–max; the target is <= 1.10. Each trial is timed on
 // two clocks: wall time, and this process's CPU time (user + system, all
 // its threads: the threadpool's writes and the GC included). On a machine
 // shared with other work, wall time also counts waiting (a preempted trial,
@@ -18,12 +19,12 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { encodeBatch, Log } from '../src/seglog.js';
-import { benchDir, cpuTicks, describeMachine, formatMachine, formatMs, markdownTable, now, stealSince, summarize, usageError } from './common.js';
-import type { PeerWorkload } from './peers.js';
+import { benchDir, cpuTicks, describeMachine, formatMachine, formatMs, markdownTable, now, progress, stealSince, summarize, usageError } from './common.js';
+import type { PeerRow } from './peers.js';
 
 const USAGE = `usage: npm run bench:idempotence -- [--dir <path>] [--trials <n>] [--batches <n>]
   --dir      parent directory for the benchmark's files (default: the OS temp dir)
-  --trials   interleaved trials per case (default 9)
+  --trials   paired trials per case (default 9)
   --batches  batches appended per trial (default 20000)`;
 
 interface Case {
@@ -61,47 +62,99 @@ function cpuMs(): number {
   return (user + system) / 1000;
 }
 
-/** Appends `data` to a fresh log in `dir`, `inFlight` at a time; returns the time taken (ms, wall and CPU) and checks every append landed. */
-export async function appendAll(dir: string, data: Buffer[], inFlight: number): Promise<{ wall: number; cpu: number }> {
-  const log = await Log.open(dir, { segmentBytes: 256 * 1024 * 1024 });
+/** Batches one side appends in a turn before the other side's (a few ms of appends). */
+const TURN_BATCHES = 500;
+
+type Side = 'plain' | 'idempotent';
+export type PairedTimes = Record<Side, { wall: number; cpu: number }>;
+
+/** Appends data[from, to) to `log`, `inFlight` at a time, and checks none was taken for a duplicate. */
+async function appendRange(log: Log, data: Buffer[], from: number, to: number, inFlight: number): Promise<void> {
+  let next = from;
+  const lane = async () => {
+    while (next < to) {
+      const r = await log.appendBatches(data[next++]!);
+      if (r.duplicate) throw new Error('a batch was taken for a duplicate');
+    }
+  };
+  await Promise.all(Array.from({ length: inFlight }, lane));
+}
+
+/**
+ * One trial: `data.plain` and `data.idempotent` (the same number of batches)
+ * each appended to a fresh log under `dir`, the two taking turns every
+ * TURN_BATCHES batches, `first` going first. Taking turns at that grain
+ * lets both sides meet the same machine state (a vCPU the host took away,
+ * memory it reclaimed, a GC, the page cache filling); whole trials one after
+ * the other differed by up to 2x on this VM. Returns each side's time (ms,
+ * wall and CPU) summed over its turns, and checks every append landed.
+ */
+export async function pairedTrial(dir: string, data: Record<Side, Buffer[]>, inFlight: number, first: Side): Promise<PairedTimes> {
+  const order: Side[] = first === 'plain' ? ['plain', 'idempotent'] : ['idempotent', 'plain'];
+  const options = { segmentBytes: 256 * 1024 * 1024 };
+  const plain = await Log.open(join(dir, 'plain'), options);
+  let idempotent: Log | undefined;
   try {
-    let next = 0;
-    const start = now();
-    const startCpu = cpuMs();
-    const lane = async () => {
-      while (next < data.length) {
-        const r = await log.appendBatches(data[next++]!);
-        if (r.duplicate) throw new Error('a batch was taken for a duplicate');
+    idempotent = await Log.open(join(dir, 'idempotent'), options);
+    const logs = { plain, idempotent };
+    const times: PairedTimes = { plain: { wall: 0, cpu: 0 }, idempotent: { wall: 0, cpu: 0 } };
+    const total = data.plain.length;
+    for (let from = 0; from < total; from += TURN_BATCHES) {
+      for (const side of order) {
+        const start = now();
+        const startCpu = cpuMs();
+        await appendRange(logs[side], data[side], from, Math.min(total, from + TURN_BATCHES), inFlight);
+        times[side].cpu += cpuMs() - startCpu;
+        times[side].wall += now() - start;
       }
-    };
-    await Promise.all(Array.from({ length: inFlight }, lane));
-    const time = { wall: now() - start, cpu: cpuMs() - startCpu };
-    const records = data.length * (data[0]!.readInt32BE(57));
-    if (log.endOffset !== records) throw new Error(`log ends at ${log.endOffset}, ${records} records were appended`);
-    return time;
+    }
+    const records = total * data.plain[0]!.readInt32BE(57);
+    for (const side of order) {
+      if (logs[side].endOffset !== records) throw new Error(`the ${side} log ends at ${logs[side].endOffset}, ${records} records were appended`);
+    }
+    return times;
   } finally {
-    await log.close();
+    await Promise.all([plain.close(), idempotent?.close()]);
     // Trials of the large batches write GBs each: keep one at a time on disk.
     await rm(dir, { recursive: true, force: true });
   }
 }
 
+/** The per-trial times of every case, `trials` paired trials each (the side going first alternating), after one untimed trial that compiles both paths. */
+async function measureCases(parent: string, cases: Case[], batches: number, trials: number): Promise<{ c: Case; times: PairedTimes[] }[]> {
+  const out = [];
+  for (const [n, c] of cases.entries()) {
+    const data = { plain: encodeAll(c, batches, false), idempotent: encodeAll(c, batches, true) };
+    const times: PairedTimes[] = [];
+    for (let t = -1; t < trials; t++) {
+      progress(`producer bookkeeping, ${c.name}: ${t < 0 ? 'warm-up' : `trial ${t + 1}/${trials}`}`);
+      const got = await pairedTrial(join(parent, `${n}-${t}`), data, c.inFlight, t % 2 === 0 ? 'plain' : 'idempotent');
+      if (t >= 0) times.push(got);
+    }
+    out.push({ c, times });
+  }
+  return out;
+}
+
 /**
  * For `npm run bench`'s peers group: the small-batch cases (where the
- * bookkeeping weighs most), plain first (the row the idempotent one is
- * set against), each trial appending `batches` pre-encoded batches.
+ * bookkeeping weighs most) as two rows each, plain first (the row the
+ * idempotent one is set against), records/s per paired trial.
  */
-export function idempotenceWorkloads(batches: number): PeerWorkload[] {
-  return CASES.filter((c) => c.records * c.recordBytes <= 1000).map((c) => {
-    const subject = (idempotent: boolean) => {
-      const data = encodeAll(c, batches, idempotent);
+export async function idempotenceRows(parent: string, batches: number, trials: number): Promise<PeerRow[]> {
+  const measured = await measureCases(parent, CASES.filter((c) => c.records * c.recordBytes <= 1000), batches, trials);
+  return measured.flatMap(({ c, times }) =>
+    (['plain', 'idempotent'] as const).map((side) => {
+      const samples = times.map((t) => (batches * c.records) / (t[side].wall / 1000));
       return {
-        name: idempotent ? 'seglog appendBatches, idempotent producers' : 'seglog appendBatches, plain batches',
-        trial: async (dir: string) => ({ value: (batches * c.records) / ((await appendAll(join(dir, 'log'), data, c.inFlight)).wall / 1000) }),
+        workload: `producer bookkeeping, ${c.name}, ${trials} paired trials`,
+        subject: side === 'plain' ? 'seglog appendBatches, plain batches' : 'seglog appendBatches, idempotent producers',
+        unit: 'records/s',
+        ...summarize(samples),
+        samples,
       };
-    };
-    return { name: `producer bookkeeping, ${c.name}`, unit: 'records/s', subjects: [subject(false), subject(true)] };
-  });
+    }),
+  );
 }
 
 async function main(): Promise<void> {
@@ -123,28 +176,21 @@ async function main(): Promise<void> {
     console.log(formatMachine(describeMachine(root.path)));
     const ticks = cpuTicks();
     const rows: string[][] = [];
-    for (const [n, c] of CASES.entries()) {
-      const plain = encodeAll(c, batches, false);
-      const idempotent = encodeAll(c, batches, true);
-      const times = { plain: [] as number[], idempotent: [] as number[], ratio: [] as number[], cpuRatio: [] as number[] };
-      for (let t = 0; t < trials; t++) {
-        // Alternating order: neither side always runs first (warmer or cooler caches, a GC owed by the other).
-        const order = t % 2 === 0 ? (['plain', 'idempotent'] as const) : (['idempotent', 'plain'] as const);
-        const got: Record<string, { wall: number; cpu: number }> = {};
-        for (const side of order) got[side] = await appendAll(join(root.path, `${n}-${side}-${t}`), side === 'plain' ? plain : idempotent, c.inFlight);
-        times.plain.push(got.plain!.wall);
-        times.idempotent.push(got.idempotent!.wall);
-        times.ratio.push(got.idempotent!.wall / got.plain!.wall);
-        times.cpuRatio.push(got.idempotent!.cpu / got.plain!.cpu);
-      }
+    for (const { c, times } of await measureCases(root.path, CASES, batches, trials)) {
       const fmt = (values: number[], f: (n: number) => string) => {
         const s = summarize(values);
         return `${f(s.median)} (${f(s.min)}–${f(s.max)})`;
       };
       const ratio = (n: number) => n.toFixed(3);
-      rows.push([c.name, fmt(times.plain, formatMs), fmt(times.idempotent, formatMs), fmt(times.ratio, ratio), fmt(times.cpuRatio, ratio)]);
+      rows.push([
+        c.name,
+        fmt(times.map((t) => t.plain.wall), formatMs),
+        fmt(times.map((t) => t.idempotent.wall), formatMs),
+        fmt(times.map((t) => t.idempotent.wall / t.plain.wall), ratio),
+        fmt(times.map((t) => t.idempotent.cpu / t.plain.cpu), ratio),
+      ]);
     }
-    console.log(`\n${batches} batches per trial, ${trials} interleaved trials per case; medians (min–max)\n`);
+    console.log(`\n${batches} batches per trial, ${trials} paired trials per case (turns of ${TURN_BATCHES} batches, after one untimed trial); medians (min–max)\n`);
     console.log(
       markdownTable(['appendBatches', 'plain', 'idempotent', 'idempotent ÷ plain, per trial', 'the same in CPU time'], rows, ['l', 'r', 'r', 'r', 'r']),
     );

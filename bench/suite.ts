@@ -60,7 +60,7 @@ import {
   type Workload,
 } from './log.js';
 import { compactionTrial, type CompactionTrial } from './compaction.js';
-import { idempotenceWorkloads } from './idempotence.js';
+import { idempotenceRows } from './idempotence.js';
 import { appendWorkloads, runPeers, type PeerRow } from './peers.js';
 import { readPeers } from './peers-reads.js';
 import { ceilingsTable, formatValue, GROUPS, ratioChart, rowsTable, type Group, type Row } from './report.js';
@@ -98,8 +98,8 @@ interface Profile {
   cellMs: number;
   /** The peers group's reads: bytes of records each peer holds per record size, and each random-read phase's length. */
   peerReads: { dataBytes: number; randomMs: number };
-  /** Batches each producer-bookkeeping trial appends (plain, then as idempotent producers'). */
-  idempotenceBatches: number;
+  /** The producer-bookkeeping rows: batches each side of a paired trial appends (bench/idempotence.ts), and the trials (cheap, and noisy on a shared VM: more than runs). */
+  idempotence: { batches: number; trials: number };
   /** The compaction row's log: keys, each updated this many times (bench/compaction.ts). */
   compaction: { keys: number; updates: number };
   /** Bytes of the log served over loopback. */
@@ -117,7 +117,7 @@ const PROFILES: Record<Profile['name'], Profile> = {
     lookupMs: 500,
     cellMs: 1000,
     peerReads: { dataBytes: 32 * MiB, randomMs: 500 },
-    idempotenceBatches: 20_000,
+    idempotence: { batches: 20_000, trials: 9 },
     compaction: { keys: 20_000, updates: 10 },
     serveBytes: 512 * MiB,
     // A longer warm-up than the phases: the first seconds after the balloon inflates are noisy. The two
@@ -133,7 +133,7 @@ const PROFILES: Record<Profile['name'], Profile> = {
     lookupMs: 1000,
     cellMs: 3000,
     peerReads: { dataBytes: 64 * MiB, randomMs: 1000 },
-    idempotenceBatches: 50_000,
+    idempotence: { batches: 50_000, trials: 15 },
     compaction: { keys: 50_000, updates: 20 },
     serveBytes: GiB,
     isolation: { quick: false, pageCache: GiB, warmUpMs: 3000, baselineMs: 20_000, drainMs: 20_000, maxReplayMs: 120_000 },
@@ -153,7 +153,11 @@ function estimates(p: Profile, w: Workload): Record<Group, number> {
     durability: p.runs * (POLICIES.length + 1) * PRODUCERS.length * (p.cellMs / 1000 + 0.1),
     // Appends, per trial: every subject of every append workload, each cellMs plus opening.
     // Reads, per record size: writing every peer's copy, then per run six sequential scans and five random phases.
-    peers: p.runs * appendWorkloads(p.cellMs).reduce((n, w) => n + w.subjects.length, 0) * (p.cellMs / 1000 + 0.2) + PEER_READ_SIZES.length * (perGiB(p.peerReads.dataBytes, 200) + 2 + p.runs * (perGiB(p.peerReads.dataBytes, 40) + 5 * (p.peerReads.randomMs / 1000 + 0.1))),
+    // Producer bookkeeping: three cases, a warm-up and the trials, each ~15 us a batch both sides.
+    peers:
+      p.runs * appendWorkloads(p.cellMs).reduce((n, w) => n + w.subjects.length, 0) * (p.cellMs / 1000 + 0.2) +
+      PEER_READ_SIZES.length * (perGiB(p.peerReads.dataBytes, 200) + 2 + p.runs * (perGiB(p.peerReads.dataBytes, 40) + 5 * (p.peerReads.randomMs / 1000 + 0.1))) +
+      3 * (p.idempotence.trials + 1) * p.idempotence.batches * 15e-6,
     // Five senders: raw sendfile, sendTo of 1 MiB and of 64 KiB, sendTo's first serve after open, a stream pipe.
     sendfile: perGiB(p.serveBytes, 31) + 1,
     // Backlog, balloon (it touches nearly all of RAM), then per mode: warm-up, baseline, replay, drain.
@@ -524,7 +528,7 @@ async function peersGroup(ctx: Context): Promise<Row[]> {
   const peers = [
     ...(await runPeers(ctx.dir, appendWorkloads(ctx.profile.cellMs), ctx.profile.runs)),
     ...(await readPeers(ctx.dir, ctx.profile.runs, { sizes: PEER_READ_SIZES, ...ctx.profile.peerReads })),
-    ...(await runPeers(ctx.dir, idempotenceWorkloads(ctx.profile.idempotenceBatches), ctx.profile.runs)),
+    ...(await idempotenceRows(ctx.dir, ctx.profile.idempotence.batches, ctx.profile.idempotence.trials)),
   ];
   const rows: Row[] = [];
   const seglogOf = (r: PeerRow) => peers.find((s) => s.workload === r.workload && s.subject.startsWith('seglog'))!;

@@ -8,6 +8,7 @@ import { afterEach, describe, expect, test } from 'vitest';
 import { Log, type LogOptions } from '../src/log/log.js';
 import { ProducerDraft } from '../src/log/producer-append.js';
 import { ProducerStates } from '../src/log/producer-state.js';
+import { BatchWindow } from '../src/log/batch-window.js';
 import { checkBatch, encodeBatch } from '../src/segment/batch.js';
 import { injectFault } from './helpers/faults.js';
 import { tempDir } from './helpers/tmp.js';
@@ -73,6 +74,41 @@ describe('duplicates', () => {
     await expect(log.appendBatches(Buffer.concat([batch(0), batch(5)]))).rejects.toMatchObject({ code: 'EOUTOFORDERSEQUENCE' });
     expect(log.endOffset).toBe(5);
     await log.close();
+  });
+  test("a retry is found in a window whose batches do not run back to back (a follower's), though it also follows the newest", async () => {
+    const log = await open();
+    for (const seq of [5, 10, 0]) await log.appendBatches(batch(seq), { origin: 'replication' });
+    // 5..9 follows the newest (0..4), and repeats the oldest: Kafka takes it for a duplicate of that one.
+    expect(await log.appendBatches(batch(5))).toMatchObject({ baseOffset: 0, lastOffset: 4, duplicate: true });
+    expect(log.endOffset).toBe(15);
+    await log.close();
+  });
+});
+
+describe('the batch window', () => {
+  const push = (w: BatchWindow, first: number, last: number) => w.push(first, last, 0, 0, 0);
+
+  test('a batch that follows back-to-back batches spanning the whole sequence space may repeat the oldest', () => {
+    const w = new BatchWindow();
+    const quarter = 2 ** 29;
+    for (let q = 0; q < 4; q++) push(w, q * quarter, (q + 1) * quarter - 1);
+    // The next batch in order, 0 .. 2^29 - 1 after the wrap, is the oldest again.
+    expect(w.find(0, quarter - 1)).toBe(0);
+  });
+
+  test('a copy holds the same batches in the same order, round the ring; a cleared window holds none', () => {
+    const w = new BatchWindow();
+    push(w, 20, 29);
+    push(w, 0, 9); // not back to back
+    for (let s = 10; s <= 50; s += 10) push(w, s, s + 9);
+    // The first two dropped out: the oldest held is 10..19, in the ring's third slot.
+    expect(w.size).toBe(5);
+    expect([w.find(10, 19), w.find(50, 59), w.find(60, 69), w.find(0, 9)]).toEqual([0, 4, -1, -1]);
+    const copy = new BatchWindow();
+    copy.copyFrom(w);
+    expect([copy.size, copy.find(50, 59), copy.find(10, 19), copy.lastSeq(4)]).toEqual([5, 4, 0, 59]);
+    copy.clear();
+    expect([copy.size, copy.find(10, 19)]).toEqual([0, -1]);
   });
 });
 
@@ -275,6 +311,27 @@ describe('state', () => {
       if (i % 25 === 24) expect(log.producerState().map((p) => p.producerId)).toEqual(order);
     }
     await log.close();
+  });
+
+  test('the recency order stays exact over thousands of appends of busy and returning producers', () => {
+    const states = new ProducerStates({ expirationMs: 3_600_000, maxProducerIds: 40 });
+    const draft = new ProducerDraft(states, Date.now());
+    const seqs = new Map<number, number>();
+    let order: number[] = [];
+    // 5,000 appends: 45 producers taking turns (more than the 40 kept) between appends of 7 busy ones.
+    for (let i = 0; i < 5000; i++) {
+      const pid = i % 2 === 0 ? 1 + ((i >> 1) % 45) : 1 + (i % 7);
+      const seq = seqs.get(pid) ?? 0;
+      const data = batch(seq, 1, { pid });
+      const c = checkBatch(data, 0, data.length);
+      if (!c.ok) throw new Error(c.reason);
+      draft.reset(Date.now());
+      expect(draft.admit([c], data, i, false)).toBeUndefined();
+      states.apply(draft);
+      seqs.set(pid, seq + 1);
+      order = [...order.filter((p) => p !== pid), pid].slice(-40);
+      expect(states.list(Date.now()).map((p) => p.producerId)).toEqual(order);
+    }
   });
 
   test("a producer dropped as expired while its group is written is recorded again, with the group's batch", () => {
