@@ -1,17 +1,18 @@
 // Cache modes: the `cache` option, tail reads served from memory without a
 // system call, catch-up reads that leave the page cache as they found it and
-// never enter the tail cache, the store-wide budget, O_DIRECT fallback,
-// invalidation on truncation, retention and roll, and results byte for byte
-// the same as pagecache mode's for random reads and sendTo.
+// never enter the tail cache, the store-wide budget, appends encoded into
+// the tail cache's memory (reused only once settled and unseen), O_DIRECT
+// fallback, invalidation on truncation, retention and roll, and results byte
+// for byte the same as pagecache mode's for random reads and sendTo.
 import { join } from 'node:path';
 import { afterEach, describe, expect, test, vi } from 'vitest';
 import { Log, type LogOptions, type ReadOptions } from '../src/log/log.js';
 import { File, probeDirectIO, stats } from '../src/native.js';
-import { appendTo, evict, fill, own, readAll } from './helpers/cache-logs.js';
+import { appendTo, evict, fill, own, readAll, value } from './helpers/cache-logs.js';
 import { injectFault } from './helpers/faults.js';
 import { Pace } from '../src/cache/pace.js';
-import { TailBudget, TailWindow } from '../src/cache/tail.js';
-import type { BatchHeader } from '../src/segment/batch.js';
+import { TailArena, TailBudget, TailWindow } from '../src/cache/tail.js';
+import { encodeBatch, type BatchHeader } from '../src/segment/batch.js';
 import type { Segment } from '../src/segment/segment.js';
 import { Semaphore } from '../src/cache/semaphore.js';
 import { LogStore } from '../src/store/store.js';
@@ -268,7 +269,7 @@ describe('the tail budget', () => {
 
   test('evicted blocks no reader saw are reused; blocks a reader got views of never change', () => {
     const budget = new TailBudget(64 * KiB);
-    const window = new TailWindow({} as Segment, budget, 0);
+    const window = new TailWindow({} as Segment, new TailArena(budget, MiB), 0);
     const file = { path: 'tail' } as File;
     let end = 0;
     const add = (fill: number) => {
@@ -300,6 +301,227 @@ describe('the tail budget', () => {
     expect(r.nextOffset).toBe(200);
     expect(log.cacheStats().tailMisses).toBe(1);
     await log.close();
+  });
+});
+
+describe('appends in own mode encode into the tail cache', () => {
+  const file = { path: 'tail' } as File;
+  const header = (offset: number, size: number) => ({ baseOffset: offset, lastOffset: offset, size }) as BatchHeader;
+  /** The bytes of each batch `window` holds, read from a snapshot; `sizes` maps a batch's position to its size. */
+  const batchesOf = (window: TailWindow, sizes: ReadonlyMap<number, number>) => {
+    const snapshot = window.bytesFrom(file, window.start);
+    const out: Buffer[] = [];
+    for (let at = window.start; at < window.end; at += sizes.get(at)!) out.push(Buffer.concat(snapshot.parts(at, at + sizes.get(at)!)));
+    return out;
+  };
+
+  test('a block evicted while an append that took memory from it is pending is reused only once that append is released', () => {
+    // 4 blocks of 4 KiB.
+    const budget = new TailBudget(16 * KiB);
+    const arena = new TailArena(budget, MiB);
+    const window = new TailWindow({} as Segment, arena, 0);
+    // No other append fits in what is left of its block.
+    const pending = arena.allocate(1500).fill(7);
+    let offset = 0;
+    // Appends written and settled after it: one block each, evicting the oldest, the pending one's first.
+    const append = (fill: number) => {
+      const data = arena.allocate(3000).fill(fill);
+      window.add([data], [header(offset++, data.length)]);
+      budget.trim();
+      arena.release(data);
+      return data;
+    };
+    const meanwhile = Array.from({ length: 40 }, (_, i) => append(i));
+    expect(arena.blockOf(pending)).toBeUndefined();
+    expect(meanwhile.filter((d) => d.buffer === pending.buffer)).toEqual([]);
+    expect(pending).toEqual(Buffer.alloc(1500, 7));
+    // Settled: its memory goes to the spares, and on to later appends.
+    arena.release(pending);
+    const after = Array.from({ length: 10 }, (_, i) => append(100 + i));
+    expect(after.some((d) => d.buffer === pending.buffer)).toBe(true);
+    expect(budget.used).toBeLessThanOrEqual(16 * KiB);
+  });
+
+  test('appends beyond maxPendingBytes take fresh memory, not the budget; once written they are copied into the cache', () => {
+    const budget = new TailBudget(64 * KiB);
+    const arena = new TailArena(budget, 8 * KiB);
+    const first = arena.allocate(3000);
+    arena.allocate(3000);
+    const used = budget.used;
+    const beyond = arena.allocate(3000).fill(3);
+    expect(arena.blockOf(beyond)).toBeUndefined();
+    expect(budget.used).toBe(used);
+    arena.release(first);
+    expect(arena.blockOf(arena.allocate(3000))).toBeDefined();
+    // The arena is at its bound again: the copy is the cache's, not an append's, and is made all the same.
+    const window = new TailWindow({} as Segment, arena, 0);
+    window.add([beyond], [header(0, beyond.length)]);
+    arena.release(beyond);
+    beyond.fill(9);
+    expect(window.batches).toBe(1);
+    expect(batchesOf(window, new Map([[0, 3000]]))).toEqual([Buffer.alloc(3000, 3)]);
+  });
+
+  test('a window drops whole batches up to the last one in an evicted block, also when its batches are out of block order', () => {
+    // 4 blocks of 4 KiB.
+    const budget = new TailBudget(16 * KiB);
+    const arena = new TailArena(budget, MiB);
+    const window = new TailWindow({} as Segment, arena, 0);
+    const added: Array<{ at: number; data: Buffer }> = [];
+    const add = (data: Buffer) => {
+      added.push({ at: window.end, data: Buffer.from(data) });
+      window.add([data], [header(added.length - 1, data.length)]);
+      budget.trim();
+    };
+    // Encoded first (block A, then full) but written after a caller's buffer, which is copied into block B.
+    const early = arena.allocate(3000).fill(1);
+    arena.release(arena.allocate(1000));
+    add(Buffer.alloc(2000, 0));
+    add(early);
+    arena.release(early);
+    // Later appends, a block each, until block A is evicted.
+    for (let i = 0; i < 10 && window.holds(1); i++) {
+      const data = arena.allocate(2500).fill(added.length);
+      add(data);
+      arena.release(data);
+    }
+    // Both batches went, though the first lies in block B, which is still there: what is left starts after them.
+    expect(window.holds(1)).toBe(false);
+    expect(window.holds(0)).toBe(false);
+    expect(window.start).toBe(5000);
+    expect(window.positionOf(0)).toBe(5000);
+    const kept = added.filter((b) => b.at >= window.start);
+    expect(kept.length).toBe(window.batches);
+    expect(batchesOf(window, new Map(added.map((b) => [b.at, b.data.length])))).toEqual(kept.map((b) => b.data));
+  });
+
+  test('close frees every block of the arena, also those only refused appends took', () => {
+    const budget = new TailBudget(MiB);
+    const arena = new TailArena(budget, MiB);
+    const other = new TailArena(budget, MiB);
+    other.allocate(100);
+    const held = budget.used;
+    const window = new TailWindow({} as Segment, arena, 0);
+    const a = arena.allocate(3000);
+    window.add([a], [header(0, a.length)]);
+    arena.release(a);
+    // Refused: its block has no batch in any window.
+    arena.release(arena.allocate(20 * KiB));
+    const b = arena.allocate(3000);
+    window.add([b], [header(1, b.length)]);
+    arena.release(b);
+    expect(budget.used).toBeGreaterThan(held + 20 * KiB);
+    window.drop();
+    arena.close();
+    expect(budget.used).toBe(held);
+    expect(arena.bytesHeld).toBe(0);
+  });
+
+  test("memory kept for reuse is bounded: 8 blocks' worth; a block larger than that is never kept", () => {
+    const budget = new TailBudget(64 * KiB);
+    const size = 3 * budget.blockBytes;
+    const fresh = vi.spyOn(Buffer, 'allocUnsafeSlow');
+    try {
+      for (const b of Array.from({ length: 10 }, () => budget.allocate(size))) budget.free(b);
+      fresh.mockClear();
+      Array.from({ length: 10 }, () => budget.allocate(size));
+      // 8 blocks' worth hold two of them.
+      expect(fresh.mock.calls.length).toBe(8);
+      budget.free(budget.allocate(9 * budget.blockBytes));
+      fresh.mockClear();
+      budget.allocate(9 * budget.blockBytes);
+      expect(fresh.mock.calls.length).toBe(1);
+    } finally {
+      fresh.mockRestore();
+    }
+  });
+
+  test("appendBatches: the caller's buffer is copied into the cache at once, and the copy released once written", async () => {
+    const log = await Log.open(await tempDir(), { cache: own({ tailBytes: 64 * KiB }) });
+    const records = (from: number) => Array.from({ length: 3 }, (_, i) => ({ value: value(from + i, 1000) }));
+    const fresh = vi.spyOn(Buffer, 'allocUnsafeSlow');
+    try {
+      for (let i = 0; i < 300; i++) {
+        const buffer = encodeBatch(records(3 * i));
+        const done = log.appendBatches(buffer);
+        // The caller reuses its buffer as soon as the call returns.
+        buffer.fill(0);
+        await done;
+      }
+      // 300 appends of 3 KB, 16 blocks of 4 KiB in the budget: settled copies' blocks are reused once evicted.
+      expect(fresh.mock.calls.length).toBeLessThan(40);
+    } finally {
+      fresh.mockRestore();
+    }
+    const read: number[] = [];
+    for await (const r of log.records(0)) if (r.value!.equals(value(r.offset, 1000))) read.push(r.offset);
+    expect(read).toEqual(Array.from({ length: 900 }, (_, i) => i));
+    await log.records(890).next();
+    expect(log.cacheStats().tailHits).toBeGreaterThan(0);
+    await log.close();
+  });
+
+  test.each([
+    ['a tail budget smaller than maxPendingBytes', 16 * KiB],
+    ['no tail cache (the encode ring)', 0],
+  ])('every record reads back after many evictions, with appends in flight beyond maxPendingBytes: %s', async (_, tailBytes) => {
+    // Appends not yet written take up to twice the budget: blocks of unsettled appends are evicted under them.
+    const log = await Log.open(await tempDir(), { cache: own({ tailBytes }), segmentBytes: 256 * KiB, maxPendingBytes: 32 * KiB });
+    const random = new Random(60);
+    /** Value sizes by offset: each record's value names its offset (value()). */
+    const sizes: number[] = [];
+    const batch = () =>
+      Array.from({ length: random.int(1, 4) }, () => {
+        const offset = sizes.length;
+        sizes.push(random.int(10, 3000));
+        return { value: value(offset, sizes[offset]!) };
+      });
+    /** The offsets from `from` on whose records read back as appended. */
+    const intact = async (from: number) => {
+      const out: number[] = [];
+      for await (const r of log.records(from)) if (r.value!.equals(value(r.offset, sizes[r.offset]!))) out.push(r.offset);
+      return out;
+    };
+    const offsets = (from: number) => Array.from({ length: sizes.length - from }, (_, i) => from + i);
+    const inFlight = new Set<Promise<unknown>>();
+    for (let round = 0; round < 15; round++) {
+      const start = sizes.length;
+      // Up to 16 appends (~60 KB) in flight: each new one is encoded while earlier ones wait to be written.
+      for (let i = 0; i < 40; i++) {
+        if (inFlight.size >= 16) await Promise.race(inFlight);
+        const values = batch();
+        let append: Promise<unknown>;
+        if (random.chance(0.3)) {
+          const buffer = encodeBatch(values);
+          append = log.appendBatches(buffer);
+          buffer.fill(0);
+        } else {
+          append = log.append(values);
+        }
+        const tracked = append.finally(() => inFlight.delete(tracked));
+        inFlight.add(tracked);
+      }
+      await Promise.all(inFlight);
+      // One more, alone: its block is the newest, so the tail cache (if any) keeps it; a read takes views of it.
+      await log.append(batch());
+      expect(await intact(start)).toEqual(offsets(start));
+      const hits = log.cacheStats().tailHits;
+      expect(await intact(sizes.length - 1)).toEqual([sizes.length - 1]);
+      expect(log.cacheStats().tailHits - hits).toBe(tailBytes > 0 ? 1 : 0);
+    }
+    expect(await intact(0)).toEqual(offsets(0));
+    await log.close();
+  });
+
+  test('close frees the memory of a log whose refused appends took blocks no window holds', async () => {
+    const log = await Log.open(await tempDir(), { cache: own({ tailBytes: MiB }), maxMessageBytes: 10 * KiB });
+    await appendTo([log], 2, 1000);
+    // Encoded into a block of 24 KiB that it nearly fills, then refused: no later append fits in that block.
+    await expect(log.append([{ value: Buffer.alloc(24 * KiB - 100) }])).rejects.toMatchObject({ code: 'ERECORDTOOLARGE' });
+    await appendTo([log], 2, 1000);
+    expect(log.cacheStats().cacheBytes).toBeGreaterThan(24 * KiB);
+    await log.close();
+    expect(log.cacheStats().cacheBytes).toBe(0);
   });
 });
 

@@ -73,10 +73,13 @@ export class CacheGroup implements OwnCacheShared {
     this.#idle = this.#idle.filter((s) => s !== stream);
   }
 
-  /** A cache for one log that syncs as `syncs` says; `onError` gets failures that must stop the log (background writeback). */
-  attach(onError: (err: unknown) => void, syncs: SyncPolicy): LogCache {
+  /**
+   * A cache for one log that syncs as `syncs` says; `onError` gets failures that must stop the log (background
+   * writeback); its unsettled appends hold at most `maxPendingBytes` of the tail cache's memory.
+   */
+  attach(onError: (err: unknown) => void, syncs: SyncPolicy, maxPendingBytes: number): LogCache {
     const counters = new CacheCounters(this.counters);
-    const cache = this.mode === 'own' ? new OwnLog(this, counters, onError, syncs) : new PageCacheLog(counters);
+    const cache = this.mode === 'own' ? new OwnLog(this, counters, onError, syncs, maxPendingBytes) : new PageCacheLog(counters);
     this.#logs.add(cache);
     return cache;
   }

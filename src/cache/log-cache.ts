@@ -26,6 +26,20 @@ export interface SegmentSource {
   release(): void;
 }
 
+/**
+ * Memory appends are encoded (or copied) into before they are written. Own
+ * mode gives its tail cache's (tail.ts), so the cache keeps the bytes as
+ * written, without a copy; else the log uses a ring of its own.
+ */
+export interface AppendMemory {
+  /** `size` bytes; a bound function (encodeBatch takes it as its allocator). */
+  readonly allocate: (size: number) => Buffer;
+  /** `bytes` copied into memory allocate() gives. */
+  copy(bytes: Uint8Array): Buffer;
+  /** The append that took `buffer` settled: written, or refused. Idempotent; a no-op for memory from elsewhere. */
+  release(buffer: Buffer): void;
+}
+
 /** When the log makes its data durable: after every group, now and then (interval, bytes, messages), never. */
 export type SyncPolicy = 'always' | 'periodic' | 'none';
 
@@ -51,6 +65,8 @@ export interface LogCache {
   truncated(): void;
   /** Memory held now. */
   readonly cacheBytes: number;
+  /** Where appends encode into; undefined: the log's own ring. */
+  readonly appendMemory: AppendMemory | undefined;
   /** Waits for background work and frees what the cache holds. */
   close(): Promise<void>;
 }
@@ -60,6 +76,7 @@ export class PageCacheLog implements LogCache {
   readonly mode = 'pagecache';
   readonly directIO = false;
   readonly cacheBytes = 0;
+  readonly appendMemory = undefined;
   readonly counters: CacheCounters;
   /** Reads and transfers under way; the addon's counters are taken over the time any is. */
   #open = 0;

@@ -17,7 +17,7 @@ import { CachedSource, CatchUpSource, TailSource, type CatchUpOwner } from './ow
 import { ReadAheadStream } from './read-ahead.js';
 import type { ReadCache } from './read-cache.js';
 import type { CacheCounters } from './stats.js';
-import { TailWindow, type TailBudget } from './tail.js';
+import { TailArena, TailWindow, type TailBudget } from './tail.js';
 import { WriteBehind } from './write-behind.js';
 
 /** What the logs of one store share in own mode (CacheGroup provides it). */
@@ -46,6 +46,8 @@ export class OwnLog implements LogCache, CatchUpOwner {
   readonly counters: CacheCounters;
   readonly #group: OwnCacheShared;
   readonly #windows = new Map<Segment, TailWindow>();
+  /** Where this log's appends are encoded: the tail cache's memory (undefined with tailBytes 0). */
+  readonly #arena: TailArena | undefined;
   #streams: ReadAheadStream[] = [];
   readonly #writeBehind: WriteBehind;
   /** O_DIRECT descriptors for catch-up reads, opened on first use; undefined where that failed. */
@@ -59,11 +61,16 @@ export class OwnLog implements LogCache, CatchUpOwner {
   #generation = 0;
   #closed = false;
 
-  /** `onError` gets failures of background writeback, which must stop the log like a failed fsync. */
-  constructor(group: OwnCacheShared, counters: CacheCounters, onError: (err: unknown) => void, syncs: SyncPolicy) {
+  /** `onError` gets failures of background writeback, which must stop the log like a failed fsync; appends not yet settled hold at most `maxPendingBytes` of the tail cache. */
+  constructor(group: OwnCacheShared, counters: CacheCounters, onError: (err: unknown) => void, syncs: SyncPolicy, maxPendingBytes: number) {
     this.#group = group;
     this.counters = counters;
     this.#writeBehind = new WriteBehind(onError, syncs);
+    this.#arena = group.budget === undefined ? undefined : new TailArena(group.budget, maxPendingBytes);
+  }
+
+  get appendMemory(): TailArena | undefined {
+    return this.#arena;
   }
 
   get directIO(): boolean {
@@ -71,8 +78,7 @@ export class OwnLog implements LogCache, CatchUpOwner {
   }
 
   get cacheBytes(): number {
-    let n = 0;
-    for (const w of this.#windows.values()) n += w.bytesHeld;
+    let n = this.#arena?.bytesHeld ?? 0;
     for (const s of this.#streams) n += s.bytesHeld;
     return n + (this.#group.readCache?.bytesHeld(this) ?? 0);
   }
@@ -184,17 +190,17 @@ export class OwnLog implements LogCache, CatchUpOwner {
 
   appended(segment: Segment, position: number, chunks: readonly Uint8Array[], headers: readonly BatchHeader[]): void {
     this.#writeBehind.appended(segment, position + headers.reduce((n, h) => n + h.size, 0));
-    const budget = this.#group.budget;
-    if (budget === undefined) return;
+    const arena = this.#arena;
+    if (arena === undefined) return;
     let window = this.#windows.get(segment);
     if (window?.end !== position) {
       // A new segment, or bytes missed (a window must end where the segment's data does).
       window?.drop();
-      window = new TailWindow(segment, budget, position);
+      window = new TailWindow(segment, arena, position);
       this.#windows.set(segment, window);
     }
     window.add(chunks, headers);
-    budget.trim();
+    this.#group.budget!.trim();
   }
 
   synced(segment: Segment, end: number): void {
@@ -238,6 +244,7 @@ export class OwnLog implements LogCache, CatchUpOwner {
     await this.#writeBehind.drain();
     const direct = [...this.#direct.values()];
     this.removed([...new Set([...this.#windows.keys(), ...this.#direct.keys()])]);
+    this.#arena?.close();
     this.#group.readCache?.dropOwner(this);
     await Promise.all(direct.map((f) => f.then((file) => file?.close()).catch(() => undefined)));
     this.#closed = true;

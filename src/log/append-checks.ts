@@ -16,15 +16,15 @@ import { OFF_LEADER_EPOCH, writeI32 } from '../segment/batch-header.js';
 import { checkBytes } from '../validate.js';
 import { encodeControlBatch, parseControlBatch } from '../segment/control-record.js';
 import type { CheckedBatch, PreparedAppend } from './append-queue.js';
-import type { EncodeRing } from './encode-ring.js';
+import type { AppendMemory } from '../cache/log-cache.js';
 import { checkAppendBatchesOptions, checkAppendOptions, checkControlOptions, NEVER, type LogConfig } from './options.js';
 
 /**
- * append(): `records` encoded as one batch into `ring` memory (with the
+ * append(): `records` encoded as one batch into `memory` (with the
  * epoch and LogAppendTime stamp that `options` and `rules` ask for) and
  * checked; a refusal gives the memory back.
  */
-export function prepareRecords(records: RecordInput[], options: unknown, compression: string, rules: AppendRules, ring: EncodeRing): PreparedAppend {
+export function prepareRecords(records: RecordInput[], options: unknown, compression: string, rules: AppendRules, memory: AppendMemory): PreparedAppend {
   const o = checkAppendOptions(options);
   if (rules.keyed) checkRecordKeys(records);
   const now = o.timestamp ?? Date.now();
@@ -32,32 +32,32 @@ export function prepareRecords(records: RecordInput[], options: unknown, compres
   // The base offset is set when its turn comes.
   const encode: EncodeOptions = { baseOffset: 0, compression, now, partitionLeaderEpoch: o.leaderEpoch };
   if (logAppendTime >= 0) encode.logAppendTime = logAppendTime;
-  const data = encodeBatch(records, encode, ring.allocate);
+  const data = encodeBatch(records, encode, memory.allocate);
   try {
     checkEncodedAppend(data.length, records, now, rules);
   } catch (err) {
-    ring.release(data);
+    memory.release(data);
     throw err;
   }
   // Just encoded: its header is known good, no need to recompute the CRC.
   return { data, checks: [{ ok: true, header: readBatchHeader(data, 0) }], logAppendTime, producers: false, replication: false };
 }
 
-/** appendBatches(): the caller's batches checked, copied into `ring` memory (the caller may reuse its buffer) and stamped there. */
-export function prepareBatches(buffer: Uint8Array, options: unknown, rules: AppendRules, ring: EncodeRing): PreparedAppend {
+/** appendBatches(): the caller's batches checked, copied into `memory` (the caller may reuse its buffer) and stamped there. */
+export function prepareBatches(buffer: Uint8Array, options: unknown, rules: AppendRules, memory: AppendMemory): PreparedAppend {
   checkBytes('buffer', buffer);
   const o = checkAppendBatchesOptions(options);
   const now = Date.now();
   const checks = checkAppendedBatches(buffer, o.replication ? undefined : rules, now);
   const logAppendTime = o.logAppendTime >= 0 || o.replication || !rules.logAppendTime ? o.logAppendTime : now;
-  const data = ring.copy(buffer);
+  const data = memory.copy(buffer);
   stampBatches(data, checks, o.leaderEpoch, logAppendTime);
   return { data, checks, logAppendTime, producers: checks.some((c) => c.header.producerId >= 0), replication: o.replication };
 }
 
-/** appendControl(): the marker encoded as Kafka's control batch into `ring` memory. */
-export function prepareControl(options: unknown, ring: EncodeRing): PreparedAppend {
-  const data = encodeControlBatch(checkControlOptions(options), ring.allocate);
+/** appendControl(): the marker encoded as Kafka's control batch into `memory`. */
+export function prepareControl(options: unknown, memory: AppendMemory): PreparedAppend {
+  const data = encodeControlBatch(checkControlOptions(options), memory.allocate);
   return { data, checks: [{ ok: true, header: readBatchHeader(data, 0) }], logAppendTime: -1, producers: true, replication: false };
 }
 

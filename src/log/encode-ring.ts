@@ -7,13 +7,15 @@
 // When the ring has no room (or a batch is larger than it), memory comes from
 // a fresh Buffer as before, so the ring bounds memory, never appends.
 
+import type { AppendMemory } from '../cache/log-cache.js';
+
 interface Region {
   start: number;
   end: number;
   released: boolean;
 }
 
-export class EncodeRing {
+export class EncodeRing implements AppendMemory {
   readonly #capacity: number;
   /**
    * Allocated by the first append: a log opened only to read holds none (an

@@ -11,7 +11,7 @@
 //   cleaner.ts       compaction passes (cleaned-swap.ts, key-map.ts, cleaned-point.ts)
 import type { Writable } from 'node:stream';
 import { logCacheStats } from '../cache/group.js';
-import type { LogCache } from '../cache/log-cache.js';
+import type { AppendMemory, LogCache } from '../cache/log-cache.js';
 import { residency, type CacheStats, type Residency } from '../cache/stats.js';
 import { SeglogError } from '../errors.js';
 import type { LogRecord, RecordInput } from '../segment/batch.js';
@@ -86,8 +86,8 @@ export class Log {
   readonly #cache: LogCache;
   readonly #flusher: Flusher;
   readonly #queue: AppendQueue;
-  /** Memory appends encode into, reused once each append settled. */
-  readonly #ring: EncodeRing;
+  /** Memory appends encode into, reused once each append settled: the own cache's tail, else a ring. */
+  readonly #appendMemory: AppendMemory;
   readonly #commit: GroupCommit;
   readonly #reader: LogReader;
   readonly #followers: Followers;
@@ -119,7 +119,7 @@ export class Log {
     this.#marker = new MarkerOnOpen(dir, loaded.markerOnDisk, fail);
     const segments = new LogSegments(loaded.segments, context.logStartOffset);
     this.#segments = segments;
-    this.#cache = context.cache.attach(fail, syncPolicyOf(config.flush));
+    this.#cache = context.cache.attach(fail, syncPolicyOf(config.flush), config.maxPendingBytes);
     this.#flusher = new Flusher(segments, loaded.durableEnd, config.flush, fail, failure);
     const followers = (this.#followers = new Followers());
     this.#epochs = loaded.epochs;
@@ -133,8 +133,8 @@ export class Log {
     segments.listen(this.#epochs);
     segments.listen(this.#highWatermark);
     segments.listen(followers);
-    this.#ring = new EncodeRing(Math.min(config.maxPendingBytes, ENCODE_RING_BYTES));
-    this.#queue = new AppendQueue(config.maxPendingBytes, (take) => this.#commit.commit(take), (data) => this.#ring.release(data));
+    this.#appendMemory = this.#cache.appendMemory ?? new EncodeRing(Math.min(config.maxPendingBytes, ENCODE_RING_BYTES));
+    this.#queue = new AppendQueue(config.maxPendingBytes, (take) => this.#commit.commit(take), (data) => this.#appendMemory.release(data));
     this.#commit = new GroupCommit(dir, config, segmentConfig, {
       segments,
       flusher: this.#flusher,
@@ -297,7 +297,7 @@ export class Log {
     try {
       this.#checkWritable();
       // Encoded and checked before queueing, so a bad record is rejected at once.
-      return this.#enqueue(prepareRecords(records, options, this.#config.compression, this.#rules, this.#ring));
+      return this.#enqueue(prepareRecords(records, options, this.#config.compression, this.#rules, this.#appendMemory));
     } catch (err) {
       return Promise.reject(err);
     }
@@ -314,7 +314,7 @@ export class Log {
   appendBatches(buffer: Uint8Array, options?: AppendBatchesOptions): Promise<AppendResult> {
     try {
       this.#checkWritable();
-      return this.#enqueue(prepareBatches(buffer, options, this.#rules, this.#ring));
+      return this.#enqueue(prepareBatches(buffer, options, this.#rules, this.#appendMemory));
     } catch (err) {
       return Promise.reject(err);
     }
@@ -326,7 +326,7 @@ export class Log {
   #enqueue(prepared: PreparedAppend): Promise<AppendResult> {
     const { data } = prepared;
     if (data.length > this.#config.segmentBytes) {
-      this.#ring.release(data);
+      this.#appendMemory.release(data);
       throw new RangeError(`append of ${data.length} bytes exceeds segmentBytes ${this.#config.segmentBytes}`);
     }
     return this.#queue.append(prepared, this.#stillWritable);
@@ -342,7 +342,7 @@ export class Log {
   appendControl(marker: ControlOptions): Promise<AppendResult> {
     try {
       this.#checkWritable();
-      return this.#enqueue(prepareControl(marker, this.#ring));
+      return this.#enqueue(prepareControl(marker, this.#appendMemory));
     } catch (err) {
       return Promise.reject(err);
     }
