@@ -156,8 +156,13 @@ export class TailArena implements AppendMemory {
 
   /** Memory its live blocks hold. */
   get bytesHeld(): number {
+    return this.#liveBlocks().reduce((n, b) => n + b.bytes.length, 0);
+  }
+
+  /** #blocks without the ones freed since (pruned as blocks are taken too: a log whose stats are never read must not keep every block it ever took). */
+  #liveBlocks(): Block[] {
     this.#blocks = this.#blocks.filter((b) => b.live);
-    return this.#blocks.reduce((n, b) => n + b.bytes.length, 0);
+    return this.#blocks;
   }
 
   /**
@@ -167,13 +172,11 @@ export class TailArena implements AppendMemory {
    */
   readonly allocate = (size: number): Buffer => {
     if (this.#pending + size > this.#maxPending) return Buffer.allocUnsafe(size);
-    const b = this.#room(size);
-    const out = b.bytes.subarray(b.used, b.used + size);
-    b.used += size;
-    b.pending += size;
+    const { block, bytes } = this.#carve(size);
+    block.pending += size;
     this.#pending += size;
-    this.#regions.set(out, b);
-    return out;
+    this.#regions.set(bytes, block);
+    return bytes;
   };
 
   copy(bytes: Uint8Array): Buffer {
@@ -199,22 +202,21 @@ export class TailArena implements AppendMemory {
 
   /** `chunk` copied into the cache's own memory: no append holds it, whatever maxPendingBytes says. */
   keep(chunk: Uint8Array): { block: Block; bytes: Buffer } {
-    const block = this.#room(chunk.length);
-    const bytes = block.bytes.subarray(block.used, block.used + chunk.length);
-    block.used += chunk.length;
-    bytes.set(chunk);
-    return { block, bytes };
+    const carved = this.#carve(chunk.length);
+    carved.bytes.set(chunk);
+    return carved;
   }
 
-  /** The current block if `size` bytes fit in what is left of it, else a new one. */
-  #room(size: number): Block {
-    const b = this.#block;
-    if (b !== undefined && b.live && b.bytes.length - b.used >= size) return b;
-    // Pruned here too: a log whose stats are never read must not keep every block it ever took.
-    this.#blocks = this.#blocks.filter((x) => x.live);
-    this.#block = this.#budget.allocate(size);
-    this.#blocks.push(this.#block);
-    return this.#block;
+  /** `size` bytes carved out of the current block if they fit in what is left of it, else out of a new one. */
+  #carve(size: number): { block: Block; bytes: Buffer } {
+    let block = this.#block;
+    if (block === undefined || !block.live || block.bytes.length - block.used < size) {
+      block = this.#block = this.#budget.allocate(size);
+      this.#liveBlocks().push(block);
+    }
+    const bytes = block.bytes.subarray(block.used, block.used + size);
+    block.used += size;
+    return { block, bytes };
   }
 
   /** A window let go of its batches in `block`: the block is freed once no window holds any and no append will take more of it. */
@@ -303,25 +305,13 @@ export class TailWindow {
 
   /** Position of the cached batch holding `offset` or the first after it; undefined past the cached end. */
   positionOf(offset: number): number | undefined {
-    const i = this.#indexAtOrAfter(this.#lastOffsets, offset);
+    const i = firstAtOrAbove(this.#lastOffsets, offset, this.#first);
     return i === this.#lastOffsets.length ? undefined : this.#positions[i];
-  }
-
-  /** The first batch, from #first on, whose entry in `keys` (rising) is >= `key`. */
-  #indexAtOrAfter(keys: readonly number[], key: number): number {
-    let lo = this.#first;
-    let hi = keys.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (keys[mid]! < key) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
   }
 
   /** The cached bytes from `position` (a batch start inside the window) to its end, as a snapshot. */
   bytesFrom(file: File, position: number): TailBytes {
-    const from = this.#indexAtOrAfter(this.#positions, position);
+    const from = firstAtOrAbove(this.#positions, position, this.#first);
     for (let i = from; i < this.#blocks.length; i++) this.#blocks[i]!.shared = true;
     return new TailBytes(file.path, this.#positions.slice(from), this.#views.slice(from), this.#end);
   }
@@ -391,8 +381,10 @@ export class TailBytes implements ByteSource {
   /** Views of [start, end) (within the snapshot), one per batch it spans. */
   parts(start: number, end: number): Buffer[] {
     const out: Buffer[] = [];
-    let i = this.#batchAt(Math.max(start, this.#positions[0] ?? end));
-    for (let at = Math.max(start, this.#positions[0] ?? end); at < end; i++) {
+    const from = Math.max(start, this.#positions[0] ?? end);
+    // The batch holding `from`: the last one starting at or before it.
+    let i = firstAtOrAbove(this.#positions, from + 1, 0) - 1;
+    for (let at = from; at < end; i++) {
       const view = this.#views[i]!;
       const into = at - this.#positions[i]!;
       const n = Math.min(end - at, view.length - into);
@@ -401,16 +393,16 @@ export class TailBytes implements ByteSource {
     }
     return out;
   }
+}
 
-  /** The batch holding `position`. */
-  #batchAt(position: number): number {
-    let lo = 0;
-    let hi = this.#positions.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >>> 1;
-      if (this.#positions[mid]! <= position) lo = mid;
-      else hi = mid - 1;
-    }
-    return lo;
+/** The first index, from `from` on, whose entry in `keys` (rising) is >= `key`; keys.length when none is. */
+function firstAtOrAbove(keys: readonly number[], key: number, from: number): number {
+  let lo = from;
+  let hi = keys.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (keys[mid]! < key) lo = mid + 1;
+    else hi = mid;
   }
+  return lo;
 }
