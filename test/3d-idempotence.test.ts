@@ -8,7 +8,8 @@ import { afterEach, describe, expect, test } from 'vitest';
 import { Log, type LogOptions } from '../src/log/log.js';
 import { ProducerDraft } from '../src/log/producer-append.js';
 import { ProducerStates } from '../src/log/producer-state.js';
-import { BatchWindow } from '../src/log/batch-window.js';
+import { ProducerRows } from '../src/log/producer-rows.js';
+import { ProducerTable } from '../src/log/producer-table.js';
 import { checkBatch, encodeBatch } from '../src/segment/batch.js';
 import { injectFault } from './helpers/faults.js';
 import { tempDir } from './helpers/tmp.js';
@@ -85,30 +86,94 @@ describe('duplicates', () => {
   });
 });
 
-describe('the batch window', () => {
-  const push = (w: BatchWindow, first: number, last: number) => w.push(first, last, 0, 0, 0);
+describe("a producer's batches in its table row", () => {
+  const table = new ProducerTable();
+  const push = (r: number, first: number, last: number) => table.push(r, first, last, last * 10, last - first, 0);
 
   test('a batch that follows back-to-back batches spanning the whole sequence space may repeat the oldest', () => {
-    const w = new BatchWindow();
+    const r = table.allocate(1, 0);
     const quarter = 2 ** 29;
-    for (let q = 0; q < 4; q++) push(w, q * quarter, (q + 1) * quarter - 1);
+    for (let q = 0; q < 4; q++) push(r, q * quarter, (q + 1) * quarter - 1);
     // The next batch in order, 0 .. 2^29 - 1 after the wrap, is the oldest again.
-    expect(w.find(0, quarter - 1)).toBe(0);
+    expect(table.find(r, 0, quarter - 1)).toBe(0);
+    table.free(r);
   });
 
-  test('a copy holds the same batches in the same order, round the ring; a cleared window holds none', () => {
-    const w = new BatchWindow();
-    push(w, 20, 29);
-    push(w, 0, 9); // not back to back
-    for (let s = 10; s <= 50; s += 10) push(w, s, s + 9);
+  test('a copy holds the same batches in the same order, round the ring; a new epoch holds none', () => {
+    const r = table.allocate(1, 0);
+    push(r, 20, 29);
+    push(r, 0, 9); // not back to back
+    for (let s = 10; s <= 50; s += 10) push(r, s, s + 9);
     // The first two dropped out: the oldest held is 10..19, in the ring's third slot.
-    expect(w.size).toBe(5);
-    expect([w.find(10, 19), w.find(50, 59), w.find(60, 69), w.find(0, 9)]).toEqual([0, 4, -1, -1]);
-    const copy = new BatchWindow();
-    copy.copyFrom(w);
-    expect([copy.size, copy.find(50, 59), copy.find(10, 19), copy.lastSeq(4)]).toEqual([5, 4, 0, 59]);
-    copy.clear();
-    expect([copy.size, copy.find(10, 19)]).toEqual([0, -1]);
+    expect(table.size(r)).toBe(5);
+    expect([table.find(r, 10, 19), table.find(r, 50, 59), table.find(r, 60, 69), table.find(r, 0, 9)]).toEqual([0, 4, -1, -1]);
+    const copy = table.allocate(2, 3);
+    table.copy(r, copy);
+    expect([table.producerId(copy), table.epoch(copy), table.size(copy), table.find(copy, 50, 59), table.find(copy, 10, 19)]).toEqual([1, 0, 5, 4, 0]);
+    expect([table.lastSeq(copy, 4), table.lastOffset(copy, 4), table.offsetDelta(copy, 4), table.lastOffset(copy, 0)]).toEqual([59, 590, 9, 190]);
+    table.setEpoch(copy, 1);
+    expect([table.size(copy), table.find(copy, 10, 19), table.lastSequence(copy)]).toEqual([0, -1, -1]);
+    // The original is its own.
+    expect(table.find(r, 10, 19)).toBe(0);
+    table.free(r);
+    table.free(copy);
+  });
+
+  test('rows keep their numbers and contents as the table grows, and freed rows are reused', () => {
+    const t = new ProducerTable(2);
+    const rows = Array.from({ length: 200 }, (_, i) => {
+      const r = t.allocate(10_000_000_000 + i, i % 7);
+      t.push(r, i, i + 4, i * 5 + 4, 4, 1_700_000_000_000 + i);
+      t.setLastTimestamp(r, 1_700_000_000_000 + i);
+      return r;
+    });
+    expect(new Set(rows).size).toBe(200);
+    expect(t.capacity).toBeGreaterThanOrEqual(200);
+    rows.forEach((r, i) => {
+      expect([t.producerId(r), t.epoch(r), t.lastSequence(r), t.lastOffset(r, 0), t.timestamp(r, 0), t.lastTimestamp(r)]).toEqual([
+        10_000_000_000 + i, i % 7, i + 4, i * 5 + 4, 1_700_000_000_000 + i, 1_700_000_000_000 + i,
+      ]);
+    });
+    const capacity = t.capacity;
+    t.free(rows[17]!);
+    const again = t.allocate(5, 0);
+    expect(again).toBe(rows[17]);
+    // Taken again as a new producer's: nothing of the old one is left.
+    expect([t.producerId(again), t.size(again), t.txnFirstOffset(again), t.lastTimestamp(again), t.stamp(again), t.pendingAt(again), t.draft(again)]).toEqual([5, 0, -1, -1, 0, -1, -1]);
+    expect(t.capacity).toBe(capacity);
+  });
+});
+
+describe('which row holds a producer', () => {
+  test('finds every producer added and none deleted, through growth and deletions in the middle of collision runs', () => {
+    const rows = new ProducerRows();
+    const model = new Map<number, number>();
+    // Consecutive ids, ids past 2^32 that share their low half, and a fixed pseudo-random mix of adds and deletes.
+    const ids = [
+      ...Array.from({ length: 3000 }, (_, i) => i),
+      ...Array.from({ length: 500 }, (_, i) => 2 ** 32 * (i + 1) + 7),
+      ...Array.from({ length: 500 }, (_, i) => Number.MAX_SAFE_INTEGER - i),
+    ];
+    let x = 12345;
+    const next = () => (x = (Math.imul(x, 1103515245) + 12345) >>> 0);
+    for (let step = 0; step < 40_000; step++) {
+      const id = ids[next() % ids.length]!;
+      if (model.has(id) && next() % 3 === 0) {
+        rows.delete(id);
+        model.delete(id);
+      } else if (!model.has(id)) {
+        rows.add(id, step);
+        model.set(id, step);
+      }
+      if (step % 5000 === 4999) {
+        expect(rows.size).toBe(model.size);
+        for (const id of ids) expect(rows.get(id)).toBe(model.get(id) ?? -1);
+      }
+    }
+    rows.delete(123_456_789); // not there: nothing changes
+    expect(rows.size).toBe(model.size);
+    rows.clear();
+    expect([rows.size, rows.get(ids[0]!)]).toEqual([0, -1]);
   });
 });
 
@@ -334,7 +399,7 @@ describe('state', () => {
     }
   });
 
-  test("a producer dropped as expired while its group is written is recorded again, with the group's batch", () => {
+  test("a producer that expires while its group is written is recorded again, with the group's batch", () => {
     const states = new ProducerStates({ expirationMs: 60_000, maxProducerIds: 10 });
     const now = Date.now();
     const draft = new ProducerDraft(states, now);
@@ -348,13 +413,63 @@ describe('state', () => {
     states.apply(draft);
     draft.reset(now);
     expect(append(5, 5, now)).toBeUndefined();
-    // What producerState() does 20 s later, while the group is being written: the producer's last batch is 70 s old.
-    states.removeExpired(now + 20_000);
+    // producerState() 20 s later, while the group is being written: the producer's last batch is 70 s old.
+    expect(states.list(now + 20_000)).toEqual([]);
     states.apply(draft);
     expect(states.list(now)).toMatchObject([{ producerId: PID, lastSequence: 9, lastOffset: 9 }]);
     // Known again: a retry of the batch is a duplicate.
     draft.reset(now);
     expect(append(5, 10, now)).toEqual({ baseOffset: 5, lastOffset: 9 });
+  });
+
+  test('the rows of expired producers are freed when a later group is applied, not while one is drafted', () => {
+    const states = new ProducerStates({ expirationMs: 1_000, maxProducerIds: 10 });
+    const t0 = Date.now();
+    const draft = new ProducerDraft(states, t0);
+    const append = (pid: number, offset: number, at: number) => {
+      const data = batch(0, 1, { pid, timestamp: at });
+      const c = checkBatch(data, 0, data.length);
+      if (!c.ok) throw new Error(c.reason);
+      expect(draft.admit([c], data, offset, false)).toBeUndefined();
+    };
+    append(1, 0, t0);
+    states.apply(draft);
+    draft.reset(t0 + 70_000);
+    append(2, 1, t0 + 70_000);
+    // Expired, so left out of answers, but its row stays while the group is drafted.
+    expect(states.list(t0 + 70_000).map((p) => p.producerId)).toEqual([]);
+    expect(states.row(1)).toBeGreaterThanOrEqual(0);
+    states.apply(draft);
+    expect(states.row(1)).toBe(-1);
+    expect(states.list(t0 + 70_000).map((p) => p.producerId)).toEqual([2]);
+  });
+
+  test('a group that needs more rows than the table has grows it, keeping the rows it marked and drafted', () => {
+    const states = new ProducerStates({ expirationMs: 3_600_000, maxProducerIds: 10_000 });
+    const now = Date.now();
+    const draft = new ProducerDraft(states, now);
+    const append = (pid: number, seq: number, offset: number) => {
+      const data = batch(seq, 1, { pid, timestamp: now });
+      const c = checkBatch(data, 0, data.length);
+      if (!c.ok) throw new Error(c.reason);
+      return draft.admit([c], data, offset, false);
+    };
+    for (let pid = 1; pid <= 10; pid++) append(pid, 0, pid - 1);
+    states.apply(draft);
+    const capacity = states.table.capacity;
+    draft.reset(now);
+    // Pending batches of the 10 known producers, then a draft of one, then more new producers than the table has rows.
+    for (let pid = 1; pid <= 10; pid++) expect(append(pid, 1, 10 + pid - 1)).toBeUndefined();
+    expect(append(3, 2, 20)).toBeUndefined();
+    for (let pid = 11; pid <= 10 + capacity; pid++) expect(append(pid, 0, 21 + pid - 11)).toBeUndefined();
+    expect(append(3, 2, 99_999)).toEqual({ baseOffset: 20, lastOffset: 20 });
+    states.apply(draft);
+    expect(states.table.capacity).toBeGreaterThan(capacity);
+    const listed = states.list(now);
+    expect(listed).toHaveLength(10 + capacity);
+    expect(listed.find((p) => p.producerId === 3)).toMatchObject({ lastSequence: 2, lastOffset: 20 });
+    expect(listed.find((p) => p.producerId === 7)).toMatchObject({ lastSequence: 1, lastOffset: 16 });
+    expect(listed.at(-1)).toMatchObject({ producerId: 10 + capacity, lastSequence: 0, lastOffset: 20 + capacity });
   });
 
   test('a failed write leaves the state as it was: the retry is written, not taken for a duplicate', async () => {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { CLEAN_SHUTDOWN_FILE, segmentFileName, snapshotOffsets, snapshotFileName } from '../src/layout.js';
 import { Log, type LogOptions } from '../src/log/log.js';
-import { ProducerEntry, ProducerStates, type TxnEvent } from '../src/log/producer-state.js';
+import { ProducerStates, type TxnEvent } from '../src/log/producer-state.js';
 import { encodeBatch } from '../src/segment/batch.js';
 import { txnIndexBytes } from './helpers/kafka-bytes.js';
 import { tempDir } from './helpers/tmp.js';
@@ -226,8 +226,13 @@ describe('interleaved transactions', () => {
 describe('the first unstable offset and the high watermark', () => {
   test('a transaction stays unstable until the high watermark passes its marker (Kafka\'s unreplicated transactions)', () => {
     const states = new ProducerStates({ expirationMs: 60_000, maxProducerIds: 10 });
-    const entry = (producerId: number) => Object.assign(new ProducerEntry(producerId, 0), { coordinatorEpoch: 0, lastTimestamp: Date.now() });
-    const apply = (changed: ProducerEntry[], events: TxnEvent[]) => states.apply({ changed, events, pushPending: () => undefined });
+    const entry = (producerId: number) => {
+      const r = states.table.allocate(producerId, 0);
+      states.table.setCoordinatorEpoch(r, 0);
+      states.table.setLastTimestamp(r, Date.now());
+      return r;
+    };
+    const apply = (changed: number[], events: TxnEvent[]) => states.apply({ changed, events, now: Date.now(), pushPending: () => undefined });
     apply([entry(1), entry(2)], [{ producerId: 1, firstOffset: 5 }, { producerId: 2, firstOffset: 8 }]);
     expect(states.firstUnstableOffset(0)).toBe(5);
     // 1 commits at 20: until the high watermark passes 20 its data is not stable.

@@ -5,10 +5,10 @@
 // draft reaches the state (ProducerStates.apply) only once its group is
 // written, so a failed write leaves the state as it was. A producer's first
 // change in a group is most often one batch of its epoch: that batch is
-// kept pending, checked against the state's entry and pushed onto it when
-// applied; a draft of the producer's entry (copied from the state's, and
-// back into it: most of the cost with many producers taking turns) is made
-// only when the group changes the producer again.
+// kept pending, checked against the state's row and pushed onto it when
+// applied; a draft row of the producer (a copy of the state's row, copied
+// back once written) is made only when the group changes the producer
+// again.
 //
 // Per batch with a producerId >= 0, for a producer's append (origin
 // 'client'): a batch of the same epoch and first and last sequence as one of
@@ -26,14 +26,8 @@
 import { SeglogError } from '../errors.js';
 import { parseControlBatch } from '../segment/control-record.js';
 import type { CheckedBatch } from './append-queue.js';
-import { BATCH_FIELDS, batchTimestamp, writeBatch } from './batch-window.js';
-import { incrementSequence, ProducerEntry, type ProducerChanges, type ProducerStates, type TxnEvent } from './producer-state.js';
-
-/** Spare entries a draft keeps: more than the producers of most groups, and a bound on what one huge group leaves behind. */
-const SPARE_KEPT = 1024;
-
-/** Numbers groups and appends across drafts, so that a stamp left on an entry by an earlier group (or another draft) never matches. */
-let stamps = 0;
+import { incrementSequence, type ProducerChanges, type ProducerStates, type TxnEvent } from './producer-state.js';
+import type { ProducerTable } from './producer-table.js';
 
 /** The offsets an original batch (or run of batches) got. */
 export interface DuplicateOf {
@@ -41,57 +35,75 @@ export interface DuplicateOf {
   lastOffset: number;
 }
 
+/** A pending batch's numbers, at these places of #pending. */
+const PENDING_FIELDS = 5;
+const P_FIRST_SEQ = 0;
+const P_LAST_SEQ = 1;
+const P_LAST_OFFSET = 2;
+const P_OFFSET_DELTA = 3;
+const P_TIMESTAMP = 4;
+
 export class ProducerDraft implements ProducerChanges {
   readonly #states: ProducerStates;
+  /** The state's table, which holds the draft rows too. */
+  readonly #table: ProducerTable;
   #now = 0;
-  /** This group's stamp: a state entry whose stamp is this one has its draft in its `draft` field. */
+  /** This group's stamp: a state row stamped with it has its draft row (or a pending batch) in this group. */
   #group = 0;
   /**
-   * The producers the group's admitted appends changed, one per producer, in
-   * the order first changed: the group's draft of each, or the state's entry
-   * of one whose one change is a pending batch (the state's entries are
-   * untouched but for the draft's marks: stamp, draft, pendingAt).
+   * The rows of the producers the group's admitted appends changed, one per
+   * producer, in the order first changed: the group's draft row of each, or
+   * the state's row of one whose one change is a pending batch (the state's
+   * rows are untouched but for the draft's marks: stamp, draft, pendingAt).
    */
-  readonly changed: ProducerEntry[] = [];
-  /** The pending batches in batch-window.ts's layout, and where each one's entry is in `changed` (both kept from group to group). */
+  readonly changed: number[] = [];
+  /** The pending batches, PENDING_FIELDS numbers each, and where each one's row is in `changed` (both kept from group to group). */
   readonly #pending: number[] = [];
   readonly #pendingChangedAt: number[] = [];
   #pendingCount = 0;
-  /** The entries taken for the group (drafts, saved copies), given back to #spare when the next group starts. */
-  readonly #taken: ProducerEntry[] = [];
-  /** Drafts of producers the state has no entry for. */
-  readonly #fresh = new Map<number, ProducerEntry>();
+  /** The rows taken for the group (drafts, saved copies), given back to the table when the next group starts. */
+  readonly #taken: number[] = [];
+  /** Draft rows of producers the state has no row for. */
+  readonly #fresh = new Map<number, number>();
   /** Transactions opened and ended by the group's admitted appends, in offset order. */
   readonly events: TxnEvent[] = [];
-  /** Entries not in use, taken again for drafts and saved copies: an append allocates none. At most SPARE_KEPT. */
-  readonly #spare: ProducerEntry[] = [];
   /**
    * While an append of several batches is checked: its stamp (0 otherwise),
-   * and the drafts made before it that it changed, each with a copy as it
-   * was (to put back when the append is refused). An
-   * append of one batch needs none: it is refused, or found a duplicate,
-   * before it changes anything.
+   * and the draft rows made before it that it changed, each with a copy as
+   * it was (to put back when the append is refused). An append of one batch
+   * needs none: it is refused, or found a duplicate, before it changes
+   * anything.
    */
   #append = 0;
-  readonly #saved: ProducerEntry[] = [];
-  readonly #savedAs: ProducerEntry[] = [];
+  readonly #saved: number[] = [];
+  readonly #savedAs: number[] = [];
 
   constructor(states: ProducerStates, now: number) {
     this.#states = states;
+    this.#table = states.table;
     this.reset(now);
+  }
+
+  get now(): number {
+    return this.#now;
   }
 
   /** Empties the draft for the next group, checked at `now` (the log drafts one group at a time: one draft serves them all). */
   reset(now: number): this {
     this.#now = now;
-    this.#group = ++stamps;
+    this.#group = this.#table.nextStamp();
+    this.release();
     // Popped, not truncated: emptying an array by its length drops its storage, and the next group's push allocates it again.
-    while (this.#taken.length > 0) this.#release(this.#taken.pop()!);
     while (this.changed.length > 0) this.changed.pop();
     this.#pendingCount = 0;
     if (this.#fresh.size > 0) this.#fresh.clear();
     if (this.events.length > 0) this.events.length = 0;
     return this;
+  }
+
+  /** Gives the rows the group took back to the table (the group was applied or dropped). */
+  release(): void {
+    while (this.#taken.length > 0) this.#table.free(this.#taken.pop()!);
   }
 
   /**
@@ -102,7 +114,7 @@ export class ProducerDraft implements ProducerChanges {
    */
   admit(checks: readonly CheckedBatch[], data: Buffer, firstOffset: number, replication: boolean): DuplicateOf | undefined {
     if (checks.length === 1) return this.#admit(checks, data, firstOffset, replication);
-    this.#append = ++stamps;
+    this.#append = this.#table.nextStamp();
     const changedBefore = this.changed.length;
     const eventsBefore = this.events.length;
     try {
@@ -113,7 +125,7 @@ export class ProducerDraft implements ProducerChanges {
       throw err;
     } finally {
       this.#append = 0;
-      // The copies go back to the spare entries with the group's drafts.
+      // The copies go back to the table with the group's drafts.
       this.#saved.length = 0;
       this.#savedAs.length = 0;
     }
@@ -122,103 +134,110 @@ export class ProducerDraft implements ProducerChanges {
   /** The append was refused: its new drafts go (an append of several batches adds no pending batch), the ones it changed are as they were. */
   #undo(changedBefore: number, eventsBefore: number): void {
     for (let i = changedBefore; i < this.changed.length; i++) {
-      const d = this.changed[i]!;
-      const e = this.#states.entry(d.producerId);
-      if (e === undefined) this.#fresh.delete(d.producerId);
-      else e.stamp = 0;
+      const id = this.#table.producerId(this.changed[i]!);
+      const e = this.#states.row(id);
+      if (e < 0) this.#fresh.delete(id);
+      else this.#table.setStamp(e, 0);
     }
     this.changed.length = changedBefore;
-    for (let i = 0; i < this.#saved.length; i++) this.#savedAs[i]!.copyFrom(this.#saved[i]!);
+    for (let i = 0; i < this.#saved.length; i++) this.#table.copy(this.#saved[i]!, this.#savedAs[i]!);
     this.events.length = eventsBefore;
   }
 
-  #take(producerId: number, epoch: number): ProducerEntry {
-    const e = this.#spare.pop() ?? new ProducerEntry(producerId, epoch);
-    this.#taken.push(e);
-    return e;
-  }
-
-  #release(e: ProducerEntry): void {
-    if (this.#spare.length < SPARE_KEPT) this.#spare.push(e);
+  /** A row for the group, holding a copy of row `from` (-1: `producerId`'s as a new producer in `epoch`). */
+  #take(from: number, producerId: number, epoch: number): number {
+    const r = this.#table.allocate(producerId, epoch);
+    if (from >= 0) this.#table.copy(from, r);
+    this.#taken.push(r);
+    return r;
   }
 
   /**
-   * The group's draft of `producerId` (undefined: none yet; made now from
-   * its pending batch if it has one); `e` is the state's entry.
+   * The group's draft row of `producerId` (-1: none yet; made now from its
+   * pending batch if it has one); `e` is the state's row (-1: none).
    */
-  #draftOf(producerId: number, e: ProducerEntry | undefined): ProducerEntry | undefined {
-    if (e !== undefined) return e.stamp !== this.#group ? undefined : (e.draft ?? this.#fromPending(e));
-    return this.#fresh.size === 0 ? undefined : this.#fresh.get(producerId);
+  #draftOf(producerId: number, e: number): number {
+    const t = this.#table;
+    if (e >= 0) {
+      if (t.stamp(e) !== this.#group) return -1;
+      const d = t.draft(e);
+      return d >= 0 ? d : this.#fromPending(e);
+    }
+    return this.#fresh.size === 0 ? -1 : (this.#fresh.get(producerId) ?? -1);
   }
 
-  /** Keeps the batch as the one change of the state's entry `e` in the group (see changed). */
-  #addPending(e: ProducerEntry, firstSeq: number, lastSeq: number, lastOffset: number, offsetDelta: number, timestamp: number): void {
+  /** Keeps the batch as the one change of the state's row `e` in the group (see changed). */
+  #addPending(e: number, firstSeq: number, lastSeq: number, lastOffset: number, offsetDelta: number, timestamp: number): void {
     const k = this.#pendingCount++;
+    const at = k * PENDING_FIELDS;
     // Filled in order: the arrays grow without holes.
-    writeBatch(this.#pending, k * BATCH_FIELDS, firstSeq, lastSeq, lastOffset, offsetDelta, timestamp);
+    this.#pending[at + P_FIRST_SEQ] = firstSeq;
+    this.#pending[at + P_LAST_SEQ] = lastSeq;
+    this.#pending[at + P_LAST_OFFSET] = lastOffset;
+    this.#pending[at + P_OFFSET_DELTA] = offsetDelta;
+    this.#pending[at + P_TIMESTAMP] = timestamp;
     this.#pendingChangedAt[k] = this.changed.length;
     this.changed.push(e);
-    e.stamp = this.#group;
-    e.draft = undefined;
-    e.pendingAt = k;
+    const t = this.#table;
+    t.setStamp(e, this.#group);
+    t.setDraft(e, -1);
+    t.setPendingAt(e, k);
   }
 
-  pushPending(e: ProducerEntry): void {
-    this.#pushPendingOnto(e, e.pendingAt);
+  pushPending(e: number): void {
+    this.#pushPendingOnto(e, this.#table.pendingAt(e));
   }
 
-  #pushPendingOnto(entry: ProducerEntry, k: number): void {
-    entry.batches.pushFrom(this.#pending, k * BATCH_FIELDS);
-    entry.lastTimestamp = batchTimestamp(this.#pending, k * BATCH_FIELDS);
+  #pushPendingOnto(r: number, k: number): void {
+    const p = this.#pending;
+    const at = k * PENDING_FIELDS;
+    this.#table.push(r, p[at + P_FIRST_SEQ]!, p[at + P_LAST_SEQ]!, p[at + P_LAST_OFFSET]!, p[at + P_OFFSET_DELTA]!, p[at + P_TIMESTAMP]!);
+    this.#table.setLastTimestamp(r, p[at + P_TIMESTAMP]!);
   }
 
-  /** The state's entry `e` with its pending batch becomes a draft, in its place in `changed`: the group changes the producer again. */
-  #fromPending(e: ProducerEntry): ProducerEntry {
-    const draft = this.#take(e.producerId, e.epoch);
-    draft.copyFrom(e);
-    this.#pushPendingOnto(draft, e.pendingAt);
+  /** The state's row `e` with its pending batch becomes a draft row, in its place in `changed`: the group changes the producer again. */
+  #fromPending(e: number): number {
+    const t = this.#table;
+    const k = t.pendingAt(e);
+    const draft = this.#take(e, t.producerId(e), t.epoch(e));
+    this.#pushPendingOnto(draft, k);
     // Not made by the append being checked: one of several batches saves it before changing it.
-    draft.stamp = 0;
-    this.changed[this.#pendingChangedAt[e.pendingAt]!] = draft;
-    e.draft = draft;
-    e.pendingAt = -1;
+    t.setStamp(draft, 0);
+    this.changed[this.#pendingChangedAt[k]!] = draft;
+    t.setDraft(e, draft);
+    t.setPendingAt(e, -1);
     return draft;
   }
 
   /**
-   * The draft this batch changes, in `epoch`: the group's (saved first when
-   * a multi-batch append changes it for the first time), or a new one made
-   * from `current` (the producer as the group found it, undefined: unknown).
-   * A new epoch forgets the batches of the old one (Kafka's
-   * maybeUpdateProducerEpoch).
+   * The draft row this batch changes, in `epoch`: the group's (saved first
+   * when a multi-batch append changes it for the first time), or a new one
+   * made from `current` (the producer's row as the group found it, -1:
+   * unknown); `e` is the state's row (-1: none). A new epoch forgets the
+   * batches of the old one (Kafka's maybeUpdateProducerEpoch).
    */
-  #own(producerId: number, e: ProducerEntry | undefined, draft: ProducerEntry | undefined, current: ProducerEntry | undefined, epoch: number): ProducerEntry {
-    if (draft === undefined) {
-      draft = this.#take(producerId, epoch);
-      if (current === undefined) draft.reset(producerId, epoch);
-      else draft.copyFrom(current);
-      draft.stamp = this.#append;
+  #own(producerId: number, e: number, draft: number, current: number, epoch: number): number {
+    const t = this.#table;
+    if (draft < 0) {
+      draft = this.#take(current, producerId, epoch);
+      t.setStamp(draft, this.#append);
       this.changed.push(draft);
-      if (e === undefined) this.#fresh.set(producerId, draft);
+      if (e < 0) this.#fresh.set(producerId, draft);
       else {
-        e.draft = draft;
-        e.stamp = this.#group;
+        t.setDraft(e, draft);
+        t.setStamp(e, this.#group);
       }
-    } else if (this.#append !== 0 && draft.stamp !== this.#append) {
-      const copy = this.#take(producerId, epoch);
-      copy.copyFrom(draft);
-      this.#saved.push(copy);
+    } else if (this.#append !== 0 && t.stamp(draft) !== this.#append) {
+      this.#saved.push(this.#take(draft, producerId, epoch));
       this.#savedAs.push(draft);
-      draft.stamp = this.#append;
+      t.setStamp(draft, this.#append);
     }
-    if (draft.epoch !== epoch) {
-      draft.epoch = epoch;
-      draft.batches.clear();
-    }
+    t.setEpoch(draft, epoch);
     return draft;
   }
 
   #admit(checks: readonly CheckedBatch[], data: Buffer, firstOffset: number, replication: boolean): DuplicateOf | undefined {
+    const t = this.#table;
     let duplicate: DuplicateOf | undefined;
     let duplicates = 0;
     let offset = firstOffset;
@@ -229,47 +248,49 @@ export class ProducerDraft implements ProducerChanges {
       position += h.size;
       const id = h.producerId;
       if (id < 0) continue;
-      const e = this.#states.entry(id);
+      const e = this.#states.row(id);
       const draft = this.#draftOf(id, e);
-      const current = draft ?? (e === undefined || this.#states.expired(e, this.#now) ? undefined : e);
-      if (current !== undefined && h.producerEpoch < current.epoch && !replication) {
-        throw new SeglogError('EPRODUCERFENCED', `epoch ${h.producerEpoch} of producer ${id} at offset ${first} is older than its epoch ${current.epoch} in the log`);
+      // The producer as the group found it: -1, unknown.
+      const current = draft >= 0 ? draft : e < 0 || this.#states.expired(e, this.#now) ? -1 : e;
+      if (current >= 0 && h.producerEpoch < t.epoch(current) && !replication) {
+        throw new SeglogError('EPRODUCERFENCED', `epoch ${h.producerEpoch} of producer ${id} at offset ${first} is older than its epoch ${t.epoch(current)} in the log`);
       }
       if (h.control) {
         const marker = parseControlBatch(data.subarray(position - h.size, position), h);
         // Checked whole before the append was queued.
         if (typeof marker === 'string') throw new SeglogError('ECORRUPT', marker);
-        const entry = this.#own(id, e, draft, current, h.producerEpoch);
-        entry.lastTimestamp = h.maxTimestamp;
-        entry.coordinatorEpoch = marker.coordinatorEpoch;
-        if (entry.currentTxnFirstOffset >= 0) {
-          this.events.push({ producerId: id, firstOffset: entry.currentTxnFirstOffset, lastOffset: first, aborted: marker.type === 'abort' });
-          entry.currentTxnFirstOffset = -1;
+        const r = this.#own(id, e, draft, current, h.producerEpoch);
+        t.setLastTimestamp(r, h.maxTimestamp);
+        t.setCoordinatorEpoch(r, marker.coordinatorEpoch);
+        const txn = t.txnFirstOffset(r);
+        if (txn >= 0) {
+          this.events.push({ producerId: id, firstOffset: txn, lastOffset: first, aborted: marker.type === 'abort' });
+          t.setTxnFirstOffset(r, -1);
         }
         continue;
       }
       const lastSeq = incrementSequence(h.baseSequence, h.lastOffsetDelta);
       if (!replication) {
         // Kafka's batchWithSequenceRange.
-        const original = current?.epoch === h.producerEpoch ? current.batches.find(h.baseSequence, lastSeq) : -1;
+        const original = current >= 0 && t.epoch(current) === h.producerEpoch ? t.find(current, h.baseSequence, lastSeq) : -1;
         if (original >= 0) {
-          const b = current!.batches;
           duplicates++;
-          duplicate = { baseOffset: duplicate?.baseOffset ?? b.lastOffset(original) - b.offsetDelta(original), lastOffset: b.lastOffset(original) };
+          const lastOffset = t.lastOffset(current, original);
+          duplicate = { baseOffset: duplicate?.baseOffset ?? lastOffset - t.offsetDelta(current, original), lastOffset };
           continue;
         }
-        checkSequence(current, id, h.producerEpoch, h.baseSequence, first);
+        checkSequence(t, current, id, h.producerEpoch, h.baseSequence, first);
       }
-      if (checks.length === 1 && draft === undefined && current !== undefined && current.epoch === h.producerEpoch && !h.transactional) {
+      if (checks.length === 1 && draft < 0 && current >= 0 && t.epoch(current) === h.producerEpoch && !h.transactional) {
         // The producer's first change in the group, and nothing but a batch (see changed).
         this.#addPending(current, h.baseSequence, lastSeq, offset - 1, offset - 1 - first, h.maxTimestamp);
         continue;
       }
-      const entry = this.#own(id, e, draft, current, h.producerEpoch);
-      entry.lastTimestamp = h.maxTimestamp;
-      entry.batches.push(h.baseSequence, lastSeq, offset - 1, offset - 1 - first, h.maxTimestamp);
-      if (h.transactional && entry.currentTxnFirstOffset < 0) {
-        entry.currentTxnFirstOffset = first;
+      const r = this.#own(id, e, draft, current, h.producerEpoch);
+      t.setLastTimestamp(r, h.maxTimestamp);
+      t.push(r, h.baseSequence, lastSeq, offset - 1, offset - 1 - first, h.maxTimestamp);
+      if (h.transactional && t.txnFirstOffset(r) < 0) {
+        t.setTxnFirstOffset(r, first);
         this.events.push({ producerId: id, firstOffset: first });
       }
     }
@@ -279,15 +300,15 @@ export class ProducerDraft implements ProducerChanges {
   }
 }
 
-/** Kafka's checkSequence: a new epoch starts at 0, a known one goes on from its last sequence; a producer the log does not know may start anywhere. */
-function checkSequence(current: ProducerEntry | undefined, producerId: number, epoch: number, firstSeq: number, offset: number): void {
-  if (current === undefined) return;
-  if (epoch !== current.epoch) {
+/** Kafka's checkSequence: a new epoch starts at 0, a known one goes on from its last sequence; a producer the log does not know (`current` -1) may start anywhere. */
+function checkSequence(t: ProducerTable, current: number, producerId: number, epoch: number, firstSeq: number, offset: number): void {
+  if (current < 0) return;
+  if (epoch !== t.epoch(current)) {
     if (firstSeq === 0) return;
     throw new SeglogError('EOUTOFORDERSEQUENCE', `new epoch ${epoch} of producer ${producerId} starts at sequence ${firstSeq}, not 0 (offset ${offset})`);
   }
   // Only markers in this epoch so far: Kafka's NO_SEQUENCE (-1), so the first batch starts at 0.
-  const lastSeq = current.lastSequence;
+  const lastSeq = t.lastSequence(current);
   if (firstSeq === incrementSequence(lastSeq, 1)) return;
   throw new SeglogError('EOUTOFORDERSEQUENCE', `sequence ${firstSeq} of producer ${producerId} (epoch ${epoch}) does not follow its last sequence ${lastSeq} (offset ${offset})`);
 }

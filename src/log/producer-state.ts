@@ -1,74 +1,19 @@
-// A log's producer state (Kafka's ProducerStateManager): per producerId its
-// epoch, its last 5 batches (sequences and offsets, to answer a retry with
-// the offsets the original got), its coordinator epoch and the first offset
-// of its open transaction; and the open transactions in offset order, whose
-// first gives the first unstable offset (what bounds the last stable
-// offset). Appends are checked against it in producer-append.ts; a group's
-// changes land here only once the group is written (apply). Snapshots
-// (producer-snapshot.ts) save and restore it.
+// A log's producer state (Kafka's ProducerStateManager): per producerId a
+// row of the producer table (its epoch, its last 5 batches, to answer a
+// retry with the offsets the original got, its coordinator epoch and the
+// first offset of its open transaction); the rows in recency order; and the
+// open transactions in offset order, whose first gives the first unstable
+// offset (what bounds the last stable offset). Appends are checked against
+// it in producer-append.ts; a group's changes land here only once the group
+// is written (apply). Snapshots (producer-snapshot.ts) save and restore it.
+//
+// Expired producers are left out of every answer at once and their rows
+// freed by a sweep when a group is applied (at most once a minute), never
+// while a group is drafted: a draft holds state rows by number.
 import type { AbortedTxn } from '../index/transaction-index.js';
-import { BatchWindow } from './batch-window.js';
 import type { SnapshotEntry } from './producer-snapshot.js';
-
-/**
- * One producer's state (Kafka's ProducerStateEntry): in the state, or a
- * group's draft of it (producer-append.ts), which is copied into the
- * state's entry once the group is written. Entries are changed in place,
- * not replaced: an append allocates none.
- */
-export class ProducerEntry {
-  producerId: number;
-  epoch: number;
-  /** All of `epoch`. */
-  readonly batches = new BatchWindow();
-  coordinatorEpoch = -1;
-  /** -1: no open transaction. */
-  currentTxnFirstOffset = -1;
-  lastTimestamp = -1;
-  /** In the state: its neighbours in recency order (ProducerStates). */
-  older: ProducerEntry | undefined = undefined;
-  newer: ProducerEntry | undefined = undefined;
-  /**
-   * The draft's bookkeeping (producer-append.ts), held here so that finding
-   * a producer's draft costs no lookup of its own: in the state, its draft
-   * in the group numbered `stamp`; in a draft, the append that made or saved
-   * it last.
-   */
-  draft: ProducerEntry | undefined = undefined;
-  stamp = 0;
-  /** In the state, while `stamp` is its group's and `draft` undefined: its pending batch in the group (ProducerChanges); -1: none. */
-  pendingAt = -1;
-
-  constructor(producerId: number, epoch: number) {
-    this.producerId = producerId;
-    this.epoch = epoch;
-  }
-
-  /** Becomes the entry of a producer the log does not know, in `epoch`. */
-  reset(producerId: number, epoch: number): void {
-    this.producerId = producerId;
-    this.epoch = epoch;
-    this.batches.clear();
-    this.coordinatorEpoch = -1;
-    this.currentTxnFirstOffset = -1;
-    this.lastTimestamp = -1;
-  }
-
-  copyFrom(other: ProducerEntry): void {
-    this.producerId = other.producerId;
-    this.epoch = other.epoch;
-    this.batches.copyFrom(other.batches);
-    this.coordinatorEpoch = other.coordinatorEpoch;
-    this.currentTxnFirstOffset = other.currentTxnFirstOffset;
-    this.lastTimestamp = other.lastTimestamp;
-  }
-
-  /** Sequence of the last batch of this epoch; -1 (Kafka's NO_SEQUENCE) when it has none (only markers). */
-  get lastSequence(): number {
-    const n = this.batches.size;
-    return n === 0 ? -1 : this.batches.lastSeq(n - 1);
-  }
-}
+import { ProducerRows } from './producer-rows.js';
+import { ProducerTable } from './producer-table.js';
 
 /** What Log.producerState() tells of one producer. */
 export interface ProducerInfo {
@@ -94,15 +39,18 @@ export interface TxnEvent {
 /** A group's changes (a ProducerDraft, producer-append.ts). */
 export interface ProducerChanges {
   /**
-   * One per producer the group changed, in the order first changed: a
-   * draft of its entry, or, when its one change is a batch of its epoch, the
-   * state's entry itself with that batch pending (pendingAt >= 0).
+   * Rows of the state's table, one per producer the group changed, in the
+   * order first changed: a draft row of the producer, or, when its one change
+   * is a batch of its epoch, the state's row itself with that batch pending
+   * (pendingAt >= 0).
    */
-  readonly changed: readonly ProducerEntry[];
+  readonly changed: readonly number[];
   /** Transactions opened and ended, in offset order. */
   readonly events: readonly TxnEvent[];
-  /** Pushes the pending batch of the state's entry `e` onto its window, as its newest. */
-  pushPending(e: ProducerEntry): void;
+  /** When the group was checked. */
+  readonly now: number;
+  /** Pushes the pending batch of the state's row `r` onto its batches, as its newest. */
+  pushPending(r: number): void;
 }
 
 export interface ProducerLimits {
@@ -110,17 +58,29 @@ export interface ProducerLimits {
   maxProducerIds: number;
 }
 
+/** The longest time between sweeps of expired producers' rows. */
+const SWEEP_MS = 60_000;
+
 export class ProducerStates {
   readonly #limits: ProducerLimits;
-  readonly #entries = new Map<number, ProducerEntry>();
+  /** The state's rows, and the drafts' (producer-append.ts): copying one into the other copies numbers. */
+  readonly table = new ProducerTable();
+  readonly #rows = new ProducerRows();
   /**
-   * The entries in recency order, linked through their older/newer fields:
-   * the least recently appending ones are evicted first when there are too
-   * many. A list, not the map's order: moving an entry to the end costs no
-   * map deletion and insertion (whose deleted slots make the map rehash).
+   * The state's rows in recency order, least recently appending (first
+   * evicted) first, from #orderStart to #orderEnd: a row that appends again
+   * is added at the end, and its earlier place stays behind, stale (a place
+   * counts only where #orderAt says its row is). Cheaper than a linked
+   * list, whose relinking touches two other producers' rows per append; the
+   * stale places are squeezed out when the array fills. #orderAt is a dense
+   * array apart from the rows, so squeezing reads no row.
    */
-  #oldest: ProducerEntry | undefined;
-  #newest: ProducerEntry | undefined;
+  #order = new Int32Array(64);
+  #orderStart = 0;
+  #orderEnd = 0;
+  /** Per row of the table: its place in #order; -1: none (not a state row). */
+  #orderAt = new Int32Array(0);
+  #nextSweep = 0;
   /** producerId -> first offset of its open transaction; in first-offset order (transactions open at the log end). */
   readonly #ongoing = new Map<number, number>();
   /**
@@ -134,49 +94,73 @@ export class ProducerStates {
     this.#limits = limits;
   }
 
-  /** The producer's entry, expired or not: see expired(). */
-  entry(producerId: number): ProducerEntry | undefined {
-    return this.#entries.get(producerId);
+  /** The producer's row, expired or not (see expired()); -1: none. */
+  row(producerId: number): number {
+    return this.#rows.get(producerId);
   }
 
-  /** Whether `e` expired at `now`: then its producer is as unknown, as after Kafka's expiry. */
-  expired(e: ProducerEntry, now: number): boolean {
-    return e.currentTxnFirstOffset < 0 && now - e.lastTimestamp >= this.#limits.expirationMs;
+  /** Whether row `r` expired at `now`: then its producer is as unknown, as after Kafka's expiry. */
+  expired(r: number, now: number): boolean {
+    return this.table.txnFirstOffset(r) < 0 && now - this.table.lastTimestamp(r) >= this.#limits.expirationMs;
   }
 
-  /** Adds `e` as the most recently appending. */
-  #link(e: ProducerEntry): void {
-    e.older = this.#newest;
-    e.newer = undefined;
-    if (this.#newest === undefined) this.#oldest = e;
-    else this.#newest.newer = e;
-    this.#newest = e;
+  /** Makes row `r` the most recently appending. */
+  #touch(r: number): void {
+    if (this.#orderEnd === this.#order.length) this.#squeezeOrder();
+    this.#orderAt[r] = this.#orderEnd;
+    this.#order[this.#orderEnd++] = r;
   }
 
-  #unlink(e: ProducerEntry): void {
-    if (e.older === undefined) this.#oldest = e.newer;
-    else e.older.newer = e.newer;
-    if (e.newer === undefined) this.#newest = e.older;
-    else e.newer.older = e.older;
-    e.older = e.newer = undefined;
+  /** Whether place `at` of the order is where its row is. */
+  #current(at: number): boolean {
+    return this.#orderAt[this.#order[at]!] === at;
   }
 
-  /** A new entry, the most recently appending. */
-  #add(producerId: number, epoch: number): ProducerEntry {
-    const e = new ProducerEntry(producerId, epoch);
-    this.#entries.set(producerId, e);
-    this.#link(e);
-    return e;
+  /** Drops the stale places (moving the rest to the front); grows the array when that leaves it over a quarter full, so squeezes stay rarer than appends. */
+  #squeezeOrder(): void {
+    let kept = 0;
+    for (let at = this.#orderStart; at < this.#orderEnd; at++) {
+      if (!this.#current(at)) continue;
+      const r = this.#order[at]!;
+      this.#order[kept] = r;
+      this.#orderAt[r] = kept++;
+    }
+    this.#orderStart = 0;
+    this.#orderEnd = kept;
+    if (kept * 4 > this.#order.length) {
+      const grown = new Int32Array(this.#order.length * 2);
+      grown.set(this.#order.subarray(0, kept));
+      this.#order = grown;
+    }
   }
 
-  #remove(e: ProducerEntry): void {
-    this.#entries.delete(e.producerId);
-    this.#unlink(e);
+  /** A new row for the producer, the most recently appending. */
+  #add(producerId: number, epoch: number): number {
+    const r = this.table.allocate(producerId, epoch);
+    if (r >= this.#orderAt.length) {
+      const grown = new Int32Array(this.table.capacity).fill(-1);
+      grown.set(this.#orderAt);
+      this.#orderAt = grown;
+    }
+    this.#rows.add(producerId, r);
+    this.#touch(r);
+    return r;
+  }
+
+  #remove(r: number): void {
+    this.#rows.delete(this.table.producerId(r));
+    this.#orderAt[r] = -1;
+    this.table.free(r);
+  }
+
+  /** The state's rows, least recently appending first. */
+  *#inOrder(): Generator<number> {
+    for (let at = this.#orderStart; at < this.#orderEnd; at++) if (this.#current(at)) yield this.#order[at]!;
   }
 
   /**
-   * A written group's changes: the producers' drafts (copied into their
-   * entries, which become the most recently appending) and, in offset
+   * A written group's changes: the producers' draft rows (copied into their
+   * state rows, which become the most recently appending) and, in offset
    * order, the transactions it opened and ended. Returns the transactions
    * it aborted with the last stable offset once each ended (Kafka's: the
    * first offset of the earliest other open transaction, else the marker's
@@ -184,22 +168,27 @@ export class ProducerStates {
    */
   apply(changes: ProducerChanges): readonly AbortedTxn[] {
     const { changed, events } = changes;
-    for (const draft of changed) {
-      if (draft.pendingAt >= 0) {
-        this.#applyPending(draft, changes);
+    const table = this.table;
+    for (let k = 0; k < changed.length; k++) {
+      const r = changed[k]!;
+      if (table.pendingAt(r) >= 0) {
+        // The state's row: no copies, as a draft would take.
+        changes.pushPending(r);
+        table.setPendingAt(r, -1);
+        this.#touch(r);
         continue;
       }
-      let e = this.#entries.get(draft.producerId);
-      if (e === undefined) e = this.#add(draft.producerId, draft.epoch);
-      else if (e !== this.#newest) {
-        this.#unlink(e);
-        this.#link(e);
-      }
-      e.copyFrom(draft);
-      // The draft's object is reused for other producers: not kept alive from here.
-      e.draft = undefined;
+      const id = table.producerId(r);
+      let e = this.#rows.get(id);
+      if (e < 0) e = this.#add(id, table.epoch(r));
+      else this.#touch(e);
+      table.copy(r, e);
     }
-    if (this.#entries.size > this.#limits.maxProducerIds) this.#evict();
+    if (this.#rows.size > this.#limits.maxProducerIds) this.#evict();
+    if (changes.now >= this.#nextSweep) {
+      this.#removeExpired(changes.now);
+      this.#nextSweep = changes.now + Math.min(this.#limits.expirationMs, SWEEP_MS);
+    }
     if (events.length === 0) return NONE_ABORTED;
     const aborted: AbortedTxn[] = [];
     for (const t of events) {
@@ -217,42 +206,19 @@ export class ProducerStates {
     return aborted;
   }
 
-  /** The state's entry `e` gets its pending batch (no copies of it, as a draft would take) and becomes the most recently appending. */
-  #applyPending(e: ProducerEntry, changes: ProducerChanges): void {
-    const now = this.#entries.get(e.producerId);
-    if (now !== e) {
-      // producerState() dropped it (expired) while its group was written: it is the producer's entry again.
-      if (now !== undefined) this.#remove(now);
-      this.#entries.set(e.producerId, e);
-      this.#link(e);
-    } else if (e !== this.#newest) {
-      this.#unlink(e);
-      this.#link(e);
-    }
-    changes.pushPending(e);
-    e.pendingAt = -1;
-  }
-
   /** Drops the least recently appending producers while there are too many (never one with an open transaction). */
   #evict(): void {
-    for (let e = this.#oldest; e !== undefined && this.#entries.size > this.#limits.maxProducerIds; ) {
-      const newer = e.newer;
-      if (e.currentTxnFirstOffset < 0) this.#remove(e);
-      e = newer;
+    for (let at = this.#orderStart; at < this.#orderEnd && this.#rows.size > this.#limits.maxProducerIds; at++) {
+      if (!this.#current(at)) continue;
+      const r = this.#order[at]!;
+      if (this.table.txnFirstOffset(r) < 0) this.#remove(r);
     }
+    while (this.#orderStart < this.#orderEnd && !this.#current(this.#orderStart)) this.#orderStart++;
   }
 
-  removeExpired(now: number): void {
-    for (let e = this.#oldest; e !== undefined; ) {
-      const newer = e.newer;
-      if (this.expired(e, now)) this.#remove(e);
-      e = newer;
-    }
-  }
-
-  /** The entries, least recently appending first. */
-  *#inOrder(): Generator<ProducerEntry> {
-    for (let e = this.#oldest; e !== undefined; e = e.newer) yield e;
+  /** Frees the rows of the producers expired at `now` (only between groups: see the top of this file). */
+  #removeExpired(now: number): void {
+    for (const r of this.#inOrder()) if (this.expired(r, now)) this.#remove(r);
   }
 
   /**
@@ -273,69 +239,75 @@ export class ProducerStates {
     return first;
   }
 
-  /** The live producers, least recently appended first. */
+  /** The producers not expired at `now`, least recently appended first. */
   list(now: number): ProducerInfo[] {
-    this.removeExpired(now);
-    return [...this.#inOrder()].map((e) => {
-      const n = e.batches.size;
-      return {
-        producerId: e.producerId,
-        producerEpoch: e.epoch,
-        lastSequence: e.lastSequence,
-        lastOffset: n === 0 ? -1 : e.batches.lastOffset(n - 1),
-        lastTimestamp: e.lastTimestamp,
-        currentTxnFirstOffset: e.currentTxnFirstOffset < 0 ? undefined : e.currentTxnFirstOffset,
-      };
-    });
+    const t = this.table;
+    const out: ProducerInfo[] = [];
+    for (const r of this.#inOrder()) {
+      if (this.expired(r, now)) continue;
+      const n = t.size(r);
+      const txn = t.txnFirstOffset(r);
+      out.push({
+        producerId: t.producerId(r),
+        producerEpoch: t.epoch(r),
+        lastSequence: t.lastSequence(r),
+        lastOffset: n === 0 ? -1 : t.lastOffset(r, n - 1),
+        lastTimestamp: t.lastTimestamp(r),
+        currentTxnFirstOffset: txn < 0 ? undefined : txn,
+      });
+    }
+    return out;
   }
 
-  /** Forgets everything (before a reload from a snapshot). */
+  /** Forgets everything (before a reload from a snapshot); rows a draft holds stay its own. */
   clear(): void {
-    this.#entries.clear();
-    this.#oldest = this.#newest = undefined;
+    for (const r of [...this.#inOrder()]) this.#remove(r);
+    this.#orderStart = this.#orderEnd = 0;
     this.#ongoing.clear();
     this.#ended = [];
   }
 
-  /** The state as snapshot entries: one per retained batch (see producer-snapshot.ts), one for a producer with none. */
+  /** The state at `now` as snapshot entries: one per retained batch (see producer-snapshot.ts), one for a producer with none. */
   toSnapshot(now: number): SnapshotEntry[] {
-    this.removeExpired(now);
+    const t = this.table;
     const out: SnapshotEntry[] = [];
-    const entry = (e: ProducerEntry, lastSequence: number, lastOffset: number, offsetDelta: number, timestamp: number): SnapshotEntry => ({
-      producerId: e.producerId,
-      epoch: e.epoch,
+    const entry = (r: number, lastSequence: number, lastOffset: number, offsetDelta: number, timestamp: number): SnapshotEntry => ({
+      producerId: t.producerId(r),
+      epoch: t.epoch(r),
       lastSequence,
       lastOffset,
       offsetDelta,
       timestamp,
-      coordinatorEpoch: e.coordinatorEpoch,
-      currentTxnFirstOffset: e.currentTxnFirstOffset,
+      coordinatorEpoch: t.coordinatorEpoch(r),
+      currentTxnFirstOffset: t.txnFirstOffset(r),
     });
-    for (const e of this.#inOrder()) {
-      const b = e.batches;
-      if (b.size === 0) out.push(entry(e, -1, -1, 0, e.lastTimestamp));
-      for (let i = 0; i < b.size; i++) out.push(entry(e, b.lastSeq(i), b.lastOffset(i), b.offsetDelta(i), b.timestamp(i)));
+    for (const r of this.#inOrder()) {
+      if (this.expired(r, now)) continue;
+      const n = t.size(r);
+      if (n === 0) out.push(entry(r, -1, -1, 0, t.lastTimestamp(r)));
+      for (let i = 0; i < n; i++) out.push(entry(r, t.lastSeq(r, i), t.lastOffset(r, i), t.offsetDelta(r, i), t.timestamp(r, i)));
     }
     return out;
   }
 
   /** Loads snapshot entries (after clear()); entries of one producer come oldest first, as toSnapshot writes them. */
   load(entries: readonly SnapshotEntry[], now: number): void {
+    const t = this.table;
     const txns: Array<[number, number]> = [];
     for (const s of entries) {
-      let e = this.#entries.get(s.producerId);
-      if (e === undefined) e = this.#add(s.producerId, s.epoch);
-      else if (e.epoch !== s.epoch) e.reset(s.producerId, s.epoch);
-      // The window keeps the last BATCHES_RETAINED.
-      if (s.lastOffset >= 0) e.batches.push(decrementSequence(s.lastSequence, s.offsetDelta), s.lastSequence, s.lastOffset, s.offsetDelta, s.timestamp);
-      e.coordinatorEpoch = s.coordinatorEpoch;
-      e.currentTxnFirstOffset = s.currentTxnFirstOffset;
-      e.lastTimestamp = s.timestamp;
+      let r = this.#rows.get(s.producerId);
+      if (r < 0) r = this.#add(s.producerId, s.epoch);
+      else if (t.epoch(r) !== s.epoch) t.reset(r, s.producerId, s.epoch);
+      // The row keeps the last BATCHES_RETAINED.
+      if (s.lastOffset >= 0) t.push(r, decrementSequence(s.lastSequence, s.offsetDelta), s.lastSequence, s.lastOffset, s.offsetDelta, s.timestamp);
+      t.setCoordinatorEpoch(r, s.coordinatorEpoch);
+      t.setTxnFirstOffset(r, s.currentTxnFirstOffset);
+      t.setLastTimestamp(r, s.timestamp);
     }
-    for (const e of this.#inOrder()) if (e.currentTxnFirstOffset >= 0) txns.push([e.producerId, e.currentTxnFirstOffset]);
+    for (const r of this.#inOrder()) if (t.txnFirstOffset(r) >= 0) txns.push([t.producerId(r), t.txnFirstOffset(r)]);
     txns.sort((a, b) => a[1] - b[1]);
     for (const [id, first] of txns) this.#ongoing.set(id, first);
-    this.removeExpired(now);
+    this.#removeExpired(now);
   }
 }
 

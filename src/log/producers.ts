@@ -85,18 +85,24 @@ export class Producers {
       await s.load();
       const reader = BatchReader.ofFile(s.log, s.size, HEADER_READ_BYTES);
       const draft = new ProducerDraft(this.#states, now);
-      await walkBatches(reader, {
-        baseOffset: s.baseOffset,
-        checkCrc: false,
-        gapsBelow: s.gapsBelow,
-        onBatch: (h, position) => {
-          if (h.lastOffset < from || h.producerId < 0) return undefined;
-          // Only a marker's record is read; data batches are known by their headers (and cost no await).
-          if (!h.control) return void draft.admit([{ ok: true, header: h }], EMPTY, h.baseOffset, true);
-          return reader.bytes(position, h.size).then((data) => void draft.admit([{ ok: true, header: h }], data, h.baseOffset, true));
-        },
-      });
-      const aborted = this.#states.apply(draft);
+      let aborted;
+      try {
+        await walkBatches(reader, {
+          baseOffset: s.baseOffset,
+          checkCrc: false,
+          gapsBelow: s.gapsBelow,
+          onBatch: (h, position) => {
+            if (h.lastOffset < from || h.producerId < 0) return undefined;
+            // Only a marker's record is read; data batches are known by their headers (and cost no await).
+            if (!h.control) return void draft.admit([{ ok: true, header: h }], EMPTY, h.baseOffset, true);
+            return reader.bytes(position, h.size).then((data) => void draft.admit([{ ok: true, header: h }], data, h.baseOffset, true));
+          },
+        });
+        aborted = this.#states.apply(draft);
+      } finally {
+        // The draft's rows go back to the table, applied or not.
+        draft.release();
+      }
       if (aborted.length > 0) await this.txnIndexes.append(s, aborted);
     }
   }
