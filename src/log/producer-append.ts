@@ -35,14 +35,6 @@ export interface DuplicateOf {
   lastOffset: number;
 }
 
-/** A pending batch's numbers, at these places of #pending. */
-const PENDING_FIELDS = 5;
-const P_FIRST_SEQ = 0;
-const P_LAST_SEQ = 1;
-const P_LAST_OFFSET = 2;
-const P_OFFSET_DELTA = 3;
-const P_TIMESTAMP = 4;
-
 export class ProducerDraft implements ProducerChanges {
   readonly #states: ProducerStates;
   /** The state's table, which holds the draft rows too. */
@@ -57,8 +49,12 @@ export class ProducerDraft implements ProducerChanges {
    * rows are untouched but for the draft's marks: stamp, draft, pendingAt).
    */
   readonly changed: number[] = [];
-  /** The pending batches, PENDING_FIELDS numbers each, and where each one's row is in `changed` (both kept from group to group). */
-  readonly #pending: number[] = [];
+  /** The pending batches, k-th at k of each array (kept from group to group): its numbers, and where its row is in `changed`. */
+  readonly #pendingFirstSeq: number[] = [];
+  readonly #pendingLastSeq: number[] = [];
+  readonly #pendingLastOffset: number[] = [];
+  readonly #pendingOffsetDelta: number[] = [];
+  readonly #pendingTimestamp: number[] = [];
   readonly #pendingChangedAt: number[] = [];
   #pendingCount = 0;
   /** The rows taken for the group (drafts, saved copies), given back to the table when the next group starts. */
@@ -169,13 +165,12 @@ export class ProducerDraft implements ProducerChanges {
   /** Keeps the batch as the one change of the state's row `e` in the group (see changed). */
   #addPending(e: number, firstSeq: number, lastSeq: number, lastOffset: number, offsetDelta: number, timestamp: number): void {
     const k = this.#pendingCount++;
-    const at = k * PENDING_FIELDS;
     // Filled in order: the arrays grow without holes.
-    this.#pending[at + P_FIRST_SEQ] = firstSeq;
-    this.#pending[at + P_LAST_SEQ] = lastSeq;
-    this.#pending[at + P_LAST_OFFSET] = lastOffset;
-    this.#pending[at + P_OFFSET_DELTA] = offsetDelta;
-    this.#pending[at + P_TIMESTAMP] = timestamp;
+    this.#pendingFirstSeq[k] = firstSeq;
+    this.#pendingLastSeq[k] = lastSeq;
+    this.#pendingLastOffset[k] = lastOffset;
+    this.#pendingOffsetDelta[k] = offsetDelta;
+    this.#pendingTimestamp[k] = timestamp;
     this.#pendingChangedAt[k] = this.changed.length;
     this.changed.push(e);
     const t = this.#table;
@@ -189,10 +184,9 @@ export class ProducerDraft implements ProducerChanges {
   }
 
   #pushPendingOnto(r: number, k: number): void {
-    const p = this.#pending;
-    const at = k * PENDING_FIELDS;
-    this.#table.push(r, p[at + P_FIRST_SEQ]!, p[at + P_LAST_SEQ]!, p[at + P_LAST_OFFSET]!, p[at + P_OFFSET_DELTA]!, p[at + P_TIMESTAMP]!);
-    this.#table.setLastTimestamp(r, p[at + P_TIMESTAMP]!);
+    const timestamp = this.#pendingTimestamp[k]!;
+    this.#table.push(r, this.#pendingFirstSeq[k]!, this.#pendingLastSeq[k]!, this.#pendingLastOffset[k]!, this.#pendingOffsetDelta[k]!, timestamp);
+    this.#table.setLastTimestamp(r, timestamp);
   }
 
   /** The state's row `e` with its pending batch becomes a draft row, in its place in `changed`: the group changes the producer again. */
