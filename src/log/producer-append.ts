@@ -109,7 +109,10 @@ export class ProducerDraft implements ProducerChanges {
    * EPRODUCERFENCED or EOUTOFORDERSEQUENCE (nothing recorded).
    */
   admit(checks: readonly CheckedBatch[], data: Buffer, firstOffset: number, replication: boolean): DuplicateOf | undefined {
-    if (checks.length === 1) return this.#admit(checks, data, firstOffset, replication);
+    if (checks.length === 1) {
+      if (!replication && this.#pendingInOrder(checks[0]!.header, firstOffset)) return undefined;
+      return this.#admit(checks, data, firstOffset, replication);
+    }
     this.#append = this.#table.nextStamp();
     const changedBefore = this.changed.length;
     const eventsBefore = this.events.length;
@@ -162,6 +165,23 @@ export class ProducerDraft implements ProducerChanges {
     return this.#fresh.size === 0 ? -1 : (this.#fresh.get(producerId) ?? -1);
   }
 
+  /**
+   * Most appends: one batch of a known producer, its first change in the
+   * group, in its epoch and following its last batch. Kept pending (see
+   * changed) after one look at the producer's row; false: left to #admit,
+   * with nothing recorded.
+   */
+  #pendingInOrder(h: CheckedBatch['header'], firstOffset: number): boolean {
+    if (h.producerId < 0 || h.control || h.transactional) return false;
+    const e = this.#states.row(h.producerId);
+    if (e < 0) return false;
+    const lastSeq = incrementSequence(h.baseSequence, h.lastOffsetDelta);
+    if (!this.#table.takesNext(e, this.#group, this.#now - this.#states.expirationMs, h.producerEpoch, h.baseSequence, lastSeq)) return false;
+    const lastOffset = firstOffset + h.lastOffsetDelta;
+    this.#addPending(e, h.baseSequence, lastSeq, lastOffset, h.lastOffsetDelta, h.maxTimestamp);
+    return true;
+  }
+
   /** Keeps the batch as the one change of the state's row `e` in the group (see changed). */
   #addPending(e: number, firstSeq: number, lastSeq: number, lastOffset: number, offsetDelta: number, timestamp: number): void {
     const k = this.#pendingCount++;
@@ -173,10 +193,7 @@ export class ProducerDraft implements ProducerChanges {
     this.#pendingTimestamp[k] = timestamp;
     this.#pendingChangedAt[k] = this.changed.length;
     this.changed.push(e);
-    const t = this.#table;
-    t.setStamp(e, this.#group);
-    t.setDraft(e, -1);
-    t.setPendingAt(e, k);
+    this.#table.markPending(e, this.#group, k);
   }
 
   pushPending(e: number): void {
@@ -184,9 +201,7 @@ export class ProducerDraft implements ProducerChanges {
   }
 
   #pushPendingOnto(r: number, k: number): void {
-    const timestamp = this.#pendingTimestamp[k]!;
-    this.#table.push(r, this.#pendingFirstSeq[k]!, this.#pendingLastSeq[k]!, this.#pendingLastOffset[k]!, this.#pendingOffsetDelta[k]!, timestamp);
-    this.#table.setLastTimestamp(r, timestamp);
+    this.#table.push(r, this.#pendingFirstSeq[k]!, this.#pendingLastSeq[k]!, this.#pendingLastOffset[k]!, this.#pendingOffsetDelta[k]!, this.#pendingTimestamp[k]!);
   }
 
   /** The state's row `e` with its pending batch becomes a draft row, in its place in `changed`: the group changes the producer again. */
@@ -281,7 +296,6 @@ export class ProducerDraft implements ProducerChanges {
         continue;
       }
       const r = this.#own(id, e, draft, current, h.producerEpoch);
-      t.setLastTimestamp(r, h.maxTimestamp);
       t.push(r, h.baseSequence, lastSeq, offset - 1, offset - 1 - first, h.maxTimestamp);
       if (h.transactional && t.txnFirstOffset(r) < 0) {
         t.setTxnFirstOffset(r, first);

@@ -104,6 +104,10 @@ export class ProducerStates {
     return this.table.txnFirstOffset(r) < 0 && now - this.table.lastTimestamp(r) >= this.#limits.expirationMs;
   }
 
+  get expirationMs(): number {
+    return this.#limits.expirationMs;
+  }
+
   /** Makes row `r` the most recently appending. */
   #touch(r: number): void {
     if (this.#orderEnd === this.#order.length) this.#squeezeOrder();
@@ -300,9 +304,9 @@ export class ProducerStates {
       else if (t.epoch(r) !== s.epoch) t.reset(r, s.producerId, s.epoch);
       // The row keeps the last BATCHES_RETAINED.
       if (s.lastOffset >= 0) t.push(r, decrementSequence(s.lastSequence, s.offsetDelta), s.lastSequence, s.lastOffset, s.offsetDelta, s.timestamp);
+      else t.setLastTimestamp(r, s.timestamp);
       t.setCoordinatorEpoch(r, s.coordinatorEpoch);
       t.setTxnFirstOffset(r, s.currentTxnFirstOffset);
-      t.setLastTimestamp(r, s.timestamp);
     }
     for (const r of this.#inOrder()) if (t.txnFirstOffset(r) >= 0) txns.push([t.producerId(r), t.txnFirstOffset(r)]);
     txns.sort((a, b) => a[1] - b[1]);

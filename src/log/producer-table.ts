@@ -212,7 +212,37 @@ export class ProducerTable {
     return this.#cold[r * COLD_DOUBLES + this.#slot(r, i) * SLOT_DOUBLES + 1]!;
   }
 
-  /** Records a batch as the newest (the oldest goes once BATCHES_RETAINED are held); not the row's last timestamp. */
+  /**
+   * Whether row `r` takes a batch of `epoch` from firstSeq to lastSeq as
+   * its next, the way most batches come: not stamped `stamp`, not expired
+   * (live: an open transaction, or its last timestamp after `staleBefore`),
+   * the same epoch, the batch following its last one and repeating none of
+   * its batches. False sends the batch through the whole rules. One pass
+   * over the row: checked through the accessors one by one, each would be a
+   * call, as the rules' function is too large to have them all inlined.
+   */
+  takesNext(r: number, stamp: number, staleBefore: number, epoch: number, firstSeq: number, lastSeq: number): boolean {
+    const d = r * ROW_DOUBLES;
+    const doubles = this.#doubles;
+    if (doubles[d + STAMP] === stamp) return false;
+    if (doubles[d + TXN_FIRST_OFFSET]! < 0 && doubles[d + LAST_TIMESTAMP]! <= staleBefore) return false;
+    const ints = this.#ints;
+    const i = r * ROW_INTS;
+    const n = ints[i + SIZE]!;
+    if (ints[i + EPOCH] !== epoch || n === 0) return false;
+    const first = ints[i + FIRST]!;
+    const newest = first + n - 1 < BATCHES_RETAINED ? first + n - 1 : first + n - 1 - BATCHES_RETAINED;
+    const last = ints[i + LAST_SEQ + newest]!;
+    // incrementSequence(last, 1): INT32_MAX wraps to 0.
+    if (firstSeq !== (last === 0x7fffffff ? 0 : last + 1)) return false;
+    for (let k = 0; k < n; k++) {
+      const s = first + k < BATCHES_RETAINED ? first + k : first + k - BATCHES_RETAINED;
+      if (ints[i + FIRST_SEQ + s] === firstSeq && ints[i + LAST_SEQ + s] === lastSeq) return false;
+    }
+    return true;
+  }
+
+  /** Records a batch as the newest (the oldest goes once BATCHES_RETAINED are held); its timestamp becomes the row's last. */
   push(r: number, firstSeq: number, lastSeq: number, lastOffset: number, offsetDelta: number, timestamp: number): void {
     const ints = this.#ints;
     const i = r * ROW_INTS;
@@ -231,6 +261,7 @@ export class ProducerTable {
     const c = r * COLD_DOUBLES + s * SLOT_DOUBLES;
     this.#cold[c] = lastOffset;
     this.#cold[c + 1] = timestamp;
+    this.#doubles[r * ROW_DOUBLES + LAST_TIMESTAMP] = timestamp;
   }
 
   // Marks: where a row is, for its owner (not copied with it).
@@ -247,6 +278,13 @@ export class ProducerTable {
   /** A stamp no row of this table had before (from 1; 0 marks none). */
   nextStamp(): number {
     return ++this.#stamps;
+  }
+
+  /** Marks state row `r` with the group's `stamp` and its pending batch `k`, no draft (producer-append.ts). */
+  markPending(r: number, stamp: number, k: number): void {
+    this.#doubles[r * ROW_DOUBLES + STAMP] = stamp;
+    this.#ints[r * ROW_INTS + PENDING_AT] = k;
+    this.#ints[r * ROW_INTS + DRAFT] = -1;
   }
 
   /** A state row's pending batch in its group (producer-append.ts); -1: none. */
