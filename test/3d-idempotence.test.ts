@@ -119,6 +119,29 @@ describe("a producer's batches in its table row", () => {
     table.free(copy);
   });
 
+  test('takesNext: only a batch in order, of the epoch, repeating none, on a live row not stamped by the group', () => {
+    const r = table.allocate(1, 2);
+    const live = 1_000_000;
+    // No batch yet: the whole rules decide (a new epoch's first batch, a producer of markers only).
+    expect(table.takesNext(r, 7, live - 1, 2, 0, 4)).toBe(false);
+    table.push(r, 0x7fffffff - 9, 0x7fffffff, 10, 9, live);
+    expect(table.takesNext(r, 7, live - 1, 2, 0, 4)).toBe(true); // INT32_MAX wraps to 0
+    expect(table.takesNext(r, 7, live - 1, 2, 1, 5)).toBe(false); // a gap
+    expect(table.takesNext(r, 7, live - 1, 3, 0, 4)).toBe(false); // another epoch
+    expect(table.takesNext(r, 7, live, 2, 0, 4)).toBe(false); // expired at that time
+    table.setTxnFirstOffset(r, 3);
+    expect(table.takesNext(r, 7, live, 2, 0, 4)).toBe(true); // an open transaction keeps it live
+    table.setStamp(r, 7);
+    expect(table.takesNext(r, 7, live - 1, 2, 0, 4)).toBe(false); // the group already holds it
+    // Back-to-back batches spanning the whole sequence space: the next in order repeats the oldest, a duplicate.
+    const w = table.allocate(2, 0);
+    const quarter = 2 ** 29;
+    for (let q = 0; q < 4; q++) push(w, q * quarter, (q + 1) * quarter - 1);
+    expect(table.takesNext(w, 0, -1, 0, 0, quarter - 1)).toBe(false);
+    table.free(r);
+    table.free(w);
+  });
+
   test('rows keep their numbers and contents as the table grows, and freed rows are reused', () => {
     const t = new ProducerTable(2);
     const rows = Array.from({ length: 200 }, (_, i) => {
