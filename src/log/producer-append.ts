@@ -26,8 +26,8 @@
 import { SeglogError } from '../errors.js';
 import { parseControlBatch } from '../segment/control-record.js';
 import type { CheckedBatch } from './append-queue.js';
-import { incrementSequence, type ProducerChanges, type ProducerStates, type TxnEvent } from './producer-state.js';
-import type { ProducerTable } from './producer-table.js';
+import type { ProducerChanges, ProducerStates, TxnEvent } from './producer-state.js';
+import { incrementSequence, type ProducerTable } from './producer-table.js';
 
 /** The offsets an original batch (or run of batches) got. */
 export interface DuplicateOf {

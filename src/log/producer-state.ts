@@ -13,7 +13,7 @@
 import type { AbortedTxn } from '../index/transaction-index.js';
 import type { SnapshotEntry } from './producer-snapshot.js';
 import { ProducerRows } from './producer-rows.js';
-import { ProducerTable } from './producer-table.js';
+import { decrementSequence, ProducerTable } from './producer-table.js';
 
 /** What Log.producerState() tells of one producer. */
 export interface ProducerInfo {
@@ -101,7 +101,7 @@ export class ProducerStates {
 
   /** Whether row `r` expired at `now`: then its producer is as unknown, as after Kafka's expiry. */
   expired(r: number, now: number): boolean {
-    return this.table.txnFirstOffset(r) < 0 && now - this.table.lastTimestamp(r) >= this.#limits.expirationMs;
+    return !this.table.live(r, now - this.#limits.expirationMs);
   }
 
   get expirationMs(): number {
@@ -317,13 +317,3 @@ export class ProducerStates {
 
 /** What apply() returns for a group that ended no transaction (most): nothing to allocate. */
 const NONE_ABORTED: readonly AbortedTxn[] = [];
-
-/** Kafka's DefaultRecordBatch.incrementSequence: sequences wrap from INT32_MAX to 0. */
-export function incrementSequence(sequence: number, increment: number): number {
-  return sequence > 0x7fffffff - increment ? increment - (0x7fffffff - sequence) - 1 : sequence + increment;
-}
-
-/** Kafka's DefaultRecordBatch.decrementSequence. */
-export function decrementSequence(sequence: number, decrement: number): number {
-  return sequence < decrement ? 0x7fffffff - (decrement - sequence) + 1 : sequence - decrement;
-}

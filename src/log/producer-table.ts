@@ -16,7 +16,7 @@
 // recording a batch allocates nothing.
 
 /** Kafka's ProducerStateEntry.NUM_BATCHES_TO_RETAIN. */
-export const BATCHES_RETAINED = 5;
+const BATCHES_RETAINED = 5;
 
 // A row: 32 int32s (128 bytes), some of whose pairs are float64s.
 const ROW_INTS = 32;
@@ -222,24 +222,25 @@ export class ProducerTable {
    * call, as the rules' function is too large to have them all inlined.
    */
   takesNext(r: number, stamp: number, staleBefore: number, epoch: number, firstSeq: number, lastSeq: number): boolean {
-    const d = r * ROW_DOUBLES;
-    const doubles = this.#doubles;
-    if (doubles[d + STAMP] === stamp) return false;
-    if (doubles[d + TXN_FIRST_OFFSET]! < 0 && doubles[d + LAST_TIMESTAMP]! <= staleBefore) return false;
+    if (this.#doubles[r * ROW_DOUBLES + STAMP] === stamp || !this.live(r, staleBefore)) return false;
     const ints = this.#ints;
     const i = r * ROW_INTS;
     const n = ints[i + SIZE]!;
     if (ints[i + EPOCH] !== epoch || n === 0) return false;
     const first = ints[i + FIRST]!;
     const newest = first + n - 1 < BATCHES_RETAINED ? first + n - 1 : first + n - 1 - BATCHES_RETAINED;
-    const last = ints[i + LAST_SEQ + newest]!;
-    // incrementSequence(last, 1): INT32_MAX wraps to 0.
-    if (firstSeq !== (last === 0x7fffffff ? 0 : last + 1)) return false;
+    if (firstSeq !== incrementSequence(ints[i + LAST_SEQ + newest]!, 1)) return false;
     for (let k = 0; k < n; k++) {
       const s = first + k < BATCHES_RETAINED ? first + k : first + k - BATCHES_RETAINED;
       if (ints[i + FIRST_SEQ + s] === firstSeq && ints[i + LAST_SEQ + s] === lastSeq) return false;
     }
     return true;
+  }
+
+  /** Whether row `r`'s producer has not expired: an open transaction, or its last timestamp after `staleBefore` (now - the expiration time). */
+  live(r: number, staleBefore: number): boolean {
+    const d = r * ROW_DOUBLES;
+    return this.#doubles[d + TXN_FIRST_OFFSET]! >= 0 || this.#doubles[d + LAST_TIMESTAMP]! > staleBefore;
   }
 
   /** Records a batch as the newest (the oldest goes once BATCHES_RETAINED are held); its timestamp becomes the row's last. */
@@ -304,4 +305,14 @@ export class ProducerTable {
   setDraft(r: number, draft: number): void {
     this.#ints[r * ROW_INTS + DRAFT] = draft;
   }
+}
+
+/** Kafka's DefaultRecordBatch.incrementSequence: sequences wrap from INT32_MAX to 0. */
+export function incrementSequence(sequence: number, increment: number): number {
+  return sequence > 0x7fffffff - increment ? increment - (0x7fffffff - sequence) - 1 : sequence + increment;
+}
+
+/** Kafka's DefaultRecordBatch.decrementSequence. */
+export function decrementSequence(sequence: number, decrement: number): number {
+  return sequence < decrement ? 0x7fffffff - (decrement - sequence) + 1 : sequence - decrement;
 }
