@@ -107,9 +107,15 @@ describe("a producer's batches in its table row", () => {
     // The first two dropped out: the oldest held is 10..19, in the ring's third slot.
     expect(table.size(r)).toBe(5);
     expect([table.find(r, 10, 19), table.find(r, 50, 59), table.find(r, 60, 69), table.find(r, 0, 9)]).toEqual([0, 4, -1, -1]);
+    table.setCoordinatorEpoch(r, 7);
+    table.setTxnFirstOffset(r, 100);
+    table.markPending(r, 9, 3);
     const copy = table.allocate(2, 3);
     table.copy(r, copy);
     expect([table.producerId(copy), table.epoch(copy), table.size(copy), table.find(copy, 50, 59), table.find(copy, 10, 19)]).toEqual([1, 0, 5, 4, 0]);
+    expect([table.coordinatorEpoch(copy), table.txnFirstOffset(copy), table.lastTimestamp(copy)]).toEqual([7, 100, table.lastTimestamp(r)]);
+    // The marks stay where they were: they say where a row is in a group, not what the producer did.
+    expect([table.stamp(copy), table.pendingAt(copy), table.draft(copy)]).toEqual([0, -1, -1]);
     expect([table.lastSeq(copy, 4), table.lastOffset(copy, 4), table.offsetDelta(copy, 4), table.lastOffset(copy, 0)]).toEqual([59, 590, 9, 190]);
     table.setEpoch(copy, 1);
     expect([table.size(copy), table.find(copy, 10, 19), table.lastSequence(copy)]).toEqual([0, -1, -1]);
@@ -169,7 +175,9 @@ describe("a producer's batches in its table row", () => {
 
 describe('which row holds a producer', () => {
   test('finds every producer added and none deleted, through growth and deletions in the middle of collision runs', () => {
-    const rows = new ProducerRows();
+    // Rows are numbered by step here; the index reads a row's whole id back from its owner, as from the table.
+    const idOfRow = new Map<number, number>();
+    const rows = new ProducerRows({ producerId: (row) => idOfRow.get(row)! });
     const model = new Map<number, number>();
     // Consecutive ids, ids past 2^32 that share their low half, and a fixed pseudo-random mix of adds and deletes.
     const ids = [
@@ -185,6 +193,7 @@ describe('which row holds a producer', () => {
         rows.delete(id);
         model.delete(id);
       } else if (!model.has(id)) {
+        idOfRow.set(step, id);
         rows.add(id, step);
         model.set(id, step);
       }

@@ -65,7 +65,7 @@ export class ProducerStates {
   readonly #limits: ProducerLimits;
   /** The state's rows, and the drafts' (producer-append.ts): copying one into the other copies numbers. */
   readonly table = new ProducerTable();
-  readonly #rows = new ProducerRows();
+  readonly #rows = new ProducerRows(this.table);
   /**
    * The state's rows in recency order, least recently appending (first
    * evicted) first, from #orderStart to #orderEnd: a row that appends again

@@ -10,36 +10,41 @@
 // a producer's state is out of the CPU caches by its next append, and the
 // checks cost what they touch. An object, its boxed timestamp, its window
 // object, array and element store, and the neighbours in a linked recency
-// list were ~13 cache lines a batch; a row is two, plus one for the offsets
-// and timestamps of the slots, which only a duplicate and the push touch.
+// list were ~13 cache lines a batch. A row's check reads one (see below);
+// its push writes a second, and one for the offsets and timestamps of the
+// slots, which only a duplicate's answer and the push touch.
 // Rows stay where they are as the table grows and are reused once freed:
 // recording a batch allocates nothing.
 
 /** Kafka's ProducerStateEntry.NUM_BATCHES_TO_RETAIN. */
 const BATCHES_RETAINED = 5;
 
-// A row: 32 int32s (128 bytes), some of whose pairs are float64s.
+// A row: 32 int32s (128 bytes), some of whose pairs are float64s. What the
+// check of a producer's next batch reads (ProducerTable.takesNext) is in its
+// first 64 bytes, one cache line: with many producers taking turns, each
+// line a check reads is a miss. The second line is only written by the
+// check (the draft's marks) and by the push once the batch is written.
 const ROW_INTS = 32;
 const ROW_DOUBLES = ROW_INTS / 2;
 /** float64 places in a row. */
 const PRODUCER_ID = 0;
 const LAST_TIMESTAMP = 1;
 const TXN_FIRST_OFFSET = 2;
+/** The draft's stamp (a mark: see copy()), a float64: stamps run past 2^32 in a long-lived log and must never repeat. */
+const STAMP = 3;
 /** int32 places in a row. */
-const EPOCH = 6;
-const SIZE = 7;
+const EPOCH = 8;
+const SIZE = 9;
 /** Slot of the oldest batch; the others follow it round the ring. */
-const FIRST = 8;
-const COORDINATOR_EPOCH = 9;
-const FIRST_SEQ = 10;
-const LAST_SEQ = FIRST_SEQ + BATCHES_RETAINED;
-const OFFSET_DELTA = LAST_SEQ + BATCHES_RETAINED;
-/** What copy() copies: the places above. The marks after them belong to where the row is, not to the producer. */
-const DATA_INTS = OFFSET_DELTA + BATCHES_RETAINED;
-const PENDING_AT = DATA_INTS;
+const FIRST = 10;
+const LAST_SEQ = 11;
+// The second cache line.
+const FIRST_SEQ = LAST_SEQ + BATCHES_RETAINED;
+const OFFSET_DELTA = FIRST_SEQ + BATCHES_RETAINED;
+const COORDINATOR_EPOCH = OFFSET_DELTA + BATCHES_RETAINED;
+/** The marks after the data: they belong to where the row is, not to the producer (copy() leaves them). */
+const PENDING_AT = COORDINATOR_EPOCH + 1;
 const DRAFT = PENDING_AT + 1;
-/** A float64 place (ints 28 and 29): stamps run past 2^32 in a long-lived log and must never repeat. */
-const STAMP = 14;
 /** Per slot, in a second array (touched by a duplicate's answer and a push only): last offset and timestamp. */
 const SLOT_DOUBLES = 2;
 const COLD_DOUBLES = BATCHES_RETAINED * SLOT_DOUBLES;
@@ -118,7 +123,8 @@ export class ProducerTable {
   copy(from: number, to: number): void {
     // Loops, not copyWithin: a builtin call costs more than copying 35 numbers.
     const ints = this.#ints;
-    for (let k = 0; k < DATA_INTS; k++) ints[to * ROW_INTS + k] = ints[from * ROW_INTS + k]!;
+    for (let k = 0; k < 2 * STAMP; k++) ints[to * ROW_INTS + k] = ints[from * ROW_INTS + k]!;
+    for (let k = EPOCH; k <= COORDINATOR_EPOCH; k++) ints[to * ROW_INTS + k] = ints[from * ROW_INTS + k]!;
     const cold = this.#cold;
     for (let k = 0; k < COLD_DOUBLES; k++) cold[to * COLD_DOUBLES + k] = cold[from * COLD_DOUBLES + k]!;
   }
@@ -232,7 +238,8 @@ export class ProducerTable {
     if (firstSeq !== incrementSequence(ints[i + LAST_SEQ + newest]!, 1)) return false;
     for (let k = 0; k < n; k++) {
       const s = first + k < BATCHES_RETAINED ? first + k : first + k - BATCHES_RETAINED;
-      if (ints[i + FIRST_SEQ + s] === firstSeq && ints[i + LAST_SEQ + s] === lastSeq) return false;
+      // The last sequence first: it is in the line read already, and an in-order batch's never matches.
+      if (ints[i + LAST_SEQ + s] === lastSeq && ints[i + FIRST_SEQ + s] === firstSeq) return false;
     }
     return true;
   }
