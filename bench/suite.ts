@@ -117,7 +117,7 @@ const PROFILES: Record<Profile['name'], Profile> = {
     lookupMs: 500,
     cellMs: 1000,
     peerReads: { dataBytes: 32 * MiB, randomMs: 500 },
-    idempotence: { batches: 20_000, trials: 9 },
+    idempotence: { batches: 20_000, trials: 15 },
     compaction: { keys: 20_000, updates: 10 },
     serveBytes: 512 * MiB,
     // A longer warm-up than the phases: the first seconds after the balloon inflates are noisy. The two
@@ -133,7 +133,7 @@ const PROFILES: Record<Profile['name'], Profile> = {
     lookupMs: 1000,
     cellMs: 3000,
     peerReads: { dataBytes: 64 * MiB, randomMs: 1000 },
-    idempotence: { batches: 50_000, trials: 15 },
+    idempotence: { batches: 50_000, trials: 21 },
     compaction: { keys: 50_000, updates: 20 },
     serveBytes: GiB,
     isolation: { quick: false, pageCache: GiB, warmUpMs: 3000, baselineMs: 20_000, drainMs: 20_000, maxReplayMs: 120_000 },
