@@ -176,6 +176,7 @@ export async function idempotenceRows(parent: string, batches: number, trials: n
         unit: 'records/s',
         ...summarize(samples),
         samples,
+        paired: true,
       };
     }),
   );

@@ -37,6 +37,8 @@ export interface PeerRow {
   samples: number[];
   /** Notes beside the figure, e.g. the longest event-loop delay and RSS. */
   extra?: string;
+  /** The workload's subjects were measured in the same trials, turn by turn: sample i of each together. */
+  paired?: boolean;
 }
 
 export interface TrialResult {

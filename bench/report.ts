@@ -1,7 +1,7 @@
 // The suite's output (bench/suite.ts): its rows as Markdown tables and as an
 // SVG bar chart of each row's ratio to its ceiling.
 import { CEILINGS, type CeilingName, type CeilingRun } from './ceilings.js';
-import { formatMs, formatNumber, formatPercent, formatSummary, markdownTable, summarize, type Comparison } from './common.js';
+import { formatMs, formatNumber, formatPercent, formatSummary, markdownTable, ratios, summarize, type Comparison } from './common.js';
 
 export const GROUPS = ['ceilings', 'log', 'durability', 'peers', 'sendfile', 'isolation'] as const;
 export type Group = (typeof GROUPS)[number];
@@ -14,15 +14,23 @@ export interface Row extends Comparison {
   group: Group;
   /** Other figures of the same measurement, for the reader (latency percentiles, records/s, CPU). */
   detail: string;
+  /** seglog's and the baseline's i-th figures were measured together (turn by turn in one trial): the ratio is taken per trial. */
+  paired?: boolean;
 }
 
 /**
  * seglog's speed as a fraction of its ceiling's: median ÷ median (for times,
  * ceiling time ÷ seglog time), and seglog's slowest and fastest run against
  * the same ceiling median. Medians, not run-by-run ratios: a ceiling run and
- * a seglog run of the same number were not measured at the same moment.
+ * a seglog run of the same number were not measured at the same moment. A
+ * paired row's were: its ratio is the median of the per-trial ratios, with
+ * their min–max.
  */
 export function ratio(r: Row): { median: number; low: number; high: number } {
+  if (r.paired === true) {
+    const p = summarize(ratios(r));
+    return { median: p.median, low: p.min, high: p.max };
+  }
   const s = summarize(r.seglog);
   const c = summarize(r.baseline).median;
   return r.kind === 'rate' ? { median: s.median / c, low: s.min / c, high: s.max / c } : { median: c / s.median, low: c / s.max, high: c / s.min };

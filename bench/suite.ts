@@ -545,6 +545,7 @@ async function peersGroup(ctx: Context): Promise<Row[]> {
       baseline: own ? first.samples : r.samples,
       baselineLabel: own ? first.subject : r.subject,
       detail: (own ? r.extra : first.extra) ?? '',
+      paired: r.paired === true && first.paired === true,
     });
   }
   return rows;

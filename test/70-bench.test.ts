@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
 import type { CeilingRun } from '../bench/ceilings.js';
 import { parseCpuTicks, stealSince } from '../bench/common.js';
-import { ceilingsTable, ratioChart, rowsTable, type Row } from '../bench/report.js';
+import { ceilingsTable, ratio, ratioChart, rowsTable, type Row } from '../bench/report.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -58,6 +58,15 @@ describe('bench report', () => {
     expect(table).toContain('| log | append (MB/s) | 450 (400–500) | sequential write, buffered | 900 (800–1,000) | 50% | x |');
     // Times: ceiling time ÷ seglog time.
     expect(table).toContain('| reopen (time) | 4 ms | open + fstat | 1 ms | 25% |');
+  });
+
+  test('a paired row (figures measured together, trial by trial) takes its ratio per trial; others median ÷ median', () => {
+    const row: Row = { group: 'peers', name: 'bookkeeping', unit: 'records/s', kind: 'rate', seglog: [180, 95, 50], baseline: [200, 100, 60], baselineLabel: 'plain', detail: '' };
+    // Per trial 0.9, 0.95 and 0.83: the median is 0.9; 95 ÷ 100 across trials.
+    const paired = ratio({ ...row, paired: true });
+    expect([paired.median, paired.low, paired.high].map((x) => x.toFixed(3))).toEqual(['0.900', '0.833', '0.950']);
+    expect(ratio(row).median).toBeCloseTo(0.95);
+    expect(rowsTable([{ ...row, paired: true }]).replace(/ +/g, ' ')).toContain('| 90% |');
   });
 
   test('the chart has a bar per row and cuts bars past 200%, saying how far they go', () => {
