@@ -82,9 +82,9 @@ export function turnRatio(t: PairedTimes): number {
   return summarize(t.idempotent.turns.map((ms, i) => ms / t.plain.turns[i]!)).median;
 }
 
-/** A trial's records/s on one side, from its median turn. */
-function turnRate(side: SideTimes, recordsPerBatch: number): number {
-  return (recordsPerBatch * 1000) / summarize(side.turns).median;
+/** One side's median turn of a trial: ms a batch. */
+function medianTurn(side: SideTimes): number {
+  return summarize(side.turns).median;
 }
 
 /** Appends data[from, to) to `log`, `inFlight` at a time, and checks none was taken for a duplicate. */
@@ -169,7 +169,7 @@ export async function idempotenceRows(parent: string, batches: number, trials: n
   const measured = await measureCases(parent, CASES.filter((c) => c.records * c.recordBytes <= 1000), batches, trials);
   return measured.flatMap(({ c, times }) =>
     (['plain', 'idempotent'] as const).map((side) => {
-      const samples = times.map((t) => turnRate(t[side], c.records));
+      const samples = times.map((t) => (c.records * 1000) / medianTurn(t[side]));
       return {
         workload: `producer bookkeeping, ${c.name}, ${trials} paired trials, median ${TURN_BATCHES}-batch turns`,
         subject: side === 'plain' ? 'seglog appendBatches, plain batches' : 'seglog appendBatches, idempotent producers',
@@ -207,11 +207,10 @@ async function main(): Promise<void> {
         return `${f(s.median)} (${f(s.min)}–${f(s.max)})`;
       };
       const ratio = (n: number) => n.toFixed(3);
-      const perBatch = (side: Side) => (t: PairedTimes) => summarize(t[side].turns).median;
       rows.push([
         c.name,
-        fmt(times.map(perBatch('plain')), formatMs),
-        fmt(times.map(perBatch('idempotent')), formatMs),
+        fmt(times.map((t) => medianTurn(t.plain)), formatMs),
+        fmt(times.map((t) => medianTurn(t.idempotent)), formatMs),
         fmt(times.map(turnRatio), ratio),
         fmt(times.map((t) => t.idempotent.wall / t.plain.wall), ratio),
         fmt(times.map((t) => t.idempotent.cpu / t.plain.cpu), ratio),

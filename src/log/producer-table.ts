@@ -123,6 +123,7 @@ export class ProducerTable {
   copy(from: number, to: number): void {
     // Loops, not copyWithin: a builtin call costs more than copying 35 numbers.
     const ints = this.#ints;
+    // All but the marks: the int places before the stamp's, then the epoch's to the coordinator epoch's.
     for (let k = 0; k < 2 * STAMP; k++) ints[to * ROW_INTS + k] = ints[from * ROW_INTS + k]!;
     for (let k = EPOCH; k <= COORDINATOR_EPOCH; k++) ints[to * ROW_INTS + k] = ints[from * ROW_INTS + k]!;
     const cold = this.#cold;
@@ -190,7 +191,8 @@ export class ProducerTable {
     const first = ints[i + FIRST]!;
     for (let k = 0; k < n; k++) {
       const s = first + k < BATCHES_RETAINED ? first + k : first + k - BATCHES_RETAINED;
-      if (ints[i + FIRST_SEQ + s] === firstSeq && ints[i + LAST_SEQ + s] === lastSeq) return k;
+      // The last sequence first: it is in the row's first line, which takesNext reads anyway, and an in-order batch's never matches.
+      if (ints[i + LAST_SEQ + s] === lastSeq && ints[i + FIRST_SEQ + s] === firstSeq) return k;
     }
     return -1;
   }
@@ -223,9 +225,9 @@ export class ProducerTable {
    * its next, the way most batches come: not stamped `stamp`, not expired
    * (live: an open transaction, or its last timestamp after `staleBefore`),
    * the same epoch, the batch following its last one and repeating none of
-   * its batches. False sends the batch through the whole rules. One pass
-   * over the row: checked through the accessors one by one, each would be a
-   * call, as the rules' function is too large to have them all inlined.
+   * its batches. False sends the batch through the whole rules. One call
+   * from the rules, small enough for V8 to inline the accessors it uses:
+   * from the rules' own function, too large for that, each would be a call.
    */
   takesNext(r: number, stamp: number, staleBefore: number, epoch: number, firstSeq: number, lastSeq: number): boolean {
     if (this.#doubles[r * ROW_DOUBLES + STAMP] === stamp || !this.live(r, staleBefore)) return false;
@@ -233,15 +235,7 @@ export class ProducerTable {
     const i = r * ROW_INTS;
     const n = ints[i + SIZE]!;
     if (ints[i + EPOCH] !== epoch || n === 0) return false;
-    const first = ints[i + FIRST]!;
-    const newest = first + n - 1 < BATCHES_RETAINED ? first + n - 1 : first + n - 1 - BATCHES_RETAINED;
-    if (firstSeq !== incrementSequence(ints[i + LAST_SEQ + newest]!, 1)) return false;
-    for (let k = 0; k < n; k++) {
-      const s = first + k < BATCHES_RETAINED ? first + k : first + k - BATCHES_RETAINED;
-      // The last sequence first: it is in the line read already, and an in-order batch's never matches.
-      if (ints[i + LAST_SEQ + s] === lastSeq && ints[i + FIRST_SEQ + s] === firstSeq) return false;
-    }
-    return true;
+    return firstSeq === incrementSequence(this.lastSeq(r, n - 1), 1) && this.find(r, firstSeq, lastSeq) < 0;
   }
 
   /** Whether row `r`'s producer has not expired: an open transaction, or its last timestamp after `staleBefore` (now - the expiration time). */
